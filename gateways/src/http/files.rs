@@ -1,0 +1,233 @@
+//! `GET`/`HEAD`/`PUT`/`DELETE` under `/u/<user>/<folder>/<path>`.
+//!
+//! Files stream from the fabric's open file (never loaded whole), with
+//! single byte ranges, strong ETags and Last-Modified validators. Uploads
+//! stream into the fabric's atomic write.
+
+use super::AppState;
+use super::auth::principal;
+use super::error::HttpError;
+use super::listing::{Row, render};
+use super::range::{RangeAnswer, answer};
+use super::uri::{FilePath, decode, encode_segment};
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use futures_util::TryStreamExt;
+use overlay::{Address, Entry, FabricError, Principal};
+use std::net::SocketAddr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use tokio_util::io::{ReaderStream, StreamReader};
+
+/// Read buffer for streamed responses.
+const READ_CHUNK: usize = 256 * 1024;
+/// The methods this route answers.
+const ALLOW: &str = "GET, HEAD, PUT, DELETE";
+
+/// Entry point for every method under `/u`.
+pub async fn handle(State(state): State<AppState>, req: Request) -> Result<Response, HttpError> {
+    let (req, body) = req.into_parts();
+    let peer = req.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
+    let who = principal(&state, &req.headers, peer).await?.ok_or(HttpError::Unauthorized)?;
+    let fp = decode(req.uri.path(), "/u")?;
+    let method = req.method.clone();
+    let (Some(user), Some(folder)) = (fp.user.clone(), fp.folder.clone()) else {
+        return namespace(&state, &who, &fp, &req).await;
+    };
+    let addr = Address::new(user, folder, fp.path.clone());
+    match method {
+        Method::GET | Method::HEAD => get(&state, &who, &addr, &fp, &req).await,
+        Method::PUT => put(&state, &who, &addr, &fp, &req, body).await,
+        Method::DELETE => {
+            state.fabric.delete(&who, &addr, "http").await?;
+            Ok(StatusCode::NO_CONTENT.into_response())
+        }
+        _ => Ok(method_not_allowed()),
+    }
+}
+
+fn method_not_allowed() -> Response {
+    let mut r = (StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n").into_response();
+    r.headers_mut().insert(header::ALLOW, HeaderValue::from_static(ALLOW));
+    r
+}
+
+/// `/u/` and `/u/<user>/`: the signed-in user's folders.
+async fn namespace(state: &AppState, who: &Principal, fp: &FilePath, req: &Parts) -> Result<Response, HttpError> {
+    if !matches!(req.method, Method::GET | Method::HEAD) {
+        return Ok(method_not_allowed());
+    }
+    let Some(user) = &fp.user else {
+        return Ok(redirect(&format!("/u/{}/", encode_segment(who.actor()))));
+    };
+    if !fp.trailing_slash {
+        return Ok(redirect(&format!("{}/", req.uri.path())));
+    }
+    state.fabric.namespace(who, user).await?;
+    let folders = state.fabric.folders(who, Some(user)).await?;
+    let mut rows: Vec<Row> =
+        folders.iter().map(|f| Row { name: &f.name, dir: true, size: 0, mtime_ns: 0 }).collect();
+    Ok(html(render(&format!("{user}/"), false, &mut rows), &req.method))
+}
+
+async fn get(state: &AppState, who: &Principal, addr: &Address, fp: &FilePath, req: &Parts) -> Result<Response, HttpError> {
+    let (file, entry) = match state.fabric.open_file(who, addr).await {
+        Ok(x) => x,
+        Err(FabricError::WrongKind(_)) => return listing(state, who, addr, fp, req).await,
+        Err(e) => return Err(e.into()),
+    };
+    if fp.trailing_slash {
+        return Err(FabricError::NotFound.into());
+    }
+    let headers = &req.headers;
+    let etag = entry.etag();
+    let modified = mtime(&entry);
+    let mut base = HeaderMap::new();
+    base.insert(header::ETAG, HeaderValue::from_str(&etag).expect("etag is ASCII"));
+    base.insert(header::LAST_MODIFIED, HeaderValue::from_str(&httpdate::fmt_http_date(modified)).expect("date"));
+    base.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    if not_modified(headers, &etag, modified) {
+        let mut r = StatusCode::NOT_MODIFIED.into_response();
+        r.headers_mut().extend(base);
+        return Ok(r);
+    }
+    let mime = mime_guess::from_path(&entry.name).first_or_octet_stream();
+    let ctype = if mime.type_() == "text" && mime.get_param("charset").is_none() {
+        format!("{mime}; charset=utf-8")
+    } else {
+        mime.to_string()
+    };
+    base.insert(header::CONTENT_TYPE, HeaderValue::from_str(&ctype).unwrap_or(HeaderValue::from_static("application/octet-stream")));
+    let range_header = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
+    let range_header = if if_range_holds(headers, &etag, modified) { range_header } else { None };
+    let (status, start, len) = match answer(range_header, entry.size) {
+        RangeAnswer::Full => (StatusCode::OK, 0, entry.size),
+        RangeAnswer::Partial(r) => {
+            base.insert(
+                header::CONTENT_RANGE,
+                HeaderValue::from_str(&format!("bytes {}-{}/{}", r.start(), r.end(), entry.size)).expect("ascii"),
+            );
+            (StatusCode::PARTIAL_CONTENT, *r.start(), r.end() - r.start() + 1)
+        }
+        RangeAnswer::Unsatisfiable => {
+            let mut r = StatusCode::RANGE_NOT_SATISFIABLE.into_response();
+            r.headers_mut().extend(base);
+            r.headers_mut().insert(
+                header::CONTENT_RANGE,
+                HeaderValue::from_str(&format!("bytes */{}", entry.size)).expect("ascii"),
+            );
+            return Ok(r);
+        }
+    };
+    base.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    let body = if &req.method == Method::HEAD {
+        Body::empty()
+    } else {
+        let mut file = file;
+        if start > 0 {
+            file.seek(std::io::SeekFrom::Start(start)).await.map_err(FabricError::from)?;
+        }
+        Body::from_stream(ReaderStream::with_capacity(file.take(len), READ_CHUNK))
+    };
+    let mut r = Response::new(body);
+    *r.status_mut() = status;
+    r.headers_mut().extend(base);
+    Ok(r)
+}
+
+async fn listing(state: &AppState, who: &Principal, addr: &Address, fp: &FilePath, req: &Parts) -> Result<Response, HttpError> {
+    if !fp.trailing_slash {
+        let mut to = format!("{}/", req.uri.path());
+        if let Some(q) = req.uri.query() {
+            to = format!("{to}?{q}");
+        }
+        return Ok(redirect(&to));
+    }
+    let entries = state.fabric.list(who, addr).await?;
+    let mut rows: Vec<Row> = entries.iter().map(Row::from).collect();
+    Ok(html(render(&format!("{addr}/"), true, &mut rows), &req.method))
+}
+
+async fn put(state: &AppState, who: &Principal, addr: &Address, fp: &FilePath, req: &Parts, body: Body) -> Result<Response, HttpError> {
+    if fp.trailing_slash || addr.path.is_root() {
+        return Err(HttpError::Status(StatusCode::METHOD_NOT_ALLOWED, "cannot PUT a directory"));
+    }
+    let headers = &req.headers;
+    let existing = match state.fabric.stat(who, addr).await {
+        Ok(e) => Some(e),
+        Err(FabricError::NotFound) => None,
+        Err(e) => return Err(e.into()),
+    };
+    if let Some(im) = headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok()) {
+        if !existing.as_ref().is_some_and(|e| etag_matches(im, &e.etag())) {
+            return Err(HttpError::Status(StatusCode::PRECONDITION_FAILED, "If-Match failed"));
+        }
+    }
+    if let Some(inm) = headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) {
+        if existing.as_ref().is_some_and(|e| etag_matches(inm, &e.etag())) {
+            return Err(HttpError::Status(StatusCode::PRECONDITION_FAILED, "If-None-Match failed"));
+        }
+    }
+    let stream = body.into_data_stream().map_err(std::io::Error::other);
+    let outcome = state.fabric.write(who, addr, StreamReader::new(stream), "http").await?;
+    let status = if outcome.created { StatusCode::CREATED } else { StatusCode::NO_CONTENT };
+    let mut r = status.into_response();
+    r.headers_mut().insert(header::ETAG, HeaderValue::from_str(&outcome.entry.etag()).expect("ascii"));
+    Ok(r)
+}
+
+fn redirect(to: &str) -> Response {
+    let mut r = StatusCode::MOVED_PERMANENTLY.into_response();
+    if let Ok(v) = HeaderValue::from_str(to) {
+        r.headers_mut().insert(header::LOCATION, v);
+    }
+    r
+}
+
+fn html(page: String, method: &Method) -> Response {
+    let len = page.len();
+    let body = if method == Method::HEAD { Body::empty() } else { Body::from(page) };
+    let mut r = Response::new(body);
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    r.headers_mut().insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    r
+}
+
+fn mtime(e: &Entry) -> SystemTime {
+    UNIX_EPOCH + Duration::from_nanos(e.mtime_ns.max(0) as u64)
+}
+
+/// True if an `If-None-Match` / `If-Match` value lists `etag` (or is `*`).
+fn etag_matches(list: &str, etag: &str) -> bool {
+    list.split(',').map(str::trim).any(|t| t == "*" || t.trim_start_matches("W/") == etag)
+}
+
+fn not_modified(headers: &HeaderMap, etag: &str, modified: SystemTime) -> bool {
+    if let Some(inm) = headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) {
+        return etag_matches(inm, etag);
+    }
+    if let Some(ims) = headers.get(header::IF_MODIFIED_SINCE).and_then(|v| v.to_str().ok()) {
+        if let Ok(since) = httpdate::parse_http_date(ims) {
+            return secs(modified) <= secs(since);
+        }
+    }
+    false
+}
+
+/// `If-Range`: the range applies only if the validator still matches.
+fn if_range_holds(headers: &HeaderMap, etag: &str, modified: SystemTime) -> bool {
+    let Some(v) = headers.get(header::IF_RANGE).and_then(|v| v.to_str().ok()) else {
+        return true;
+    };
+    if v.starts_with('"') {
+        return v == etag;
+    }
+    httpdate::parse_http_date(v).is_ok_and(|d| secs(modified) == secs(d))
+}
+
+fn secs(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}

@@ -1,0 +1,6 @@
+//! Glow's protocol fronts. Each front translates one wire protocol into
+//! [`overlay::Fabric`] calls and maps [`overlay::FabricError`] back onto the
+//! protocol's own errors, once, in its `error` module. Fronts never touch the
+//! disk or the catalog themselves.
+
+pub mod http;

@@ -1,0 +1,183 @@
+//! Entries: the catalog's index of what each folder holds, with the content
+//! hash, version vector and sequence number that sync will exchange.
+
+use super::Catalog;
+use crate::error::Result as FabricResult;
+use crate::resource::EntryKind;
+use sqlx::{FromRow, Row};
+
+/// One entry as the catalog knows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EntryRow {
+    /// Path inside the folder.
+    pub path: String,
+    /// `file` or `dir`.
+    pub kind: String,
+    /// Size in bytes.
+    pub size: i64,
+    /// Modification time, ns.
+    pub mtime_ns: i64,
+    /// BLAKE3 of the content (files).
+    pub hash: Option<String>,
+    /// `node:counter,...`.
+    pub version_vector: String,
+    /// Folder sequence number of the last change.
+    pub sequence: i64,
+    /// Tombstone.
+    pub deleted: bool,
+}
+
+impl<'r> FromRow<'r, sqlx::any::AnyRow> for EntryRow {
+    fn from_row(row: &'r sqlx::any::AnyRow) -> std::result::Result<Self, sqlx::Error> {
+        Ok(EntryRow {
+            path: row.try_get("path")?,
+            kind: row.try_get("kind")?,
+            size: row.try_get("size")?,
+            mtime_ns: row.try_get("mtime_ns")?,
+            hash: row.try_get("hash")?,
+            version_vector: row.try_get("version_vector")?,
+            sequence: row.try_get("sequence")?,
+            // Flags are 0/1 integers: the Any driver has no SQLite booleans.
+            deleted: row.try_get::<i64, _>("deleted")? != 0,
+        })
+    }
+}
+
+impl EntryRow {
+    /// File or directory.
+    pub fn kind(&self) -> EntryKind {
+        EntryKind::parse(&self.kind)
+    }
+}
+
+/// Increments `node`'s counter in a version vector written as
+/// `node:counter,node:counter`.
+pub fn bump_version_vector(vv: &str, node: &str) -> String {
+    let mut parts: Vec<(String, u64)> = vv
+        .split(',')
+        .filter_map(|p| {
+            let (n, c) = p.split_once(':')?;
+            Some((n.to_owned(), c.parse().ok()?))
+        })
+        .collect();
+    match parts.iter_mut().find(|(n, _)| n == node) {
+        Some((_, c)) => *c += 1,
+        None => parts.push((node.to_owned(), 1)),
+    }
+    parts.sort();
+    parts.iter().map(|(n, c)| format!("{n}:{c}")).collect::<Vec<_>>().join(",")
+}
+
+const ENTRY_COLUMNS: &str = "path, kind, size, mtime_ns, hash, version_vector, sequence, deleted";
+
+impl Catalog {
+    /// One entry, tombstones included.
+    pub async fn entry(&self, folder_id: &str, path: &str) -> FabricResult<Option<EntryRow>> {
+        let q = sqlx::AssertSqlSafe(format!(
+            "SELECT {ENTRY_COLUMNS} FROM entries WHERE folder_id = $1 AND path = $2"
+        ));
+        Ok(sqlx::query_as(q).bind(folder_id).bind(path).fetch_optional(&self.pool).await?)
+    }
+
+    /// Every entry of a folder, tombstones included.
+    pub async fn entries(&self, folder_id: &str) -> FabricResult<Vec<EntryRow>> {
+        let q = sqlx::AssertSqlSafe(format!("SELECT {ENTRY_COLUMNS} FROM entries WHERE folder_id = $1"));
+        Ok(sqlx::query_as(q).bind(folder_id).fetch_all(&self.pool).await?)
+    }
+
+    /// Live entries at or below `prefix` (everything for the root).
+    pub async fn entries_under(&self, folder_id: &str, prefix: &str) -> FabricResult<Vec<EntryRow>> {
+        if prefix.is_empty() {
+            let all = self.entries(folder_id).await?;
+            return Ok(all.into_iter().filter(|e| !e.deleted).collect());
+        }
+        // substr/length count characters on both engines; no LIKE, so names with
+        // % or _ need no escaping.
+        let q = sqlx::AssertSqlSafe(format!(
+            "SELECT {ENTRY_COLUMNS} FROM entries WHERE folder_id = $1 AND deleted = 0 \
+             AND (path = $2 OR substr(path, 1, $3) = $4)"
+        ));
+        let with_slash = format!("{prefix}/");
+        Ok(sqlx::query_as(q)
+            .bind(folder_id)
+            .bind(prefix)
+            .bind(with_slash.chars().count() as i64)
+            .bind(&with_slash)
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    /// Records that `path` now has this content (or is a tombstone when
+    /// `deleted`), bumping the folder's sequence and this node's counter in the
+    /// entry's version vector.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn record_entry(
+        &self,
+        folder_id: &str,
+        node: &str,
+        path: &str,
+        kind: EntryKind,
+        size: i64,
+        mtime_ns: i64,
+        hash: Option<&str>,
+        deleted: bool,
+    ) -> FabricResult<()> {
+        let mut tx = self.pool.begin().await?;
+        let seq: i64 = sqlx::query_scalar("UPDATE folders SET sequence = sequence + 1 WHERE id = $1 RETURNING sequence")
+            .bind(folder_id)
+            .fetch_one(&mut *tx)
+            .await?;
+        let old: Option<String> =
+            sqlx::query_scalar("SELECT version_vector FROM entries WHERE folder_id = $1 AND path = $2")
+                .bind(folder_id)
+                .bind(path)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let vv = bump_version_vector(old.as_deref().unwrap_or(""), node);
+        sqlx::query(
+            "INSERT INTO entries (folder_id, path, kind, size, mtime_ns, hash, version_vector, sequence, deleted) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+             ON CONFLICT (folder_id, path) DO UPDATE SET kind = excluded.kind, size = excluded.size, \
+             mtime_ns = excluded.mtime_ns, hash = excluded.hash, version_vector = excluded.version_vector, \
+             sequence = excluded.sequence, deleted = excluded.deleted",
+        )
+        .bind(folder_id)
+        .bind(path)
+        .bind(kind.as_str())
+        .bind(size)
+        .bind(mtime_ns)
+        .bind(hash)
+        .bind(vv)
+        .bind(seq)
+        .bind(deleted as i64)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// True if a live entry or a kept version still points at this blob.
+    pub async fn blob_in_use(&self, hash: &str) -> FabricResult<bool> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT (SELECT COUNT(*) FROM versions WHERE hash = $1) + \
+                    (SELECT COUNT(*) FROM entries WHERE hash = $1 AND deleted = 0)",
+        )
+        .bind(hash)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(n > 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bump_version_vector;
+
+    #[test]
+    fn version_vectors_bump_per_node() {
+        assert_eq!(bump_version_vector("", "a"), "a:1");
+        assert_eq!(bump_version_vector("a:1", "a"), "a:2");
+        assert_eq!(bump_version_vector("b:4,a:2", "a"), "a:3,b:4");
+        assert_eq!(bump_version_vector("garbage", "a"), "a:1");
+    }
+}

@@ -1,0 +1,533 @@
+//! The façade every front calls: [`Fabric`].
+//!
+//! It owns the catalog, the blob store and the folder index, and is the one
+//! place where a [`Principal`] is checked (through [`crate::access`]). File
+//! operations live in `files.rs`, history in `history.rs`, disk upkeep in
+//! `scan.rs` and `watch.rs`; this file holds construction, users, credentials
+//! and folders.
+
+use crate::access::{Op, Principal, authorize, authorize_namespace};
+use crate::auth::{self, CredentialCache, RateLimiter};
+use crate::catalog::{AppPasswordRow, Catalog, UserRow, new_id};
+use crate::error::{FabricError, Result};
+use crate::path::RelPath;
+use crate::resource::{AppPassword, Folder, SshKey, User, now_ms};
+use crate::store::{BlobStore, local};
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+/// How a node's fabric is set up.
+#[derive(Clone, Debug)]
+pub struct FabricConfig {
+    /// The node's data dir (catalog file, blobs, keys).
+    pub data_dir: PathBuf,
+    /// `postgres://…` to use PostgreSQL; `None` for the SQLite file in the data dir.
+    pub database_url: Option<String>,
+}
+
+/// An address inside the fabric: `user/folder/path`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Address {
+    /// Owner of the folder.
+    pub user: String,
+    /// Folder name.
+    pub folder: String,
+    /// Path inside the folder.
+    pub path: RelPath,
+}
+
+impl Address {
+    /// Builds an address.
+    pub fn new(user: impl Into<String>, folder: impl Into<String>, path: RelPath) -> Address {
+        Address { user: user.into(), folder: folder.into(), path }
+    }
+
+    /// Parses `user/folder[/path]`.
+    pub fn parse(text: &str) -> Result<Address> {
+        let mut parts = text.trim_matches('/').splitn(3, '/');
+        let user = parts.next().filter(|s| !s.is_empty());
+        let folder = parts.next().filter(|s| !s.is_empty());
+        match (user, folder) {
+            (Some(u), Some(f)) => {
+                Ok(Address::new(u, f, RelPath::parse(parts.next().unwrap_or(""))?))
+            }
+            _ => Err(FabricError::InvalidPath(format!("{text:?} is not USER/FOLDER[/PATH]"))),
+        }
+    }
+
+    /// The same folder, another path.
+    pub fn with_path(&self, path: RelPath) -> Address {
+        Address { user: self.user.clone(), folder: self.folder.clone(), path }
+    }
+}
+
+impl std::fmt::Display for Address {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.path.is_root() {
+            write!(f, "{}/{}", self.user, self.folder)
+        } else {
+            write!(f, "{}/{}/{}", self.user, self.folder, self.path)
+        }
+    }
+}
+
+/// Options of a new folder.
+#[derive(Clone, Copy, Debug)]
+pub struct FolderOptions {
+    /// Keep a copy of current contents so that disk edits are versioned too.
+    pub keep_copies: bool,
+    /// Show to the LAN media front.
+    pub media: bool,
+}
+
+impl Default for FolderOptions {
+    fn default() -> Self {
+        FolderOptions { keep_copies: true, media: false }
+    }
+}
+
+/// A path resolved to its folder and its confined place on disk.
+#[derive(Clone, Debug)]
+pub(crate) struct Resolved {
+    pub folder: Arc<Folder>,
+    pub rel: RelPath,
+    pub disk: PathBuf,
+}
+
+#[derive(Default)]
+struct FolderIndex {
+    by_name: HashMap<(String, String), Arc<Folder>>,
+    loaded_at: Option<Instant>,
+}
+
+pub(crate) struct Inner {
+    pub catalog: Catalog,
+    pub blobs: BlobStore,
+    pub node_id: String,
+    pub data_dir: PathBuf,
+    folders: RwLock<FolderIndex>,
+    folder_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    limiter: RateLimiter,
+    cache: CredentialCache,
+}
+
+/// Glow's fabric on this node. Cloning is cheap (an `Arc`).
+#[derive(Clone)]
+pub struct Fabric {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Fabric {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Fabric").field("node_id", &self.inner.node_id).finish()
+    }
+}
+
+/// Runs blocking filesystem work off the async threads.
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| FabricError::Io(std::io::Error::other(e)))?
+}
+
+impl Fabric {
+    /// Opens the fabric: creates the data dir, opens and migrates the catalog,
+    /// opens the blob store and loads the folder index.
+    pub async fn open(cfg: FabricConfig) -> Result<Fabric> {
+        std::fs::create_dir_all(&cfg.data_dir)?;
+        let data_dir = std::fs::canonicalize(&cfg.data_dir)?;
+        let catalog = Catalog::open(cfg.database_url.as_deref(), &data_dir.join("catalog.db")).await?;
+        let blobs = BlobStore::open(data_dir.join("blobs"))?;
+        let node_id = catalog.meta_init("node_id", &new_id()[..16]).await?;
+        let fabric = Fabric {
+            inner: Arc::new(Inner {
+                catalog,
+                blobs,
+                node_id,
+                data_dir,
+                folders: RwLock::default(),
+                folder_locks: Mutex::default(),
+                limiter: RateLimiter::default(),
+                cache: CredentialCache::default(),
+            }),
+        };
+        fabric.reload_folders().await?;
+        Ok(fabric)
+    }
+
+    /// This node's id (in version vectors).
+    pub fn node_id(&self) -> &str {
+        &self.inner.node_id
+    }
+
+    /// The data dir.
+    pub fn data_dir(&self) -> &Path {
+        &self.inner.data_dir
+    }
+
+    /// Which database holds the catalog.
+    pub fn backend(&self) -> crate::catalog::Backend {
+        self.inner.catalog.backend()
+    }
+
+    /// Closes the catalog.
+    pub async fn close(&self) {
+        self.inner.catalog.close().await;
+    }
+
+    // ---- users -----------------------------------------------------------
+
+    /// Creates a user. Names are 1–64 of `a-z A-Z 0-9 . _ -`, not starting
+    /// with a dot.
+    pub async fn create_user(&self, name: &str, password: &str, is_admin: bool) -> Result<User> {
+        check_user_name(name)?;
+        check_password(password)?;
+        if self.inner.catalog.user_by_name(name).await?.is_some() {
+            return Err(FabricError::Invalid(format!("user {name:?} already exists")));
+        }
+        let pw = password.to_owned();
+        let password_hash = blocking(move || auth::hash_password(&pw)).await?;
+        let row = UserRow { id: new_id(), name: name.to_owned(), password_hash, is_admin: is_admin as i64, created_at: now_ms() };
+        self.inner.catalog.insert_user(&row).await?;
+        Ok(row.to_user())
+    }
+
+    /// All users.
+    pub async fn users(&self) -> Result<Vec<User>> {
+        Ok(self.inner.catalog.users().await?.iter().map(UserRow::to_user).collect())
+    }
+
+    /// One user by name.
+    pub async fn user(&self, name: &str) -> Result<User> {
+        Ok(self.user_row(name).await?.to_user())
+    }
+
+    async fn user_row(&self, name: &str) -> Result<UserRow> {
+        self.inner.catalog.user_by_name(name).await?.ok_or_else(|| no_such_user(name))
+    }
+
+    /// Sets a user's password.
+    pub async fn set_password(&self, name: &str, password: &str) -> Result<()> {
+        check_password(password)?;
+        let user = self.user_row(name).await?;
+        let pw = password.to_owned();
+        let hash = blocking(move || auth::hash_password(&pw)).await?;
+        self.inner.catalog.set_password_hash(&user.id, &hash).await?;
+        self.inner.cache.clear();
+        Ok(())
+    }
+
+    /// Removes a user and their folders from the catalog (files on disk stay).
+    pub async fn remove_user(&self, name: &str) -> Result<()> {
+        let user = self.user_row(name).await?;
+        self.inner.catalog.delete_user(&user.id).await?;
+        self.inner.cache.clear();
+        self.reload_folders().await
+    }
+
+    /// Adds an SSH public key (one OpenSSH line) to a user.
+    pub async fn add_ssh_key(&self, name: &str, line: &str) -> Result<SshKey> {
+        let user = self.user_row(name).await?;
+        let parsed = auth::parse_ssh_key(line)?;
+        if self.inner.catalog.ssh_keys(&user.id).await?.iter().any(|k| k.fingerprint == parsed.fingerprint) {
+            return Err(FabricError::Invalid(format!("user {name:?} already has key {}", parsed.fingerprint)));
+        }
+        let key = SshKey {
+            id: new_id(),
+            algorithm: parsed.algorithm,
+            public_key: parsed.public_key,
+            fingerprint: parsed.fingerprint,
+            comment: parsed.comment,
+        };
+        self.inner.catalog.insert_ssh_key(&user.id, &key, now_ms()).await?;
+        Ok(key)
+    }
+
+    /// A user's SSH public keys.
+    pub async fn ssh_keys(&self, name: &str) -> Result<Vec<SshKey>> {
+        let user = self.user_row(name).await?;
+        self.inner.catalog.ssh_keys(&user.id).await
+    }
+
+    /// Creates an app password for a device; the secret is returned once and
+    /// only its hash is kept.
+    pub async fn create_app_password(&self, name: &str, label: &str) -> Result<(AppPassword, String)> {
+        let user = self.user_row(name).await?;
+        let secret = auth::random_secret(24);
+        let s = secret.clone();
+        let password_hash = blocking(move || auth::hash_password(&s)).await?;
+        let row = AppPasswordRow { id: new_id(), label: label.to_owned(), password_hash, created_at: now_ms() };
+        self.inner.catalog.insert_app_password(&user.id, &row).await?;
+        Ok((row.to_public(), secret))
+    }
+
+    /// A user's app passwords (without secrets).
+    pub async fn app_passwords(&self, name: &str) -> Result<Vec<AppPassword>> {
+        let user = self.user_row(name).await?;
+        Ok(self.inner.catalog.app_passwords(&user.id).await?.iter().map(AppPasswordRow::to_public).collect())
+    }
+
+    // ---- sign-in -----------------------------------------------------------
+
+    /// Checks a user name and a password (the account password or any of the
+    /// user's app passwords). Failures are counted per name and per address;
+    /// too many give [`FabricError::RateLimited`], even for right credentials.
+    pub async fn authenticate(&self, name: &str, password: &str, addr: Option<IpAddr>) -> Result<Principal> {
+        self.inner.limiter.check(name, addr)?;
+        if let Some(p) = self.inner.cache.get(name, password) {
+            return Ok(p);
+        }
+        let user = self.inner.catalog.user_by_name(name).await?;
+        let apps = match &user {
+            Some(u) => self.inner.catalog.app_passwords(&u.id).await?,
+            None => Vec::new(),
+        };
+        let main_hash = user.as_ref().map(|u| u.password_hash.clone());
+        let pw = password.to_owned();
+        let ok = blocking(move || {
+            // Without such a user, verify against a fixed hash anyway so that
+            // timing does not tell which names exist.
+            let main = main_hash.unwrap_or_else(|| DUMMY_HASH.to_owned());
+            Ok(auth::verify_password(&pw, &main) || apps.iter().any(|a| auth::verify_password(&pw, &a.password_hash)))
+        })
+        .await?;
+        match (ok, user) {
+            (true, Some(u)) => {
+                let who = Principal::User { id: u.id, name: u.name };
+                self.inner.limiter.succeed(name);
+                self.inner.cache.put(name, password, who.clone());
+                Ok(who)
+            }
+            _ => {
+                self.inner.limiter.fail(name, addr);
+                tracing::info!(user = name, addr = ?addr, "failed sign-in");
+                Err(FabricError::BadCredentials)
+            }
+        }
+    }
+
+    /// Opens a sign-in session for a principal; returns the secret token.
+    pub async fn create_session(&self, who: &Principal, ttl: Duration) -> Result<String> {
+        let Principal::User { id, .. } = who else {
+            return Err(FabricError::Forbidden);
+        };
+        let token = auth::random_secret(43);
+        let now = now_ms();
+        self.inner.catalog.insert_session(&token_digest(&token), id, now, now + ttl.as_millis() as i64).await?;
+        Ok(token)
+    }
+
+    /// The principal of a live session token.
+    pub async fn session(&self, token: &str) -> Result<Principal> {
+        match self.inner.catalog.session_user(&token_digest(token), now_ms()).await? {
+            Some(u) => Ok(Principal::User { id: u.id, name: u.name }),
+            None => Err(FabricError::BadCredentials),
+        }
+    }
+
+    /// Ends a session.
+    pub async fn end_session(&self, token: &str) -> Result<()> {
+        self.inner.catalog.delete_session(&token_digest(token)).await
+    }
+
+    // ---- folders -----------------------------------------------------------
+
+    /// Adds the directory `path` as folder `name` of user `owner`.
+    pub async fn add_folder(&self, owner: &str, name: &str, path: &Path, opts: FolderOptions) -> Result<Folder> {
+        RelPath::from_components([name]).map_err(|_| FabricError::Invalid(format!("{name:?} is not a valid folder name")))?;
+        let user = self.user_row(owner).await?;
+        let real = std::fs::canonicalize(path)
+            .map_err(|e| FabricError::Invalid(format!("cannot use {}: {e}", path.display())))?;
+        if !real.is_dir() {
+            return Err(FabricError::Invalid(format!("{} is not a directory", path.display())));
+        }
+        if real.starts_with(&self.inner.data_dir) || self.inner.data_dir.starts_with(&real) {
+            return Err(FabricError::Invalid(format!(
+                "{} overlaps Glow's data dir {}; pick another directory",
+                real.display(),
+                self.inner.data_dir.display()
+            )));
+        }
+        self.reload_folders().await?;
+        if let Some(f) = self.find_folder(owner, name) {
+            return Err(FabricError::Invalid(format!(
+                "folder {owner}/{name} already exists (at {})",
+                f.path.display()
+            )));
+        }
+        let folder = Folder {
+            id: new_id(),
+            owner_id: user.id,
+            owner: user.name,
+            name: name.to_owned(),
+            path: real,
+            keep_copies: opts.keep_copies,
+            media: opts.media,
+            sequence: 0,
+        };
+        self.inner.catalog.insert_folder(&folder, now_ms()).await?;
+        self.reload_folders().await?;
+        Ok(folder)
+    }
+
+    /// Removes a folder from the catalog; its directory stays on disk.
+    pub async fn remove_folder(&self, owner: &str, name: &str) -> Result<()> {
+        self.reload_folders().await?;
+        let f = self.find_folder(owner, name).ok_or(FabricError::NotFound)?;
+        self.inner.catalog.delete_folder(&f.id).await?;
+        self.reload_folders().await
+    }
+
+    /// The folders `who` may see in the namespace of `owner` (all of them for
+    /// [`Principal::System`] when `owner` is `None`).
+    pub async fn folders(&self, who: &Principal, owner: Option<&str>) -> Result<Vec<Arc<Folder>>> {
+        self.maybe_reload().await?;
+        let index = self.inner.folders.read().unwrap_or_else(|e| e.into_inner());
+        let mut out: Vec<Arc<Folder>> = index
+            .by_name
+            .values()
+            .filter(|f| owner.is_none_or(|o| f.owner == o))
+            .filter(|f| authorize(who, f, Op::Read).is_ok())
+            .cloned()
+            .collect();
+        out.sort_by(|a, b| (&a.owner, &a.name).cmp(&(&b.owner, &b.name)));
+        Ok(out)
+    }
+
+    /// Checks that `who` may see the namespace of user `owner`.
+    pub async fn namespace(&self, who: &Principal, owner: &str) -> Result<User> {
+        let user = self.inner.catalog.user_by_name(owner).await?.ok_or(FabricError::NotFound)?;
+        authorize_namespace(who, &user.id)?;
+        Ok(user.to_user())
+    }
+
+    /// Re-reads the folder index from the catalog.
+    pub async fn reload_folders(&self) -> Result<()> {
+        let list = self.inner.catalog.folders().await?;
+        let mut index = self.inner.folders.write().unwrap_or_else(|e| e.into_inner());
+        index.by_name = list.into_iter().map(|f| ((f.owner.clone(), f.name.clone()), Arc::new(f))).collect();
+        index.loaded_at = Some(Instant::now());
+        Ok(())
+    }
+
+    /// Re-reads the index if it is older than a second (another process, such
+    /// as the CLI, may have added a folder).
+    async fn maybe_reload(&self) -> Result<()> {
+        let stale = {
+            let index = self.inner.folders.read().unwrap_or_else(|e| e.into_inner());
+            index.loaded_at.is_none_or(|t| t.elapsed() > Duration::from_secs(1))
+        };
+        if stale { self.reload_folders().await } else { Ok(()) }
+    }
+
+    fn find_folder(&self, owner: &str, name: &str) -> Option<Arc<Folder>> {
+        let index = self.inner.folders.read().unwrap_or_else(|e| e.into_inner());
+        index.by_name.get(&(owner.to_owned(), name.to_owned())).cloned()
+    }
+
+    /// The folder of an address, if `who` may use it for `op`.
+    pub(crate) async fn folder_for(&self, who: &Principal, addr: &Address, op: Op) -> Result<Arc<Folder>> {
+        let folder = match self.find_folder(&addr.user, &addr.folder) {
+            Some(f) => f,
+            None => {
+                self.maybe_reload().await?;
+                self.find_folder(&addr.user, &addr.folder).ok_or(FabricError::NotFound)?
+            }
+        };
+        authorize(who, &folder, op)?;
+        Ok(folder)
+    }
+
+    /// Resolves an address for `op`: authorizes, then confines the path to the
+    /// folder on disk. `create` allows a missing final component.
+    pub(crate) async fn resolve(&self, who: &Principal, addr: &Address, op: Op, create: bool) -> Result<Resolved> {
+        let folder = self.folder_for(who, addr, op).await?;
+        let root = folder.path.clone();
+        let rel = addr.path.clone();
+        let r2 = rel.clone();
+        let disk = blocking(move || local::confine(&root, &r2, create)).await?;
+        Ok(Resolved { folder, rel, disk })
+    }
+
+    /// The lock that serialises commits (and disk reconciliation) in a folder.
+    pub(crate) fn folder_lock(&self, folder_id: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.inner.folder_locks.lock().unwrap_or_else(|e| e.into_inner());
+        locks.entry(folder_id.to_owned()).or_default().clone()
+    }
+
+    /// Every folder in the index (for the scanner and watcher).
+    pub(crate) fn all_folders(&self) -> Vec<Arc<Folder>> {
+        let index = self.inner.folders.read().unwrap_or_else(|e| e.into_inner());
+        index.by_name.values().cloned().collect()
+    }
+}
+
+/// An argon2id hash of a random string, verified against when a user does not
+/// exist so that both cases take the same time.
+const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$u6tW7hm1WcInGS2ZCgn2Kq1cDx/6lTfEtxQrRzHC3Bw";
+
+fn token_digest(token: &str) -> String {
+    blake3::hash(token.as_bytes()).to_hex().to_string()
+}
+
+fn no_such_user(name: &str) -> FabricError {
+    FabricError::Invalid(format!("no user named {name:?}"))
+}
+
+fn check_user_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && !name.starts_with('.')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(FabricError::Invalid(format!(
+            "{name:?} is not a valid user name: use 1-64 of a-z, A-Z, 0-9, '.', '_', '-'"
+        )))
+    }
+}
+
+fn check_password(pw: &str) -> Result<()> {
+    if pw.chars().count() < 8 {
+        return Err(FabricError::Invalid("passwords need at least 8 characters".into()));
+    }
+    if pw.len() > 1024 {
+        return Err(FabricError::Invalid("passwords may have at most 1024 bytes".into()));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_parse() {
+        let a = Address::parse("alice/photos/2024/a.jpg").unwrap();
+        assert_eq!((a.user.as_str(), a.folder.as_str(), a.path.as_str()), ("alice", "photos", "2024/a.jpg"));
+        assert_eq!(a.to_string(), "alice/photos/2024/a.jpg");
+        assert!(Address::parse("alice").is_err());
+        assert!(Address::parse("alice/photos/../x").is_err());
+        assert_eq!(Address::parse("/alice/photos/").unwrap().path, RelPath::root());
+    }
+
+    #[test]
+    fn user_names_are_checked() {
+        assert!(check_user_name("alice.b-c_9").is_ok());
+        for bad in ["", ".hidden", "a/b", "a b", "ü"] {
+            assert!(check_user_name(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn the_dummy_hash_parses() {
+        assert!(!auth::verify_password("x", DUMMY_HASH));
+        assert!(argon2::password_hash::PasswordHash::new(DUMMY_HASH).is_ok());
+    }
+}

@@ -1,0 +1,410 @@
+//! File operations of the fabric: stat, list, read, atomic write, mkdir,
+//! rename, copy, delete-to-trash.
+//!
+//! Every write follows one path: the new content goes to a temp file in the
+//! target's directory (hashed as it streams), is fsynced, the old content is
+//! kept as a version, and the temp file is renamed over the target; then the
+//! catalog records the entry. The commit runs under the folder's lock so that
+//! the disk watcher never mistakes Glow's own writes for outside edits.
+
+use crate::access::{Op, Principal};
+use crate::error::{FabricError, Result};
+use crate::fabric::{Address, Fabric, Resolved, blocking};
+use crate::path::RelPath;
+use crate::resource::{Entry, EntryKind, Folder, WriteOutcome};
+use crate::store::blobs::RemoveOnDrop;
+use crate::store::local;
+use std::fs;
+use std::io::{self, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+
+/// Buffer for streaming writes.
+const WRITE_CHUNK: usize = 256 * 1024;
+
+impl Fabric {
+    /// Describes one file or directory.
+    pub async fn stat(&self, who: &Principal, addr: &Address) -> Result<Entry> {
+        let r = self.resolve(who, addr, Op::Read, false).await?;
+        stat_resolved(r).await
+    }
+
+    /// Lists a directory.
+    pub async fn list(&self, who: &Principal, addr: &Address) -> Result<Vec<Entry>> {
+        let r = self.resolve(who, addr, Op::Read, false).await?;
+        let root = r.folder.path.clone();
+        blocking(move || {
+            if !fs::metadata(&r.disk)?.is_dir() {
+                return Err(FabricError::WrongKind("not a directory"));
+            }
+            local::list_dir(&root, &r.disk, &r.rel)
+        })
+        .await
+    }
+
+    /// Opens a file for reading; the caller seeks for ranges.
+    pub async fn open_file(&self, who: &Principal, addr: &Address) -> Result<(tokio::fs::File, Entry)> {
+        let r = self.resolve(who, addr, Op::Read, false).await?;
+        let name = entry_name(&r);
+        let rel = r.rel.clone();
+        let (file, entry) = blocking(move || {
+            let f = fs::File::open(&r.disk)?;
+            let meta = f.metadata()?;
+            if meta.is_dir() {
+                return Err(FabricError::WrongKind("is a directory"));
+            }
+            Ok((f, local::entry_from(rel, name, &meta)))
+        })
+        .await?;
+        Ok((tokio::fs::File::from_std(file), entry))
+    }
+
+    /// Reads up to `len` bytes at `offset` (positional access for SFTP).
+    pub async fn read_at(&self, who: &Principal, addr: &Address, offset: u64, len: usize) -> Result<Vec<u8>> {
+        let r = self.resolve(who, addr, Op::Read, false).await?;
+        blocking(move || {
+            let mut f = fs::File::open(&r.disk)?;
+            f.seek(SeekFrom::Start(offset))?;
+            let mut buf = Vec::with_capacity(len.min(1 << 20));
+            f.take(len as u64).read_to_end(&mut buf)?;
+            Ok(buf)
+        })
+        .await
+    }
+
+    /// Creates or atomically replaces a file with everything `body` yields.
+    /// The old content is kept as a version first. `front` names the protocol
+    /// for the version record.
+    pub async fn write(
+        &self,
+        who: &Principal,
+        addr: &Address,
+        body: impl AsyncRead + Unpin + Send,
+        front: &str,
+    ) -> Result<WriteOutcome> {
+        let r = self.resolve(who, addr, Op::Write, true).await?;
+        if r.rel.is_root() {
+            return Err(FabricError::WrongKind("is a directory"));
+        }
+        let target = r.disk.clone();
+        let (tmp, file) = blocking(move || local::create_temp(&target)).await?;
+        let mut guard = RemoveOnDrop(Some(tmp.clone()));
+        let hash = stream_to_file(body, tokio::fs::File::from_std(file)).await?;
+        let outcome = self.commit_write(&r, &tmp, &hash, who.actor(), front).await?;
+        guard.0 = None;
+        Ok(outcome)
+    }
+
+    /// Second half of a write: keep the old content, move the temp file in,
+    /// record the entry. Runs under the folder lock.
+    async fn commit_write(&self, r: &Resolved, tmp: &Path, hash: &str, actor: &str, front: &str) -> Result<WriteOutcome> {
+        let lock = self.folder_lock(&r.folder.id);
+        let _held = lock.lock().await;
+        let target = r.disk.clone();
+        let existed = match tokio::fs::symlink_metadata(&target).await {
+            Ok(m) if m.is_dir() => return Err(FabricError::WrongKind("is a directory")),
+            Ok(_) => true,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => false,
+            Err(e) => return Err(e.into()),
+        };
+        if existed {
+            self.keep_version(&r.folder, &r.rel, &target, "overwrite", front, actor, None).await?;
+        }
+        let (blobs, keep, tmp, h) = (self.inner.blobs.clone(), r.folder.keep_copies, tmp.to_path_buf(), hash.to_owned());
+        let rel = r.rel.clone();
+        let name = rel.name().to_owned();
+        let entry = blocking(move || {
+            if keep {
+                blobs.ingest_known(&tmp, &h)?;
+            }
+            local::commit_temp(&tmp, &target)?;
+            Ok(local::entry_from(rel, name, &fs::metadata(&target)?))
+        })
+        .await?;
+        self.record(&r.folder, &entry, Some(hash), false).await?;
+        Ok(WriteOutcome { created: !existed, entry, hash: hash.to_owned() })
+    }
+
+    /// Creates a directory; its parent must exist.
+    pub async fn mkdir(&self, who: &Principal, addr: &Address) -> Result<Entry> {
+        let r = self.resolve(who, addr, Op::Write, true).await?;
+        let lock = self.folder_lock(&r.folder.id);
+        let _held = lock.lock().await;
+        let (disk, rel) = (r.disk.clone(), r.rel.clone());
+        let entry = blocking(move || {
+            fs::create_dir(&disk)?;
+            local::sync_parent(&disk);
+            let name = rel.name().to_owned();
+            Ok(local::entry_from(rel, name, &fs::metadata(&disk)?))
+        })
+        .await?;
+        self.record(&r.folder, &entry, None, false).await?;
+        Ok(entry)
+    }
+
+    /// Creates a directory and any missing parents inside the folder.
+    pub async fn mkdir_all(&self, who: &Principal, addr: &Address) -> Result<()> {
+        let mut path = RelPath::root();
+        for part in addr.path.as_str().split('/').filter(|p| !p.is_empty()) {
+            path = path.join(part)?;
+            match self.mkdir(who, &addr.with_path(path.clone())).await {
+                Ok(_) | Err(FabricError::AlreadyExists) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// Moves a file or directory. With `overwrite`, an existing target is kept
+    /// as a version (a file) or moved to the trash (a directory) first.
+    pub async fn rename(&self, who: &Principal, from: &Address, to: &Address, overwrite: bool, front: &str) -> Result<()> {
+        let src = self.resolve(who, from, Op::Write, false).await?;
+        let dst = self.resolve(who, to, Op::Write, true).await?;
+        if src.rel.is_root() || dst.rel.is_root() {
+            return Err(FabricError::Forbidden);
+        }
+        if src.folder.id == dst.folder.id && dst.rel.starts_with(&src.rel) {
+            return Err(FabricError::Invalid("cannot move a directory into itself".into()));
+        }
+        if src.disk == dst.disk {
+            return Ok(());
+        }
+        if self.replace_target(who, &dst, overwrite, front).await? {
+            // The target was moved away; its place is free.
+        }
+        let (l1, l2) = ordered_locks(self, &src.folder, &dst.folder);
+        let _g1 = l1.lock().await;
+        let _g2 = match &l2 {
+            Some(l) => Some(l.lock().await),
+            None => None,
+        };
+        let moved = self.inner.catalog.entries_under(&src.folder.id, src.rel.as_str()).await?;
+        let (s, d) = (src.disk.clone(), dst.disk.clone());
+        blocking(move || match fs::rename(&s, &d) {
+            Err(e) if e.raw_os_error() == Some(18) => {
+                // EXDEV: folders on different filesystems.
+                copy_tree(&s, &d)?;
+                if fs::metadata(&s)?.is_dir() { fs::remove_dir_all(&s)? } else { fs::remove_file(&s)? }
+                Ok(())
+            }
+            other => {
+                other?;
+                local::sync_parent(&d);
+                local::sync_parent(&s);
+                Ok(())
+            }
+        })
+        .await?;
+        for e in moved {
+            let Ok(old) = RelPath::parse(&e.path) else { continue };
+            let new = old.rebase(&src.rel, &dst.rel);
+            let cat = &self.inner.catalog;
+            cat.record_entry(&src.folder.id, self.node_id(), &e.path, e.kind(), e.size, e.mtime_ns, e.hash.as_deref(), true)
+                .await?;
+            cat.record_entry(&dst.folder.id, self.node_id(), new.as_str(), e.kind(), e.size, e.mtime_ns, e.hash.as_deref(), false)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Copies a file or a directory tree. With `overwrite`, an existing target
+    /// is replaced (and kept as a version or in the trash).
+    pub async fn copy(&self, who: &Principal, from: &Address, to: &Address, overwrite: bool, front: &str) -> Result<()> {
+        let src = self.resolve(who, from, Op::Read, false).await?;
+        let dst = self.resolve(who, to, Op::Write, true).await?;
+        if dst.rel.is_root() {
+            return Err(FabricError::Forbidden);
+        }
+        if src.folder.id == dst.folder.id && dst.rel.starts_with(&src.rel) {
+            return Err(FabricError::Invalid("cannot copy a directory into itself".into()));
+        }
+        let src_is_dir = tokio::fs::metadata(&src.disk).await?.is_dir();
+        if src_is_dir {
+            self.replace_target(who, &dst, overwrite, front).await?;
+            let root = src.folder.path.clone();
+            let base = src.disk.clone();
+            let base_rel = src.rel.clone();
+            let items = blocking(move || walk(&root, &base, &base_rel)).await?;
+            self.mkdir(who, to).await?;
+            for (rel, kind) in items {
+                let target = to.with_path(rel.rebase(&src.rel, &dst.rel));
+                match kind {
+                    EntryKind::Dir => {
+                        self.mkdir(who, &target).await?;
+                    }
+                    EntryKind::File => {
+                        let (file, _) = self.open_file(who, &from.with_path(rel)).await?;
+                        self.write(who, &target, file, front).await?;
+                    }
+                }
+            }
+        } else {
+            if let Ok(m) = tokio::fs::symlink_metadata(&dst.disk).await {
+                if !overwrite {
+                    return Err(FabricError::AlreadyExists);
+                }
+                if m.is_dir() {
+                    self.delete(who, to, front).await?;
+                }
+            }
+            let (file, _) = self.open_file(who, from).await?;
+            self.write(who, to, file, front).await?;
+        }
+        Ok(())
+    }
+
+    /// Frees the place of a rename or copy target. Returns whether something
+    /// was there.
+    async fn replace_target(&self, who: &Principal, dst: &Resolved, overwrite: bool, front: &str) -> Result<bool> {
+        let Ok(meta) = tokio::fs::symlink_metadata(&dst.disk).await else {
+            return Ok(false);
+        };
+        if !overwrite {
+            return Err(FabricError::AlreadyExists);
+        }
+        let addr = Address::new(dst.folder.owner.clone(), dst.folder.name.clone(), dst.rel.clone());
+        if meta.is_dir() {
+            self.delete(who, &addr, front).await?;
+        } else {
+            let lock = self.folder_lock(&dst.folder.id);
+            let _held = lock.lock().await;
+            self.keep_version(&dst.folder, &dst.rel, &dst.disk, "overwrite", front, who.actor(), None).await?;
+        }
+        Ok(true)
+    }
+
+    /// Moves a file or directory to the trash: its files are kept as versions
+    /// attached to one trash item, then removed from disk. Returns the trash id.
+    pub async fn delete(&self, who: &Principal, addr: &Address, front: &str) -> Result<i64> {
+        let r = self.resolve(who, addr, Op::Write, false).await?;
+        if r.rel.is_root() {
+            return Err(FabricError::Forbidden);
+        }
+        let lock = self.folder_lock(&r.folder.id);
+        let _held = lock.lock().await;
+        let meta = tokio::fs::symlink_metadata(&r.disk).await?;
+        let kind = if meta.is_dir() { EntryKind::Dir } else { EntryKind::File };
+        let cat = &self.inner.catalog;
+        let trash_id = cat.insert_trash(&r.folder.id, r.rel.as_str(), kind, who.actor(), front, crate::resource::now_ms()).await?;
+        let files = if meta.is_dir() {
+            let (root, base, rel) = (r.folder.path.clone(), r.disk.clone(), r.rel.clone());
+            blocking(move || walk(&root, &base, &rel)).await?
+        } else {
+            vec![(r.rel.clone(), EntryKind::File)]
+        };
+        for (rel, kind) in &files {
+            if *kind == EntryKind::File {
+                let disk = rel.to_disk(&r.folder.path);
+                self.keep_version(&r.folder, rel, &disk, "delete", front, who.actor(), Some(trash_id)).await?;
+            }
+        }
+        let disk = r.disk.clone();
+        blocking(move || {
+            if meta.is_dir() { fs::remove_dir_all(&disk)? } else { fs::remove_file(&disk)? }
+            local::sync_parent(&disk);
+            Ok(())
+        })
+        .await?;
+        for e in cat.entries_under(&r.folder.id, r.rel.as_str()).await? {
+            cat.record_entry(&r.folder.id, self.node_id(), &e.path, e.kind(), e.size, e.mtime_ns, e.hash.as_deref(), true)
+                .await?;
+        }
+        Ok(trash_id)
+    }
+
+    /// Records an entry as it is on disk now.
+    pub(crate) async fn record(&self, folder: &Folder, entry: &Entry, hash: Option<&str>, deleted: bool) -> Result<()> {
+        self.inner
+            .catalog
+            .record_entry(
+                &folder.id,
+                self.node_id(),
+                entry.path.as_str(),
+                entry.kind,
+                entry.size as i64,
+                entry.mtime_ns,
+                hash,
+                deleted,
+            )
+            .await
+    }
+}
+
+async fn stat_resolved(r: Resolved) -> Result<Entry> {
+    let name = entry_name(&r);
+    let rel = r.rel.clone();
+    blocking(move || Ok(local::entry_from(rel, name, &fs::metadata(&r.disk)?))).await
+}
+
+fn entry_name(r: &Resolved) -> String {
+    if r.rel.is_root() { r.folder.name.clone() } else { r.rel.name().to_owned() }
+}
+
+/// Locks of one or two folders, always taken in id order.
+fn ordered_locks(
+    fabric: &Fabric,
+    a: &Folder,
+    b: &Folder,
+) -> (std::sync::Arc<tokio::sync::Mutex<()>>, Option<std::sync::Arc<tokio::sync::Mutex<()>>>) {
+    if a.id == b.id {
+        (fabric.folder_lock(&a.id), None)
+    } else if a.id < b.id {
+        (fabric.folder_lock(&a.id), Some(fabric.folder_lock(&b.id)))
+    } else {
+        (fabric.folder_lock(&b.id), Some(fabric.folder_lock(&a.id)))
+    }
+}
+
+/// Streams `body` into `file`, hashing it; fsyncs. Returns the BLAKE3 hex.
+async fn stream_to_file(mut body: impl AsyncRead + Unpin + Send, mut file: tokio::fs::File) -> Result<String> {
+    let mut hasher = blake3::Hasher::new();
+    let mut buf = vec![0u8; WRITE_CHUNK];
+    loop {
+        let n = body.read(&mut buf).await?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        file.write_all(&buf[..n]).await?;
+    }
+    file.flush().await?;
+    file.sync_all().await?;
+    Ok(hasher.finalize().to_hex().to_string())
+}
+
+/// Every file and directory below `base` (not `base` itself), parents first.
+/// Symbolic links and internal files are skipped.
+fn walk(root: &Path, base: &Path, base_rel: &RelPath) -> Result<Vec<(RelPath, EntryKind)>> {
+    let mut out = Vec::new();
+    for item in walkdir::WalkDir::new(base).min_depth(1).follow_links(false).sort_by_file_name() {
+        let item = item.map_err(|e| FabricError::Io(io::Error::other(e.to_string())))?;
+        let ft = item.file_type();
+        if !(ft.is_file() || ft.is_dir()) {
+            continue;
+        }
+        let Some(rest) = RelPath::from_disk(base, item.path()) else { continue };
+        let rel = if base_rel.is_root() {
+            rest
+        } else {
+            RelPath::parse(&format!("{}/{}", base_rel, rest))?
+        };
+        let _ = root;
+        out.push((rel, if ft.is_dir() { EntryKind::Dir } else { EntryKind::File }));
+    }
+    Ok(out)
+}
+
+/// Copies a tree (for moves across filesystems). Blocking.
+fn copy_tree(src: &Path, dst: &Path) -> io::Result<()> {
+    if fs::metadata(src)?.is_dir() {
+        fs::create_dir(dst)?;
+        for item in fs::read_dir(src)? {
+            let item = item?;
+            let to: PathBuf = dst.join(item.file_name());
+            copy_tree(&item.path(), &to)?;
+        }
+    } else {
+        fs::copy(src, dst)?;
+    }
+    Ok(())
+}

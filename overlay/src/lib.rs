@@ -1,0 +1,28 @@
+//! The fabric: Glow's resource model and everything that owns state.
+//!
+//! Users own folders; folders hold entries; entries have versions; deleted
+//! things sit in the trash. [`Fabric`] is the one API every front calls, and
+//! every call carries a [`Principal`] that [`access::authorize`] checks.
+//!
+//! This crate knows nothing about HTTP, WebDAV, SSH or UPnP: fronts translate
+//! their protocols into these calls and map [`FabricError`] back.
+
+pub mod access;
+pub mod auth;
+pub mod catalog;
+mod error;
+mod fabric;
+mod files;
+pub mod path;
+pub mod resource;
+pub mod scan;
+pub mod store;
+mod versions;
+mod watch;
+
+pub use access::{Op, Principal};
+pub use error::{FabricError, Result};
+pub use fabric::{Address, Fabric, FabricConfig, FolderOptions};
+pub use path::RelPath;
+pub use resource::{AppPassword, Entry, EntryKind, Folder, SshKey, TrashItem, User, Version, WriteOutcome};
+pub use scan::{NoProgress, ScanObserver};

@@ -1,0 +1,162 @@
+//! Content-addressed blob store: each blob is a file named by the BLAKE3 hash
+//! of its content, under `<data dir>/blobs/ab/cd/<hash>`. Identical content is
+//! stored once. Blobs are written to a temp file, fsynced and renamed, so a
+//! blob that exists is whole.
+//!
+//! Copies use reflinks (copy-on-write clones) where the filesystem has them
+//! (btrfs, XFS, bcachefs, APFS), so keeping a copy of a file costs no space
+//! until one side changes; elsewhere they are ordinary copies.
+
+use crate::catalog::hex;
+use crate::error::Result;
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+/// Size of the buffer used to copy and hash.
+const CHUNK: usize = 1 << 20;
+
+/// The blob store; cloning is cheap.
+#[derive(Clone, Debug)]
+pub struct BlobStore {
+    root: PathBuf,
+}
+
+impl BlobStore {
+    /// Opens (creating) the store under `root`.
+    pub fn open(root: PathBuf) -> Result<BlobStore> {
+        fs::create_dir_all(root.join("tmp"))?;
+        Ok(BlobStore { root })
+    }
+
+    /// Where the blob `hash` lives.
+    pub fn path(&self, hash: &str) -> PathBuf {
+        let (a, b) = (hash.get(0..2).unwrap_or("00"), hash.get(2..4).unwrap_or("00"));
+        self.root.join(a).join(b).join(hash)
+    }
+
+    /// True if the blob is stored.
+    pub fn contains(&self, hash: &str) -> bool {
+        self.path(hash).is_file()
+    }
+
+    /// Copies `src` into the store while hashing it, in one pass. Returns the
+    /// hash and the number of bytes. Blocking.
+    pub fn ingest(&self, src: &Path) -> Result<(String, u64)> {
+        let mut input = File::open(src)?;
+        let (tmp, mut out) = self.temp_file()?;
+        let mut guard = RemoveOnDrop(Some(tmp.clone()));
+        let mut hasher = blake3::Hasher::new();
+        let mut buf = vec![0u8; CHUNK];
+        let mut total = 0u64;
+        loop {
+            let n = match input.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e.into()),
+            };
+            hasher.update(&buf[..n]);
+            out.write_all(&buf[..n])?;
+            total += n as u64;
+        }
+        out.sync_all()?;
+        drop(out);
+        let hash = hasher.finalize().to_hex().to_string();
+        self.commit(&tmp, &hash)?;
+        guard.0 = None;
+        Ok((hash, total))
+    }
+
+    /// Stores a copy of `src`, whose hash the caller already knows (it was
+    /// computed while the file was written). Reflinks where possible. Blocking.
+    pub fn ingest_known(&self, src: &Path, hash: &str) -> Result<()> {
+        if self.contains(hash) {
+            return Ok(());
+        }
+        let (tmp, out) = self.temp_file()?;
+        drop(out);
+        let mut guard = RemoveOnDrop(Some(tmp.clone()));
+        fs::remove_file(&tmp)?;
+        reflink_copy::reflink_or_copy(src, &tmp)?;
+        File::open(&tmp)?.sync_all()?;
+        self.commit(&tmp, hash)?;
+        guard.0 = None;
+        Ok(())
+    }
+
+    /// Opens a blob for reading. Blocking.
+    pub fn open_blob(&self, hash: &str) -> Result<File> {
+        Ok(File::open(self.path(hash))?)
+    }
+
+    /// Deletes a blob (callers check that nothing refers to it).
+    pub fn remove(&self, hash: &str) -> Result<()> {
+        match fs::remove_file(self.path(hash)) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e.into()),
+            _ => Ok(()),
+        }
+    }
+
+    fn temp_file(&self) -> Result<(PathBuf, File)> {
+        let tmp = self.root.join("tmp").join(hex(&crate::catalog::random_bytes::<12>()));
+        let f = File::options().write(true).create_new(true).open(&tmp)?;
+        Ok((tmp, f))
+    }
+
+    fn commit(&self, tmp: &Path, hash: &str) -> Result<()> {
+        let dst = self.path(hash);
+        if dst.is_file() {
+            fs::remove_file(tmp)?;
+            return Ok(());
+        }
+        if let Some(dir) = dst.parent() {
+            fs::create_dir_all(dir)?;
+        }
+        fs::rename(tmp, &dst)?;
+        Ok(())
+    }
+}
+
+/// BLAKE3 of a file's content, without copying it. Blocking.
+pub fn hash_file(path: &Path) -> Result<(String, u64)> {
+    let mut hasher = blake3::Hasher::new();
+    let mut f = File::open(path)?;
+    let n = io::copy(&mut f, &mut hasher)?;
+    Ok((hasher.finalize().to_hex().to_string(), n))
+}
+
+/// Deletes a file when dropped unless disarmed (`.0 = None`).
+pub(crate) struct RemoveOnDrop(pub Option<PathBuf>);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            let _ = fs::remove_file(p);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ingest_dedupes_and_names_by_hash() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(dir.path().join("blobs")).unwrap();
+        let a = dir.path().join("a");
+        let b = dir.path().join("b");
+        fs::write(&a, b"same bytes").unwrap();
+        fs::write(&b, b"same bytes").unwrap();
+        let (h1, n) = store.ingest(&a).unwrap();
+        let (h2, _) = store.ingest(&b).unwrap();
+        assert_eq!(n, 10);
+        assert_eq!(h1, h2);
+        assert_eq!(h1, blake3::hash(b"same bytes").to_hex().to_string());
+        assert_eq!(fs::read(store.path(&h1)).unwrap(), b"same bytes");
+        assert_eq!(fs::read_dir(dir.path().join("blobs/tmp")).unwrap().count(), 0);
+        store.ingest_known(&a, &h1).unwrap();
+        assert_eq!(hash_file(&a).unwrap().0, h1);
+    }
+}

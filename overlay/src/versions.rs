@@ -1,0 +1,153 @@
+//! History: keeping earlier contents as versions, listing and restoring them,
+//! and the trash.
+//!
+//! A version is a row in the catalog pointing at a blob. Keeping one costs a
+//! copy of the old content unless the blob store already holds it (always the
+//! case for folders with `keep_copies`, whose current contents are stored as
+//! they are written or scanned).
+
+use crate::access::{Op, Principal};
+use crate::catalog::NewVersion;
+use crate::error::{FabricError, Result};
+use crate::fabric::{Address, Fabric, blocking};
+use crate::path::RelPath;
+use crate::resource::{Folder, TrashItem, Version, now_ms};
+use crate::store::local;
+use std::path::Path;
+
+impl Fabric {
+    /// Keeps the current content of the file at `disk` as a version of `rel`.
+    /// Reuses the stored blob when the catalog's hash still describes the
+    /// file; otherwise copies the file into the blob store. Caller holds the
+    /// folder lock.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn keep_version(
+        &self,
+        folder: &Folder,
+        rel: &RelPath,
+        disk: &Path,
+        reason: &str,
+        front: &str,
+        actor: &str,
+        trash_id: Option<i64>,
+    ) -> Result<i64> {
+        let meta = tokio::fs::metadata(disk).await?;
+        let (size, mtime) = (meta.len() as i64, local::mtime_ns(&meta));
+        let known = self.inner.catalog.entry(&folder.id, rel.as_str()).await?;
+        let reusable = known
+            .filter(|e| !e.deleted && e.size == size && e.mtime_ns == mtime)
+            .and_then(|e| e.hash)
+            .filter(|h| self.inner.blobs.contains(h));
+        let hash = match reusable {
+            Some(h) => h,
+            None => {
+                let (blobs, disk) = (self.inner.blobs.clone(), disk.to_path_buf());
+                blocking(move || blobs.ingest(&disk)).await?.0
+            }
+        };
+        let v = NewVersion {
+            folder_id: &folder.id,
+            path: rel.as_str(),
+            hash: &hash,
+            size,
+            mtime_ns: mtime,
+            reason,
+            front,
+            actor,
+            trash_id,
+        };
+        self.inner.catalog.insert_version(&v, now_ms()).await
+    }
+
+    /// Earlier contents of a file, newest first.
+    pub async fn versions(&self, who: &Principal, addr: &Address) -> Result<Vec<Version>> {
+        let folder = self.folder_for(who, addr, Op::Read).await?;
+        self.inner.catalog.versions(&folder.id, addr.path.as_str()).await
+    }
+
+    /// Opens the content of a version of the file at `addr`.
+    pub async fn open_version(&self, who: &Principal, addr: &Address, id: i64) -> Result<(tokio::fs::File, Version)> {
+        let folder = self.folder_for(who, addr, Op::Read).await?;
+        let v = self.inner.catalog.version(id).await?.ok_or(FabricError::NotFound)?;
+        if v.folder_id != folder.id || v.path != addr.path {
+            return Err(FabricError::NotFound);
+        }
+        let (blobs, hash) = (self.inner.blobs.clone(), v.hash.clone());
+        let f = blocking(move || blobs.open_blob(&hash)).await?;
+        Ok((tokio::fs::File::from_std(f), v))
+    }
+
+    /// Makes a version the current content again. This is a write like any
+    /// other: the content it replaces becomes a version in turn.
+    pub async fn restore_version(&self, who: &Principal, addr: &Address, id: i64, front: &str) -> Result<()> {
+        let (file, _) = self.open_version(who, addr, id).await?;
+        self.mkdir_all(who, &addr.with_path(addr.path.parent())).await?;
+        self.write(who, addr, file, front).await?;
+        Ok(())
+    }
+
+    /// The trash of a user's folders, newest first.
+    pub async fn trash(&self, who: &Principal, owner: &str) -> Result<Vec<TrashItem>> {
+        self.namespace(who, owner).await?;
+        let folders = self.folders(who, Some(owner)).await?;
+        let ids: Vec<String> = folders.iter().map(|f| f.id.clone()).collect();
+        let rows = self.inner.catalog.trash(&ids).await?;
+        Ok(rows
+            .into_iter()
+            .map(|t| TrashItem {
+                folder: folders.iter().find(|f| f.id == t.folder_id).map(|f| f.name.clone()).unwrap_or_default(),
+                kind: t.kind(),
+                path: RelPath::parse(&t.path).unwrap_or_default(),
+                id: t.id,
+                folder_id: t.folder_id,
+                files: t.files as u64,
+                size: t.size as u64,
+                deleted_at: t.deleted_at,
+                actor: t.actor,
+                front: t.front,
+            })
+            .collect())
+    }
+
+    /// Puts a trash item back where it was (replacing, with versioning, any
+    /// file that took its place).
+    pub async fn restore_trash(&self, who: &Principal, owner: &str, id: i64, front: &str) -> Result<()> {
+        let item = self.trash_item(who, owner, id).await?;
+        let base = Address::new(owner, item.folder.clone(), item.path.clone());
+        if item.kind == crate::resource::EntryKind::Dir {
+            self.mkdir_all(who, &base).await?;
+        }
+        for v in self.inner.catalog.trash_versions(id).await? {
+            let addr = base.with_path(v.path.clone());
+            self.mkdir_all(who, &addr.with_path(v.path.parent())).await?;
+            let (blobs, hash) = (self.inner.blobs.clone(), v.hash.clone());
+            let f = blocking(move || blobs.open_blob(&hash)).await?;
+            self.write(who, &addr, tokio::fs::File::from_std(f), front).await?;
+        }
+        self.inner.catalog.remove_trash(id, false).await?;
+        Ok(())
+    }
+
+    /// Deletes a trash item for good (or all of a user's, with `None`), and
+    /// the blobs nothing else refers to.
+    pub async fn purge_trash(&self, who: &Principal, owner: &str, id: Option<i64>) -> Result<u64> {
+        let ids: Vec<i64> = match id {
+            Some(id) => vec![self.trash_item(who, owner, id).await?.id],
+            None => self.trash(who, owner).await?.iter().map(|t| t.id).collect(),
+        };
+        let mut freed = 0;
+        for id in ids {
+            for hash in self.inner.catalog.remove_trash(id, true).await? {
+                if !self.inner.catalog.blob_in_use(&hash).await? {
+                    self.inner.blobs.remove(&hash)?;
+                    freed += 1;
+                }
+            }
+        }
+        Ok(freed)
+    }
+
+    async fn trash_item(&self, who: &Principal, owner: &str, id: i64) -> Result<TrashItem> {
+        self.trash(who, owner).await?.into_iter().find(|t| t.id == id).ok_or(FabricError::NotFound)
+    }
+}

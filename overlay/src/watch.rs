@@ -1,0 +1,104 @@
+//! Upkeep of local replicas while a server runs: each folder is scanned once
+//! (start-up recovery), then watched for changes made directly on disk; folders
+//! added later (for instance by the CLI beside a running server) are picked up
+//! within a few seconds.
+
+use crate::fabric::Fabric;
+use crate::path::RelPath;
+use crate::resource::Folder;
+use crate::scan::ScanObserver;
+use notify::{RecursiveMode, Watcher};
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// How often the folder list is re-read.
+const RELOAD_EVERY: Duration = Duration::from_secs(2);
+/// Events closer together than this are handled as one batch.
+const DEBOUNCE: Duration = Duration::from_millis(200);
+
+struct Watched {
+    _watcher: notify::RecommendedWatcher,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Watched {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Fabric {
+    /// Scans and watches every folder until the returned future is dropped.
+    pub async fn maintain(self, obs: Arc<dyn ScanObserver>) {
+        let mut watched: HashMap<String, Watched> = HashMap::new();
+        let mut first = true;
+        loop {
+            if let Err(e) = self.reload_folders().await {
+                tracing::warn!("cannot reload folders: {e}");
+            }
+            let folders = self.all_folders();
+            watched.retain(|id, _| folders.iter().any(|f| &f.id == id));
+            for folder in folders {
+                if watched.contains_key(&folder.id) {
+                    continue;
+                }
+                match self.watch(folder.clone()) {
+                    Ok(w) => {
+                        watched.insert(folder.id.clone(), w);
+                    }
+                    Err(e) => tracing::warn!(folder = %folder.name, "cannot watch {}: {e}", folder.path.display()),
+                }
+                if let Err(e) = self.scan_folder(&folder, first, obs.as_ref()).await {
+                    tracing::warn!(folder = %folder.name, "scan failed: {e}");
+                }
+            }
+            first = false;
+            tokio::time::sleep(RELOAD_EVERY).await;
+        }
+    }
+
+    fn watch(&self, folder: Arc<Folder>) -> notify::Result<Watched> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let mut watcher = notify::recommended_watcher(move |ev| {
+            let _ = tx.send(ev);
+        })?;
+        watcher.watch(&folder.path, RecursiveMode::Recursive)?;
+        let task = tokio::spawn(self.clone().follow(folder, rx));
+        Ok(Watched { _watcher: watcher, task })
+    }
+
+    async fn follow(self, folder: Arc<Folder>, mut rx: mpsc::UnboundedReceiver<notify::Result<notify::Event>>) {
+        while let Some(ev) = rx.recv().await {
+            let mut paths = BTreeSet::new();
+            let mut rescan = false;
+            let mut take = |ev: notify::Result<notify::Event>| match ev {
+                Ok(ev) if ev.need_rescan() => rescan = true,
+                Ok(ev) if ev.kind.is_access() => {}
+                Ok(ev) => paths.extend(ev.paths),
+                Err(_) => rescan = true,
+            };
+            take(ev);
+            loop {
+                match tokio::time::timeout(DEBOUNCE, rx.recv()).await {
+                    Ok(Some(ev)) => take(ev),
+                    Ok(None) => return,
+                    Err(_) => break,
+                }
+            }
+            if rescan {
+                if let Err(e) = self.scan_folder(&folder, false, &crate::scan::NoProgress).await {
+                    tracing::warn!(folder = %folder.name, "rescan failed: {e}");
+                }
+                continue;
+            }
+            for p in paths {
+                let Some(rel) = RelPath::from_disk(&folder.path, &p) else { continue };
+                if let Err(e) = self.reconcile(&folder, &rel).await {
+                    tracing::debug!(folder = %folder.name, path = %rel, "reconcile: {e}");
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,206 @@
+//! The management commands: users, keys, app passwords, folders, versions,
+//! trash. They open the same catalog as a running server (SQLite in WAL mode
+//! or PostgreSQL), so they work beside it; the server picks up new folders
+//! within seconds.
+
+use crate::config::Settings;
+use crate::flags::{Command, FolderCommand, KeyCommand, TrashCommand, UserCommand};
+use crate::serve::open_fabric;
+use anyhow::{Context, bail};
+use overlay::{Address, Fabric, FolderOptions, Principal};
+use std::io::{BufRead, IsTerminal, Read};
+
+/// Runs one management command.
+pub async fn run(settings: Settings, cmd: Command) -> anyhow::Result<()> {
+    let fabric = open_fabric(&settings).await?;
+    let result = dispatch(&fabric, cmd).await;
+    fabric.close().await;
+    result
+}
+
+async fn dispatch(fabric: &Fabric, cmd: Command) -> anyhow::Result<()> {
+    let system = Principal::System;
+    match cmd {
+        Command::Serve(_) => unreachable!("handled by serve::run"),
+        Command::User(u) => user(fabric, u).await?,
+        Command::Folder(FolderCommand::Add { name, path, owner, no_keep_copies, media }) => {
+            let owner = match owner {
+                Some(o) => o,
+                None => std::env::var("GLOW_ADMIN_USER").unwrap_or_else(|_| "admin".into()),
+            };
+            let opts = FolderOptions { keep_copies: !no_keep_copies, media };
+            let f = fabric.add_folder(&owner, &name, &path, opts).await?;
+            println!("added folder {}/{} -> {}", f.owner, f.name, f.path.display());
+        }
+        Command::Folder(FolderCommand::List) => {
+            for f in fabric.folders(&system, None).await? {
+                let mut flags = Vec::new();
+                if f.keep_copies {
+                    flags.push("keep-copies");
+                }
+                if f.media {
+                    flags.push("media");
+                }
+                println!("{}/{}\t{}\t{}", f.owner, f.name, f.path.display(), flags.join(","));
+            }
+        }
+        Command::Folder(FolderCommand::Remove { address }) => {
+            let a = Address::parse(&address)?;
+            fabric.remove_folder(&a.user, &a.folder).await?;
+            println!("removed folder {}/{} (its files stay on disk)", a.user, a.folder);
+        }
+        Command::Versions { address } => {
+            let a = Address::parse(&address)?;
+            let list = fabric.versions(&system, &a).await?;
+            if list.is_empty() {
+                println!("no earlier versions of {a}");
+            }
+            for v in list {
+                println!(
+                    "{}\t{}\t{} bytes\t{} via {} by {}",
+                    v.id,
+                    format_ms(v.created_at),
+                    v.size,
+                    v.reason,
+                    v.front,
+                    v.actor
+                );
+            }
+        }
+        Command::Restore { address, version } => {
+            let a = Address::parse(&address)?;
+            fabric.restore_version(&system, &a, version, "cli").await?;
+            println!("restored version {version} of {a}");
+        }
+        Command::Trash(TrashCommand::List { user }) => {
+            for t in fabric.trash(&system, &user).await? {
+                println!(
+                    "{}\t{}\t{}/{}\t{} file(s), {} bytes\tby {} via {}",
+                    t.id,
+                    format_ms(t.deleted_at),
+                    t.folder,
+                    t.path,
+                    t.files,
+                    t.size,
+                    t.actor,
+                    t.front
+                );
+            }
+        }
+        Command::Trash(TrashCommand::Restore { user, id }) => {
+            fabric.restore_trash(&system, &user, id, "cli").await?;
+            println!("restored trash item {id}");
+        }
+        Command::Trash(TrashCommand::Purge { user, id }) => {
+            let freed = fabric.purge_trash(&system, &user, id).await?;
+            println!("purged; {freed} blob(s) freed");
+        }
+    }
+    Ok(())
+}
+
+async fn user(fabric: &Fabric, cmd: UserCommand) -> anyhow::Result<()> {
+    match cmd {
+        UserCommand::Add { name, password_stdin, admin } => {
+            let (password, generated) = if password_stdin {
+                (read_password_line()?, false)
+            } else {
+                (overlay::auth::random_secret(20), true)
+            };
+            fabric.create_user(&name, &password, admin).await?;
+            if generated {
+                println!("added user {name}; password: {password}  (shown only this once)");
+            } else {
+                println!("added user {name}");
+            }
+        }
+        UserCommand::List => {
+            for u in fabric.users().await? {
+                println!("{}{}\tsince {}", u.name, if u.is_admin { " (admin)" } else { "" }, format_ms(u.created_at));
+            }
+        }
+        UserCommand::Passwd { name, password_stdin } => {
+            let password = if !password_stdin && std::io::stdin().is_terminal() {
+                let p = rpassword::prompt_password(format!("new password for {name}: "))?;
+                let again = rpassword::prompt_password("again: ")?;
+                if p != again {
+                    bail!("the two passwords differ; nothing changed");
+                }
+                p
+            } else {
+                read_password_line()?
+            };
+            fabric.set_password(&name, &password).await?;
+            println!("password of {name} changed");
+        }
+        UserCommand::Remove { name } => {
+            fabric.remove_user(&name).await?;
+            println!("removed user {name} (their files stay on disk)");
+        }
+        UserCommand::Key(KeyCommand::Add { user, file }) => {
+            let text = if file.as_os_str() == "-" {
+                let mut s = String::new();
+                std::io::stdin().read_to_string(&mut s)?;
+                s
+            } else {
+                std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?
+            };
+            let mut added = 0;
+            for line in text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
+                let k = fabric.add_ssh_key(&user, line).await?;
+                println!("added {} key {} {}", k.algorithm, k.fingerprint, k.comment);
+                added += 1;
+            }
+            if added == 0 {
+                bail!("no public key found in {}", file.display());
+            }
+        }
+        UserCommand::Key(KeyCommand::List { user }) => {
+            for k in fabric.ssh_keys(&user).await? {
+                println!("{}\t{}\t{}", k.algorithm, k.fingerprint, k.comment);
+            }
+        }
+        UserCommand::AppPassword { user, label } => {
+            let (_, secret) = fabric.create_app_password(&user, &label).await?;
+            println!("{secret}");
+            eprintln!("app password {label:?} for {user}: shown only this once; use it in place of the password");
+        }
+    }
+    Ok(())
+}
+
+fn read_password_line() -> anyhow::Result<String> {
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line).context("cannot read the password from stdin")?;
+    let p = line.trim_end_matches(['\n', '\r']).to_owned();
+    if p.is_empty() {
+        bail!("no password on stdin");
+    }
+    Ok(p)
+}
+
+/// A UTC timestamp for listings.
+fn format_ms(ms: i64) -> String {
+    // Civil-from-days (Howard Hinnant's algorithm): no date crate for one line.
+    let secs = ms.div_euclid(1000);
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + if m <= 2 { 1 } else { 0 };
+    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn formats_utc_times() {
+        assert_eq!(super::format_ms(0), "1970-01-01 00:00:00Z");
+        assert_eq!(super::format_ms(1_764_072_000_000), "2025-11-25 12:00:00Z");
+    }
+}

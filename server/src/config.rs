@@ -1,0 +1,114 @@
+//! Settings: the TOML config file, overridden by flags and environment.
+//!
+//! A bad file gets one error line naming the file, the line and the key.
+
+use crate::flags::{GlobalArgs, ServeArgs};
+use anyhow::{Context, bail};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+/// What a config file may set; every key matches a flag.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// `--data-dir`.
+    pub data_dir: Option<PathBuf>,
+    /// `--database-url`.
+    pub database_url: Option<String>,
+    /// `--http`.
+    pub http: Option<String>,
+    /// `--tls`.
+    pub tls: Option<String>,
+    /// `--tls-cert`.
+    pub tls_cert: Option<PathBuf>,
+    /// `--tls-key`.
+    pub tls_key: Option<PathBuf>,
+    /// `glow serve DIR…`.
+    pub folders: Option<Vec<PathBuf>>,
+}
+
+/// Settings after merging the file with flags.
+#[derive(Debug)]
+pub struct Settings {
+    /// The data dir (not yet created).
+    pub data_dir: PathBuf,
+    /// PostgreSQL URL, or `None` for SQLite.
+    pub database_url: Option<String>,
+    /// The file's settings, for `serve` to merge with its own flags.
+    pub file: FileConfig,
+}
+
+impl Settings {
+    /// Reads the config file (if any) and applies the global flags over it.
+    pub fn load(global: &GlobalArgs) -> anyhow::Result<Settings> {
+        let file = match &global.config {
+            Some(path) => parse_file(path)?,
+            None => FileConfig::default(),
+        };
+        let data_dir = match global.data_dir.clone().or_else(|| file.data_dir.clone()) {
+            Some(d) => d,
+            None => default_data_dir()?,
+        };
+        let database_url = global.database_url.clone().or_else(|| file.database_url.clone());
+        Ok(Settings { data_dir, database_url, file })
+    }
+
+    /// The HTTP address: flag, else file, else `0.0.0.0:8080`.
+    pub fn http_addr(&self, args: &ServeArgs) -> String {
+        args.http.clone().or_else(|| self.file.http.clone()).unwrap_or_else(|| "0.0.0.0:8080".into())
+    }
+}
+
+fn default_data_dir() -> anyhow::Result<PathBuf> {
+    match dirs::data_dir() {
+        Some(d) => Ok(d.join("glow")),
+        None => bail!("cannot tell where user data goes on this system; pass --data-dir DIR"),
+    }
+}
+
+/// Parses a config file; errors say `FILE:LINE: key `K`: what is wrong`.
+pub fn parse_file(path: &Path) -> anyhow::Result<FileConfig> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read config file {}", path.display()))?;
+    parse_text(&text).map_err(|e| anyhow::anyhow!("config file {}:{e}", path.display()))
+}
+
+fn parse_text(text: &str) -> Result<FileConfig, String> {
+    toml::from_str::<FileConfig>(text).map_err(|e| {
+        let msg = e.message().trim().to_owned();
+        match e.span() {
+            Some(span) => {
+                let line_no = text[..span.start.min(text.len())].matches('\n').count() + 1;
+                let line = text.lines().nth(line_no - 1).unwrap_or("");
+                let key = line.split_once('=').map(|(k, _)| k.trim()).unwrap_or("").trim_matches('"');
+                if key.is_empty() {
+                    format!("{line_no}: {msg}")
+                } else {
+                    format!("{line_no}: key `{key}`: {msg}")
+                }
+            }
+            None => format!(" {msg}"),
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn good_file_parses() {
+        let c = parse_text("http = \"127.0.0.1:9\"\nfolders = [\"/a\", \"/b\"]\n").unwrap();
+        assert_eq!(c.http.as_deref(), Some("127.0.0.1:9"));
+        assert_eq!(c.folders.unwrap().len(), 2);
+    }
+
+    #[test]
+    fn errors_name_line_and_key() {
+        let e = parse_text("http = \"x\"\n\nhtp = \"y\"\n").unwrap_err();
+        assert!(e.starts_with("3: key `htp`"), "{e}");
+        let e = parse_text("data_dir = 5\n").unwrap_err();
+        assert!(e.starts_with("1: key `data_dir`"), "{e}");
+        let e = parse_text("http = \n").unwrap_err();
+        assert!(e.starts_with("1:"), "{e}");
+    }
+}

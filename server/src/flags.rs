@@ -1,0 +1,189 @@
+//! Command-line flags (clap). Every command and subcommand has `--help`.
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+/// Glow: reach all of your files and media on all of your devices, and share them.
+#[derive(Debug, Parser)]
+#[command(name = "glow", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Flags every command takes.
+#[derive(Debug, Args, Clone, Default)]
+pub struct GlobalArgs {
+    /// Data dir: catalog, version blobs, keys [default: ~/.local/share/glow]
+    #[arg(long, global = true, env = "GLOW_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// TOML config file; its settings apply where no flag is given
+    #[arg(long, global = true, env = "GLOW_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Catalog database: postgres://USER@HOST/DB [default: SQLite file in the data dir]
+    #[arg(long, global = true, env = "GLOW_DATABASE_URL", value_name = "URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+}
+
+/// What to do.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a node: serve DIRs (added as folders of the admin user) and every front
+    Serve(ServeArgs),
+    /// Manage users and their credentials
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage folders
+    #[command(subcommand)]
+    Folder(FolderCommand),
+    /// List the earlier versions of a file
+    Versions {
+        /// The file, as USER/FOLDER/PATH
+        address: String,
+    },
+    /// Make an earlier version of a file current again
+    Restore {
+        /// The file, as USER/FOLDER/PATH
+        address: String,
+        /// Version id, from `glow versions`
+        version: i64,
+    },
+    /// List, restore or purge deleted files
+    #[command(subcommand)]
+    Trash(TrashCommand),
+}
+
+/// `glow serve`.
+#[derive(Debug, Args, Default)]
+pub struct ServeArgs {
+    /// Directories to serve; each becomes a folder of the admin user, named
+    /// after its last path component
+    #[arg(value_name = "DIR")]
+    pub dirs: Vec<PathBuf>,
+    /// Address of the HTTP front [default: 0.0.0.0:8080]
+    #[arg(long, value_name = "ADDR")]
+    pub http: Option<String>,
+    /// TLS mode: `self-signed` makes (once) and uses a certificate in the data dir
+    #[arg(long, value_name = "MODE", conflicts_with_all = ["tls_cert", "tls_key"])]
+    pub tls: Option<String>,
+    /// TLS certificate chain (PEM); needs --tls-key
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM); needs --tls-cert
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+}
+
+/// `glow user …`.
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Add a user; prints a generated password unless --password-stdin
+    Add {
+        /// User name (a-z, A-Z, 0-9, '.', '_', '-')
+        name: String,
+        /// Read the password from standard input (one line)
+        #[arg(long)]
+        password_stdin: bool,
+        /// Make the user an administrator
+        #[arg(long)]
+        admin: bool,
+    },
+    /// List users
+    List,
+    /// Set a user's password (prompted on a terminal, else read from stdin)
+    Passwd {
+        /// User name
+        name: String,
+        /// Read the password from standard input (one line)
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Remove a user and their folders from the catalog (files on disk stay)
+    Remove {
+        /// User name
+        name: String,
+    },
+    /// Manage a user's SSH public keys
+    #[command(subcommand)]
+    Key(KeyCommand),
+    /// Create an app password (for a phone or WebDAV client) and print it once
+    AppPassword {
+        /// User name
+        user: String,
+        /// A label to recognise it by
+        #[arg(long, default_value = "device")]
+        label: String,
+    },
+}
+
+/// `glow user key …`.
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Add the OpenSSH public key(s) in FILE (`-` for stdin) to USER
+    Add {
+        /// User name
+        user: String,
+        /// A public key file such as ~/.ssh/id_ed25519.pub
+        file: PathBuf,
+    },
+    /// List a user's SSH public keys
+    List {
+        /// User name
+        user: String,
+    },
+}
+
+/// `glow folder …`.
+#[derive(Debug, Subcommand)]
+pub enum FolderCommand {
+    /// Add the directory PATH as folder NAME
+    Add {
+        /// Folder name
+        name: String,
+        /// Directory on this node
+        path: PathBuf,
+        /// Owner [default: the admin user]
+        #[arg(long, value_name = "USER")]
+        owner: Option<String>,
+        /// Do not keep copies of current contents (edits made directly on
+        /// disk are then not versioned; saves the disk space of one copy)
+        #[arg(long)]
+        no_keep_copies: bool,
+        /// Show this folder to TVs and media players on the LAN (DLNA)
+        #[arg(long)]
+        media: bool,
+    },
+    /// List folders
+    List,
+    /// Remove a folder from the catalog (its directory stays on disk)
+    Remove {
+        /// The folder, as USER/FOLDER
+        address: String,
+    },
+}
+
+/// `glow trash …`.
+#[derive(Debug, Subcommand)]
+pub enum TrashCommand {
+    /// List a user's deleted files
+    List {
+        /// User name
+        user: String,
+    },
+    /// Put a deleted item back
+    Restore {
+        /// User name
+        user: String,
+        /// Trash id, from `glow trash list`
+        id: i64,
+    },
+    /// Delete items for good (all of the user's, unless an id is given)
+    Purge {
+        /// User name
+        user: String,
+        /// Trash id
+        id: Option<i64>,
+    },
+}

@@ -1,0 +1,50 @@
+//! `glow`: the binary. Thin on purpose: parse flags, run, print the error
+//! chain on one line and exit non-zero. Everything else is in the modules.
+
+mod commands;
+mod config;
+mod flags;
+mod progress;
+mod serve;
+mod tls;
+
+use clap::Parser;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = flags::Cli::parse();
+    init_logging();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn run(cli: flags::Cli) -> anyhow::Result<()> {
+    // One crypto provider for the whole process (ring), installed before any
+    // TLS code runs.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let settings = config::Settings::load(&cli.global)?;
+    match cli.command {
+        flags::Command::Serve(args) => serve::run(settings, args).await,
+        other => commands::run(settings, other).await,
+    }
+}
+
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("GLOW_LOG")
+        .or_else(|_| EnvFilter::try_from_default_env())
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+}
