@@ -1,1 +1,14 @@
+//! Black-box tests: each starts the real `glow` binary on an ephemeral port
+//! with its own temp dir and catalog, and drives it with real clients
+//! (reqwest, curl, raw TCP, the `glow` CLI). Tests marked with `on_both!`
+//! run once against SQLite and once against PostgreSQL.
 
+#[macro_use]
+mod fixtures;
+mod auth;
+mod cli;
+mod crash;
+mod disk;
+mod files;
+mod traversal;
+mod versions;

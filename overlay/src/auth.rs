@@ -8,8 +8,8 @@
 
 use crate::access::Principal;
 use crate::error::{FabricError, Result};
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Mutex;
@@ -40,7 +40,11 @@ pub fn hash_password(password: &str) -> Result<String> {
 /// Checks a password against a PHC string. Blocking.
 pub fn verify_password(password: &str, phc: &str) -> bool {
     PasswordHash::new(phc)
-        .map(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
+        .map(|h| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &h)
+                .is_ok()
+        })
         .unwrap_or(false)
 }
 
@@ -53,7 +57,10 @@ pub fn random_secret(n: usize) -> String {
         chunk.copy_from_slice(&r[..chunk.len()]);
     }
     // 256 % 57 bias is below 1 bit over the whole secret; fine for passwords.
-    bytes.iter().map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char).collect()
+    bytes
+        .iter()
+        .map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char)
+        .collect()
 }
 
 /// An SSH public key line parsed and checked.
@@ -83,7 +90,12 @@ pub fn parse_ssh_key(line: &str) -> Result<ParsedKey> {
         .map_err(|e| FabricError::Invalid(format!("cannot encode key: {e}")))?
         .trim()
         .to_owned();
-    Ok(ParsedKey { algorithm, public_key, fingerprint, comment })
+    Ok(ParsedKey {
+        algorithm,
+        public_key,
+        fingerprint,
+        comment,
+    })
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq)]
@@ -112,10 +124,10 @@ impl RateLimiter {
         let now = Instant::now();
         let map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
         for key in keys(user, addr) {
-            if let Some(until) = map.get(&key).and_then(|f| f.locked_until) {
-                if until > now {
-                    return Err(FabricError::RateLimited((until - now).as_secs().max(1)));
-                }
+            if let Some(until) = map.get(&key).and_then(|f| f.locked_until)
+                && until > now
+            {
+                return Err(FabricError::RateLimited((until - now).as_secs().max(1)));
             }
         }
         Ok(())
@@ -133,7 +145,11 @@ impl RateLimiter {
                 LimitKey::User(_) => MAX_USER_FAILURES,
                 LimitKey::Addr(_) => MAX_ADDR_FAILURES,
             };
-            let f = map.entry(key).or_insert(Failures { count: 0, last: now, locked_until: None });
+            let f = map.entry(key).or_insert(Failures {
+                count: 0,
+                last: now,
+                locked_until: None,
+            });
             if now.duration_since(f.last) > FAILURE_WINDOW {
                 f.count = 0;
             }
@@ -171,7 +187,10 @@ pub struct CredentialCache {
 
 impl Default for CredentialCache {
     fn default() -> Self {
-        CredentialCache { key: crate::catalog::random_bytes(), entries: Mutex::default() }
+        CredentialCache {
+            key: crate::catalog::random_bytes(),
+            entries: Mutex::default(),
+        }
     }
 }
 
@@ -188,7 +207,9 @@ impl CredentialCache {
     pub fn get(&self, user: &str, password: &str) -> Option<Principal> {
         let d = self.digest(user, password);
         let map = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        map.get(&d).filter(|(_, at)| at.elapsed() < CACHE_TTL).map(|(p, _)| p.clone())
+        map.get(&d)
+            .filter(|(_, at)| at.elapsed() < CACHE_TTL)
+            .map(|(p, _)| p.clone())
     }
 
     /// Remembers verified credentials.
@@ -203,7 +224,10 @@ impl CredentialCache {
 
     /// Forgets everything (after a password change or a user removal).
     pub fn clear(&self) {
-        self.entries.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        self.entries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
     }
 }
 
@@ -229,7 +253,10 @@ mod tests {
             assert!(l.check("alice", Some(addr)).is_ok());
         }
         l.fail("alice", Some(addr));
-        assert!(matches!(l.check("alice", None), Err(FabricError::RateLimited(_))));
+        assert!(matches!(
+            l.check("alice", None),
+            Err(FabricError::RateLimited(_))
+        ));
         assert!(l.check("bob", Some(addr)).is_ok());
     }
 

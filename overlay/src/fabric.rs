@@ -42,7 +42,11 @@ pub struct Address {
 impl Address {
     /// Builds an address.
     pub fn new(user: impl Into<String>, folder: impl Into<String>, path: RelPath) -> Address {
-        Address { user: user.into(), folder: folder.into(), path }
+        Address {
+            user: user.into(),
+            folder: folder.into(),
+            path,
+        }
     }
 
     /// Parses `user/folder[/path]`.
@@ -51,16 +55,24 @@ impl Address {
         let user = parts.next().filter(|s| !s.is_empty());
         let folder = parts.next().filter(|s| !s.is_empty());
         match (user, folder) {
-            (Some(u), Some(f)) => {
-                Ok(Address::new(u, f, RelPath::parse(parts.next().unwrap_or(""))?))
-            }
-            _ => Err(FabricError::InvalidPath(format!("{text:?} is not USER/FOLDER[/PATH]"))),
+            (Some(u), Some(f)) => Ok(Address::new(
+                u,
+                f,
+                RelPath::parse(parts.next().unwrap_or(""))?,
+            )),
+            _ => Err(FabricError::InvalidPath(format!(
+                "{text:?} is not USER/FOLDER[/PATH]"
+            ))),
         }
     }
 
     /// The same folder, another path.
     pub fn with_path(&self, path: RelPath) -> Address {
-        Address { user: self.user.clone(), folder: self.folder.clone(), path }
+        Address {
+            user: self.user.clone(),
+            folder: self.folder.clone(),
+            path,
+        }
     }
 }
 
@@ -85,7 +97,10 @@ pub struct FolderOptions {
 
 impl Default for FolderOptions {
     fn default() -> Self {
-        FolderOptions { keep_copies: true, media: false }
+        FolderOptions {
+            keep_copies: true,
+            media: false,
+        }
     }
 }
 
@@ -122,7 +137,9 @@ pub struct Fabric {
 
 impl std::fmt::Debug for Fabric {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Fabric").field("node_id", &self.inner.node_id).finish()
+        f.debug_struct("Fabric")
+            .field("node_id", &self.inner.node_id)
+            .finish()
     }
 }
 
@@ -141,7 +158,8 @@ impl Fabric {
     pub async fn open(cfg: FabricConfig) -> Result<Fabric> {
         std::fs::create_dir_all(&cfg.data_dir)?;
         let data_dir = std::fs::canonicalize(&cfg.data_dir)?;
-        let catalog = Catalog::open(cfg.database_url.as_deref(), &data_dir.join("catalog.db")).await?;
+        let catalog =
+            Catalog::open(cfg.database_url.as_deref(), &data_dir.join("catalog.db")).await?;
         let blobs = BlobStore::open(data_dir.join("blobs"))?;
         let node_id = catalog.meta_init("node_id", &new_id()[..16]).await?;
         let fabric = Fabric {
@@ -188,18 +206,33 @@ impl Fabric {
         check_user_name(name)?;
         check_password(password)?;
         if self.inner.catalog.user_by_name(name).await?.is_some() {
-            return Err(FabricError::Invalid(format!("user {name:?} already exists")));
+            return Err(FabricError::Invalid(format!(
+                "user {name:?} already exists"
+            )));
         }
         let pw = password.to_owned();
         let password_hash = blocking(move || auth::hash_password(&pw)).await?;
-        let row = UserRow { id: new_id(), name: name.to_owned(), password_hash, is_admin: is_admin as i64, created_at: now_ms() };
+        let row = UserRow {
+            id: new_id(),
+            name: name.to_owned(),
+            password_hash,
+            is_admin: is_admin as i64,
+            created_at: now_ms(),
+        };
         self.inner.catalog.insert_user(&row).await?;
         Ok(row.to_user())
     }
 
     /// All users.
     pub async fn users(&self) -> Result<Vec<User>> {
-        Ok(self.inner.catalog.users().await?.iter().map(UserRow::to_user).collect())
+        Ok(self
+            .inner
+            .catalog
+            .users()
+            .await?
+            .iter()
+            .map(UserRow::to_user)
+            .collect())
     }
 
     /// One user by name.
@@ -208,7 +241,11 @@ impl Fabric {
     }
 
     async fn user_row(&self, name: &str) -> Result<UserRow> {
-        self.inner.catalog.user_by_name(name).await?.ok_or_else(|| no_such_user(name))
+        self.inner
+            .catalog
+            .user_by_name(name)
+            .await?
+            .ok_or_else(|| no_such_user(name))
     }
 
     /// Sets a user's password.
@@ -217,7 +254,10 @@ impl Fabric {
         let user = self.user_row(name).await?;
         let pw = password.to_owned();
         let hash = blocking(move || auth::hash_password(&pw)).await?;
-        self.inner.catalog.set_password_hash(&user.id, &hash).await?;
+        self.inner
+            .catalog
+            .set_password_hash(&user.id, &hash)
+            .await?;
         self.inner.cache.clear();
         Ok(())
     }
@@ -234,8 +274,18 @@ impl Fabric {
     pub async fn add_ssh_key(&self, name: &str, line: &str) -> Result<SshKey> {
         let user = self.user_row(name).await?;
         let parsed = auth::parse_ssh_key(line)?;
-        if self.inner.catalog.ssh_keys(&user.id).await?.iter().any(|k| k.fingerprint == parsed.fingerprint) {
-            return Err(FabricError::Invalid(format!("user {name:?} already has key {}", parsed.fingerprint)));
+        if self
+            .inner
+            .catalog
+            .ssh_keys(&user.id)
+            .await?
+            .iter()
+            .any(|k| k.fingerprint == parsed.fingerprint)
+        {
+            return Err(FabricError::Invalid(format!(
+                "user {name:?} already has key {}",
+                parsed.fingerprint
+            )));
         }
         let key = SshKey {
             id: new_id(),
@@ -244,7 +294,10 @@ impl Fabric {
             fingerprint: parsed.fingerprint,
             comment: parsed.comment,
         };
-        self.inner.catalog.insert_ssh_key(&user.id, &key, now_ms()).await?;
+        self.inner
+            .catalog
+            .insert_ssh_key(&user.id, &key, now_ms())
+            .await?;
         Ok(key)
     }
 
@@ -256,20 +309,39 @@ impl Fabric {
 
     /// Creates an app password for a device; the secret is returned once and
     /// only its hash is kept.
-    pub async fn create_app_password(&self, name: &str, label: &str) -> Result<(AppPassword, String)> {
+    pub async fn create_app_password(
+        &self,
+        name: &str,
+        label: &str,
+    ) -> Result<(AppPassword, String)> {
         let user = self.user_row(name).await?;
         let secret = auth::random_secret(24);
         let s = secret.clone();
         let password_hash = blocking(move || auth::hash_password(&s)).await?;
-        let row = AppPasswordRow { id: new_id(), label: label.to_owned(), password_hash, created_at: now_ms() };
-        self.inner.catalog.insert_app_password(&user.id, &row).await?;
+        let row = AppPasswordRow {
+            id: new_id(),
+            label: label.to_owned(),
+            password_hash,
+            created_at: now_ms(),
+        };
+        self.inner
+            .catalog
+            .insert_app_password(&user.id, &row)
+            .await?;
         Ok((row.to_public(), secret))
     }
 
     /// A user's app passwords (without secrets).
     pub async fn app_passwords(&self, name: &str) -> Result<Vec<AppPassword>> {
         let user = self.user_row(name).await?;
-        Ok(self.inner.catalog.app_passwords(&user.id).await?.iter().map(AppPasswordRow::to_public).collect())
+        Ok(self
+            .inner
+            .catalog
+            .app_passwords(&user.id)
+            .await?
+            .iter()
+            .map(AppPasswordRow::to_public)
+            .collect())
     }
 
     // ---- sign-in -----------------------------------------------------------
@@ -277,7 +349,12 @@ impl Fabric {
     /// Checks a user name and a password (the account password or any of the
     /// user's app passwords). Failures are counted per name and per address;
     /// too many give [`FabricError::RateLimited`], even for right credentials.
-    pub async fn authenticate(&self, name: &str, password: &str, addr: Option<IpAddr>) -> Result<Principal> {
+    pub async fn authenticate(
+        &self,
+        name: &str,
+        password: &str,
+        addr: Option<IpAddr>,
+    ) -> Result<Principal> {
         self.inner.limiter.check(name, addr)?;
         if let Some(p) = self.inner.cache.get(name, password) {
             return Ok(p);
@@ -293,12 +370,18 @@ impl Fabric {
             // Without such a user, verify against a fixed hash anyway so that
             // timing does not tell which names exist.
             let main = main_hash.unwrap_or_else(|| DUMMY_HASH.to_owned());
-            Ok(auth::verify_password(&pw, &main) || apps.iter().any(|a| auth::verify_password(&pw, &a.password_hash)))
+            Ok(auth::verify_password(&pw, &main)
+                || apps
+                    .iter()
+                    .any(|a| auth::verify_password(&pw, &a.password_hash)))
         })
         .await?;
         match (ok, user) {
             (true, Some(u)) => {
-                let who = Principal::User { id: u.id, name: u.name };
+                let who = Principal::User {
+                    id: u.id,
+                    name: u.name,
+                };
                 self.inner.limiter.succeed(name);
                 self.inner.cache.put(name, password, who.clone());
                 Ok(who)
@@ -318,33 +401,57 @@ impl Fabric {
         };
         let token = auth::random_secret(43);
         let now = now_ms();
-        self.inner.catalog.insert_session(&token_digest(&token), id, now, now + ttl.as_millis() as i64).await?;
+        self.inner
+            .catalog
+            .insert_session(&token_digest(&token), id, now, now + ttl.as_millis() as i64)
+            .await?;
         Ok(token)
     }
 
     /// The principal of a live session token.
     pub async fn session(&self, token: &str) -> Result<Principal> {
-        match self.inner.catalog.session_user(&token_digest(token), now_ms()).await? {
-            Some(u) => Ok(Principal::User { id: u.id, name: u.name }),
+        match self
+            .inner
+            .catalog
+            .session_user(&token_digest(token), now_ms())
+            .await?
+        {
+            Some(u) => Ok(Principal::User {
+                id: u.id,
+                name: u.name,
+            }),
             None => Err(FabricError::BadCredentials),
         }
     }
 
     /// Ends a session.
     pub async fn end_session(&self, token: &str) -> Result<()> {
-        self.inner.catalog.delete_session(&token_digest(token)).await
+        self.inner
+            .catalog
+            .delete_session(&token_digest(token))
+            .await
     }
 
     // ---- folders -----------------------------------------------------------
 
     /// Adds the directory `path` as folder `name` of user `owner`.
-    pub async fn add_folder(&self, owner: &str, name: &str, path: &Path, opts: FolderOptions) -> Result<Folder> {
-        RelPath::from_components([name]).map_err(|_| FabricError::Invalid(format!("{name:?} is not a valid folder name")))?;
+    pub async fn add_folder(
+        &self,
+        owner: &str,
+        name: &str,
+        path: &Path,
+        opts: FolderOptions,
+    ) -> Result<Folder> {
+        RelPath::from_components([name])
+            .map_err(|_| FabricError::Invalid(format!("{name:?} is not a valid folder name")))?;
         let user = self.user_row(owner).await?;
         let real = std::fs::canonicalize(path)
             .map_err(|e| FabricError::Invalid(format!("cannot use {}: {e}", path.display())))?;
         if !real.is_dir() {
-            return Err(FabricError::Invalid(format!("{} is not a directory", path.display())));
+            return Err(FabricError::Invalid(format!(
+                "{} is not a directory",
+                path.display()
+            )));
         }
         if real.starts_with(&self.inner.data_dir) || self.inner.data_dir.starts_with(&real) {
             return Err(FabricError::Invalid(format!(
@@ -401,7 +508,12 @@ impl Fabric {
 
     /// Checks that `who` may see the namespace of user `owner`.
     pub async fn namespace(&self, who: &Principal, owner: &str) -> Result<User> {
-        let user = self.inner.catalog.user_by_name(owner).await?.ok_or(FabricError::NotFound)?;
+        let user = self
+            .inner
+            .catalog
+            .user_by_name(owner)
+            .await?
+            .ok_or(FabricError::NotFound)?;
         authorize_namespace(who, &user.id)?;
         Ok(user.to_user())
     }
@@ -409,34 +521,58 @@ impl Fabric {
     /// Re-reads the folder index from the catalog.
     pub async fn reload_folders(&self) -> Result<()> {
         let list = self.inner.catalog.folders().await?;
-        let mut index = self.inner.folders.write().unwrap_or_else(|e| e.into_inner());
-        index.by_name = list.into_iter().map(|f| ((f.owner.clone(), f.name.clone()), Arc::new(f))).collect();
+        let mut index = self
+            .inner
+            .folders
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        index.by_name = list
+            .into_iter()
+            .map(|f| ((f.owner.clone(), f.name.clone()), Arc::new(f)))
+            .collect();
         index.loaded_at = Some(Instant::now());
         Ok(())
     }
 
-    /// Re-reads the index if it is older than a second (another process, such
-    /// as the CLI, may have added a folder).
+    /// Re-reads the index unless it was read a moment ago (another process,
+    /// such as the CLI, may have added a folder).
     async fn maybe_reload(&self) -> Result<()> {
         let stale = {
             let index = self.inner.folders.read().unwrap_or_else(|e| e.into_inner());
-            index.loaded_at.is_none_or(|t| t.elapsed() > Duration::from_secs(1))
+            index
+                .loaded_at
+                .is_none_or(|t| t.elapsed() > Duration::from_millis(100))
         };
-        if stale { self.reload_folders().await } else { Ok(()) }
+        if stale {
+            self.reload_folders().await
+        } else {
+            Ok(())
+        }
     }
 
     fn find_folder(&self, owner: &str, name: &str) -> Option<Arc<Folder>> {
         let index = self.inner.folders.read().unwrap_or_else(|e| e.into_inner());
-        index.by_name.get(&(owner.to_owned(), name.to_owned())).cloned()
+        index
+            .by_name
+            .get(&(owner.to_owned(), name.to_owned()))
+            .cloned()
     }
 
     /// The folder of an address, if `who` may use it for `op`.
-    pub(crate) async fn folder_for(&self, who: &Principal, addr: &Address, op: Op) -> Result<Arc<Folder>> {
+    pub(crate) async fn folder_for(
+        &self,
+        who: &Principal,
+        addr: &Address,
+        op: Op,
+    ) -> Result<Arc<Folder>> {
         let folder = match self.find_folder(&addr.user, &addr.folder) {
             Some(f) => f,
             None => {
-                self.maybe_reload().await?;
-                self.find_folder(&addr.user, &addr.folder).ok_or(FabricError::NotFound)?
+                // Only signed-in callers get here, so a re-read per miss is
+                // cheap insurance: the CLI may have just added the folder.
+                self.reload_folders().await?;
+                self.find_folder(&addr.user, &addr.folder)
+                    .ok_or(FabricError::NotFound)?
             }
         };
         authorize(who, &folder, op)?;
@@ -445,7 +581,13 @@ impl Fabric {
 
     /// Resolves an address for `op`: authorizes, then confines the path to the
     /// folder on disk. `create` allows a missing final component.
-    pub(crate) async fn resolve(&self, who: &Principal, addr: &Address, op: Op, create: bool) -> Result<Resolved> {
+    pub(crate) async fn resolve(
+        &self,
+        who: &Principal,
+        addr: &Address,
+        op: Op,
+        create: bool,
+    ) -> Result<Resolved> {
         let folder = self.folder_for(who, addr, op).await?;
         let root = folder.path.clone();
         let rel = addr.path.clone();
@@ -456,7 +598,11 @@ impl Fabric {
 
     /// The lock that serialises commits (and disk reconciliation) in a folder.
     pub(crate) fn folder_lock(&self, folder_id: &str) -> Arc<tokio::sync::Mutex<()>> {
-        let mut locks = self.inner.folder_locks.lock().unwrap_or_else(|e| e.into_inner());
+        let mut locks = self
+            .inner
+            .folder_locks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         locks.entry(folder_id.to_owned()).or_default().clone()
     }
 
@@ -483,7 +629,9 @@ fn check_user_name(name: &str) -> Result<()> {
     let ok = !name.is_empty()
         && name.len() <= 64
         && !name.starts_with('.')
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
     if ok {
         Ok(())
     } else {
@@ -495,10 +643,14 @@ fn check_user_name(name: &str) -> Result<()> {
 
 fn check_password(pw: &str) -> Result<()> {
     if pw.chars().count() < 8 {
-        return Err(FabricError::Invalid("passwords need at least 8 characters".into()));
+        return Err(FabricError::Invalid(
+            "passwords need at least 8 characters".into(),
+        ));
     }
     if pw.len() > 1024 {
-        return Err(FabricError::Invalid("passwords may have at most 1024 bytes".into()));
+        return Err(FabricError::Invalid(
+            "passwords may have at most 1024 bytes".into(),
+        ));
     }
     Ok(())
 }
@@ -510,11 +662,17 @@ mod tests {
     #[test]
     fn addresses_parse() {
         let a = Address::parse("alice/photos/2024/a.jpg").unwrap();
-        assert_eq!((a.user.as_str(), a.folder.as_str(), a.path.as_str()), ("alice", "photos", "2024/a.jpg"));
+        assert_eq!(
+            (a.user.as_str(), a.folder.as_str(), a.path.as_str()),
+            ("alice", "photos", "2024/a.jpg")
+        );
         assert_eq!(a.to_string(), "alice/photos/2024/a.jpg");
         assert!(Address::parse("alice").is_err());
         assert!(Address::parse("alice/photos/../x").is_err());
-        assert_eq!(Address::parse("/alice/photos/").unwrap().path, RelPath::root());
+        assert_eq!(
+            Address::parse("/alice/photos/").unwrap().path,
+            RelPath::root()
+        );
     }
 
     #[test]

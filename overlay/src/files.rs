@@ -43,7 +43,11 @@ impl Fabric {
     }
 
     /// Opens a file for reading; the caller seeks for ranges.
-    pub async fn open_file(&self, who: &Principal, addr: &Address) -> Result<(tokio::fs::File, Entry)> {
+    pub async fn open_file(
+        &self,
+        who: &Principal,
+        addr: &Address,
+    ) -> Result<(tokio::fs::File, Entry)> {
         let r = self.resolve(who, addr, Op::Read, false).await?;
         let name = entry_name(&r);
         let rel = r.rel.clone();
@@ -60,7 +64,13 @@ impl Fabric {
     }
 
     /// Reads up to `len` bytes at `offset` (positional access for SFTP).
-    pub async fn read_at(&self, who: &Principal, addr: &Address, offset: u64, len: usize) -> Result<Vec<u8>> {
+    pub async fn read_at(
+        &self,
+        who: &Principal,
+        addr: &Address,
+        offset: u64,
+        len: usize,
+    ) -> Result<Vec<u8>> {
         let r = self.resolve(who, addr, Op::Read, false).await?;
         blocking(move || {
             let mut f = fs::File::open(&r.disk)?;
@@ -90,14 +100,23 @@ impl Fabric {
         let (tmp, file) = blocking(move || local::create_temp(&target)).await?;
         let mut guard = RemoveOnDrop(Some(tmp.clone()));
         let hash = stream_to_file(body, tokio::fs::File::from_std(file)).await?;
-        let outcome = self.commit_write(&r, &tmp, &hash, who.actor(), front).await?;
+        let outcome = self
+            .commit_write(&r, &tmp, &hash, who.actor(), front)
+            .await?;
         guard.0 = None;
         Ok(outcome)
     }
 
     /// Second half of a write: keep the old content, move the temp file in,
     /// record the entry. Runs under the folder lock.
-    async fn commit_write(&self, r: &Resolved, tmp: &Path, hash: &str, actor: &str, front: &str) -> Result<WriteOutcome> {
+    async fn commit_write(
+        &self,
+        r: &Resolved,
+        tmp: &Path,
+        hash: &str,
+        actor: &str,
+        front: &str,
+    ) -> Result<WriteOutcome> {
         let lock = self.folder_lock(&r.folder.id);
         let _held = lock.lock().await;
         let target = r.disk.clone();
@@ -108,9 +127,15 @@ impl Fabric {
             Err(e) => return Err(e.into()),
         };
         if existed {
-            self.keep_version(&r.folder, &r.rel, &target, "overwrite", front, actor, None).await?;
+            self.keep_version(&r.folder, &r.rel, &target, "overwrite", front, actor, None)
+                .await?;
         }
-        let (blobs, keep, tmp, h) = (self.inner.blobs.clone(), r.folder.keep_copies, tmp.to_path_buf(), hash.to_owned());
+        let (blobs, keep, tmp, h) = (
+            self.inner.blobs.clone(),
+            r.folder.keep_copies,
+            tmp.to_path_buf(),
+            hash.to_owned(),
+        );
         let rel = r.rel.clone();
         let name = rel.name().to_owned();
         let entry = blocking(move || {
@@ -122,7 +147,11 @@ impl Fabric {
         })
         .await?;
         self.record(&r.folder, &entry, Some(hash), false).await?;
-        Ok(WriteOutcome { created: !existed, entry, hash: hash.to_owned() })
+        Ok(WriteOutcome {
+            created: !existed,
+            entry,
+            hash: hash.to_owned(),
+        })
     }
 
     /// Creates a directory; its parent must exist.
@@ -157,14 +186,23 @@ impl Fabric {
 
     /// Moves a file or directory. With `overwrite`, an existing target is kept
     /// as a version (a file) or moved to the trash (a directory) first.
-    pub async fn rename(&self, who: &Principal, from: &Address, to: &Address, overwrite: bool, front: &str) -> Result<()> {
+    pub async fn rename(
+        &self,
+        who: &Principal,
+        from: &Address,
+        to: &Address,
+        overwrite: bool,
+        front: &str,
+    ) -> Result<()> {
         let src = self.resolve(who, from, Op::Write, false).await?;
         let dst = self.resolve(who, to, Op::Write, true).await?;
         if src.rel.is_root() || dst.rel.is_root() {
             return Err(FabricError::Forbidden);
         }
         if src.folder.id == dst.folder.id && dst.rel.starts_with(&src.rel) {
-            return Err(FabricError::Invalid("cannot move a directory into itself".into()));
+            return Err(FabricError::Invalid(
+                "cannot move a directory into itself".into(),
+            ));
         }
         if src.disk == dst.disk {
             return Ok(());
@@ -178,13 +216,21 @@ impl Fabric {
             Some(l) => Some(l.lock().await),
             None => None,
         };
-        let moved = self.inner.catalog.entries_under(&src.folder.id, src.rel.as_str()).await?;
+        let moved = self
+            .inner
+            .catalog
+            .entries_under(&src.folder.id, src.rel.as_str())
+            .await?;
         let (s, d) = (src.disk.clone(), dst.disk.clone());
         blocking(move || match fs::rename(&s, &d) {
             Err(e) if e.raw_os_error() == Some(18) => {
                 // EXDEV: folders on different filesystems.
                 copy_tree(&s, &d)?;
-                if fs::metadata(&s)?.is_dir() { fs::remove_dir_all(&s)? } else { fs::remove_file(&s)? }
+                if fs::metadata(&s)?.is_dir() {
+                    fs::remove_dir_all(&s)?
+                } else {
+                    fs::remove_file(&s)?
+                }
                 Ok(())
             }
             other => {
@@ -196,27 +242,56 @@ impl Fabric {
         })
         .await?;
         for e in moved {
-            let Ok(old) = RelPath::parse(&e.path) else { continue };
+            let Ok(old) = RelPath::parse(&e.path) else {
+                continue;
+            };
             let new = old.rebase(&src.rel, &dst.rel);
             let cat = &self.inner.catalog;
-            cat.record_entry(&src.folder.id, self.node_id(), &e.path, e.kind(), e.size, e.mtime_ns, e.hash.as_deref(), true)
-                .await?;
-            cat.record_entry(&dst.folder.id, self.node_id(), new.as_str(), e.kind(), e.size, e.mtime_ns, e.hash.as_deref(), false)
-                .await?;
+            cat.record_entry(
+                &src.folder.id,
+                self.node_id(),
+                &e.path,
+                e.kind(),
+                e.size,
+                e.mtime_ns,
+                e.hash.as_deref(),
+                true,
+            )
+            .await?;
+            cat.record_entry(
+                &dst.folder.id,
+                self.node_id(),
+                new.as_str(),
+                e.kind(),
+                e.size,
+                e.mtime_ns,
+                e.hash.as_deref(),
+                false,
+            )
+            .await?;
         }
         Ok(())
     }
 
     /// Copies a file or a directory tree. With `overwrite`, an existing target
     /// is replaced (and kept as a version or in the trash).
-    pub async fn copy(&self, who: &Principal, from: &Address, to: &Address, overwrite: bool, front: &str) -> Result<()> {
+    pub async fn copy(
+        &self,
+        who: &Principal,
+        from: &Address,
+        to: &Address,
+        overwrite: bool,
+        front: &str,
+    ) -> Result<()> {
         let src = self.resolve(who, from, Op::Read, false).await?;
         let dst = self.resolve(who, to, Op::Write, true).await?;
         if dst.rel.is_root() {
             return Err(FabricError::Forbidden);
         }
         if src.folder.id == dst.folder.id && dst.rel.starts_with(&src.rel) {
-            return Err(FabricError::Invalid("cannot copy a directory into itself".into()));
+            return Err(FabricError::Invalid(
+                "cannot copy a directory into itself".into(),
+            ));
         }
         let src_is_dir = tokio::fs::metadata(&src.disk).await?.is_dir();
         if src_is_dir {
@@ -255,20 +330,39 @@ impl Fabric {
 
     /// Frees the place of a rename or copy target. Returns whether something
     /// was there.
-    async fn replace_target(&self, who: &Principal, dst: &Resolved, overwrite: bool, front: &str) -> Result<bool> {
+    async fn replace_target(
+        &self,
+        who: &Principal,
+        dst: &Resolved,
+        overwrite: bool,
+        front: &str,
+    ) -> Result<bool> {
         let Ok(meta) = tokio::fs::symlink_metadata(&dst.disk).await else {
             return Ok(false);
         };
         if !overwrite {
             return Err(FabricError::AlreadyExists);
         }
-        let addr = Address::new(dst.folder.owner.clone(), dst.folder.name.clone(), dst.rel.clone());
+        let addr = Address::new(
+            dst.folder.owner.clone(),
+            dst.folder.name.clone(),
+            dst.rel.clone(),
+        );
         if meta.is_dir() {
             self.delete(who, &addr, front).await?;
         } else {
             let lock = self.folder_lock(&dst.folder.id);
             let _held = lock.lock().await;
-            self.keep_version(&dst.folder, &dst.rel, &dst.disk, "overwrite", front, who.actor(), None).await?;
+            self.keep_version(
+                &dst.folder,
+                &dst.rel,
+                &dst.disk,
+                "overwrite",
+                front,
+                who.actor(),
+                None,
+            )
+            .await?;
         }
         Ok(true)
     }
@@ -283,9 +377,22 @@ impl Fabric {
         let lock = self.folder_lock(&r.folder.id);
         let _held = lock.lock().await;
         let meta = tokio::fs::symlink_metadata(&r.disk).await?;
-        let kind = if meta.is_dir() { EntryKind::Dir } else { EntryKind::File };
+        let kind = if meta.is_dir() {
+            EntryKind::Dir
+        } else {
+            EntryKind::File
+        };
         let cat = &self.inner.catalog;
-        let trash_id = cat.insert_trash(&r.folder.id, r.rel.as_str(), kind, who.actor(), front, crate::resource::now_ms()).await?;
+        let trash_id = cat
+            .insert_trash(
+                &r.folder.id,
+                r.rel.as_str(),
+                kind,
+                who.actor(),
+                front,
+                crate::resource::now_ms(),
+            )
+            .await?;
         let files = if meta.is_dir() {
             let (root, base, rel) = (r.folder.path.clone(), r.disk.clone(), r.rel.clone());
             blocking(move || walk(&root, &base, &rel)).await?
@@ -295,25 +402,53 @@ impl Fabric {
         for (rel, kind) in &files {
             if *kind == EntryKind::File {
                 let disk = rel.to_disk(&r.folder.path);
-                self.keep_version(&r.folder, rel, &disk, "delete", front, who.actor(), Some(trash_id)).await?;
+                self.keep_version(
+                    &r.folder,
+                    rel,
+                    &disk,
+                    "delete",
+                    front,
+                    who.actor(),
+                    Some(trash_id),
+                )
+                .await?;
             }
         }
         let disk = r.disk.clone();
         blocking(move || {
-            if meta.is_dir() { fs::remove_dir_all(&disk)? } else { fs::remove_file(&disk)? }
+            if meta.is_dir() {
+                fs::remove_dir_all(&disk)?
+            } else {
+                fs::remove_file(&disk)?
+            }
             local::sync_parent(&disk);
             Ok(())
         })
         .await?;
         for e in cat.entries_under(&r.folder.id, r.rel.as_str()).await? {
-            cat.record_entry(&r.folder.id, self.node_id(), &e.path, e.kind(), e.size, e.mtime_ns, e.hash.as_deref(), true)
-                .await?;
+            cat.record_entry(
+                &r.folder.id,
+                self.node_id(),
+                &e.path,
+                e.kind(),
+                e.size,
+                e.mtime_ns,
+                e.hash.as_deref(),
+                true,
+            )
+            .await?;
         }
         Ok(trash_id)
     }
 
     /// Records an entry as it is on disk now.
-    pub(crate) async fn record(&self, folder: &Folder, entry: &Entry, hash: Option<&str>, deleted: bool) -> Result<()> {
+    pub(crate) async fn record(
+        &self,
+        folder: &Folder,
+        entry: &Entry,
+        hash: Option<&str>,
+        deleted: bool,
+    ) -> Result<()> {
         self.inner
             .catalog
             .record_entry(
@@ -337,7 +472,11 @@ async fn stat_resolved(r: Resolved) -> Result<Entry> {
 }
 
 fn entry_name(r: &Resolved) -> String {
-    if r.rel.is_root() { r.folder.name.clone() } else { r.rel.name().to_owned() }
+    if r.rel.is_root() {
+        r.folder.name.clone()
+    } else {
+        r.rel.name().to_owned()
+    }
 }
 
 /// Locks of one or two folders, always taken in id order.
@@ -345,7 +484,10 @@ fn ordered_locks(
     fabric: &Fabric,
     a: &Folder,
     b: &Folder,
-) -> (std::sync::Arc<tokio::sync::Mutex<()>>, Option<std::sync::Arc<tokio::sync::Mutex<()>>>) {
+) -> (
+    std::sync::Arc<tokio::sync::Mutex<()>>,
+    Option<std::sync::Arc<tokio::sync::Mutex<()>>>,
+) {
     if a.id == b.id {
         (fabric.folder_lock(&a.id), None)
     } else if a.id < b.id {
@@ -356,7 +498,10 @@ fn ordered_locks(
 }
 
 /// Streams `body` into `file`, hashing it; fsyncs. Returns the BLAKE3 hex.
-async fn stream_to_file(mut body: impl AsyncRead + Unpin + Send, mut file: tokio::fs::File) -> Result<String> {
+async fn stream_to_file(
+    mut body: impl AsyncRead + Unpin + Send,
+    mut file: tokio::fs::File,
+) -> Result<String> {
     let mut hasher = blake3::Hasher::new();
     let mut buf = vec![0u8; WRITE_CHUNK];
     loop {
@@ -376,20 +521,33 @@ async fn stream_to_file(mut body: impl AsyncRead + Unpin + Send, mut file: tokio
 /// Symbolic links and internal files are skipped.
 fn walk(root: &Path, base: &Path, base_rel: &RelPath) -> Result<Vec<(RelPath, EntryKind)>> {
     let mut out = Vec::new();
-    for item in walkdir::WalkDir::new(base).min_depth(1).follow_links(false).sort_by_file_name() {
+    for item in walkdir::WalkDir::new(base)
+        .min_depth(1)
+        .follow_links(false)
+        .sort_by_file_name()
+    {
         let item = item.map_err(|e| FabricError::Io(io::Error::other(e.to_string())))?;
         let ft = item.file_type();
         if !(ft.is_file() || ft.is_dir()) {
             continue;
         }
-        let Some(rest) = RelPath::from_disk(base, item.path()) else { continue };
+        let Some(rest) = RelPath::from_disk(base, item.path()) else {
+            continue;
+        };
         let rel = if base_rel.is_root() {
             rest
         } else {
             RelPath::parse(&format!("{}/{}", base_rel, rest))?
         };
         let _ = root;
-        out.push((rel, if ft.is_dir() { EntryKind::Dir } else { EntryKind::File }));
+        out.push((
+            rel,
+            if ft.is_dir() {
+                EntryKind::Dir
+            } else {
+                EntryKind::File
+            },
+        ));
     }
     Ok(out)
 }

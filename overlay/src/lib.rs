@@ -24,5 +24,7 @@ pub use access::{Op, Principal};
 pub use error::{FabricError, Result};
 pub use fabric::{Address, Fabric, FabricConfig, FolderOptions};
 pub use path::RelPath;
-pub use resource::{AppPassword, Entry, EntryKind, Folder, SshKey, TrashItem, User, Version, WriteOutcome};
+pub use resource::{
+    AppPassword, Entry, EntryKind, Folder, SshKey, TrashItem, User, Version, WriteOutcome,
+};
 pub use scan::{NoProgress, ScanObserver};

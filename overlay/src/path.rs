@@ -181,7 +181,11 @@ mod tests {
         assert_eq!(RelPath::parse("a").unwrap().parent(), RelPath::root());
         assert_eq!(p.parent().join("d").unwrap().as_str(), "a/b/d");
         assert!(p.starts_with(&RelPath::parse("a/b").unwrap()));
-        assert!(!RelPath::parse("a/bc").unwrap().starts_with(&RelPath::parse("a/b").unwrap()));
+        assert!(
+            !RelPath::parse("a/bc")
+                .unwrap()
+                .starts_with(&RelPath::parse("a/b").unwrap())
+        );
         let from = RelPath::parse("a").unwrap();
         let to = RelPath::parse("x/y").unwrap();
         assert_eq!(p.rebase(&from, &to).as_str(), "x/y/b/c");
@@ -192,7 +196,9 @@ mod tests {
     fn from_disk_stays_below_root() {
         let root = Path::new("/srv/f");
         assert_eq!(
-            RelPath::from_disk(root, Path::new("/srv/f/a/b")).unwrap().as_str(),
+            RelPath::from_disk(root, Path::new("/srv/f/a/b"))
+                .unwrap()
+                .as_str(),
             "a/b"
         );
         assert!(RelPath::from_disk(root, Path::new("/srv/g/a")).is_none());

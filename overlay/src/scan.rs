@@ -52,9 +52,20 @@ struct Seen {
 impl Fabric {
     /// Scans a whole folder and brings the catalog in line with the disk.
     /// With `recover`, temp files left by interrupted writes are removed.
-    pub async fn scan_folder(&self, folder: &Arc<Folder>, recover: bool, obs: &dyn ScanObserver) -> Result<u64> {
-        let known: HashMap<String, EntryRow> =
-            self.inner.catalog.entries(&folder.id).await?.into_iter().map(|e| (e.path.clone(), e)).collect();
+    pub async fn scan_folder(
+        &self,
+        folder: &Arc<Folder>,
+        recover: bool,
+        obs: &dyn ScanObserver,
+    ) -> Result<u64> {
+        let known: HashMap<String, EntryRow> = self
+            .inner
+            .catalog
+            .entries(&folder.id)
+            .await?
+            .into_iter()
+            .map(|e| (e.path.clone(), e))
+            .collect();
         let root = folder.path.clone();
         let seen = blocking(move || walk_folder(&root, recover)).await?;
         let mut changed = 0u64;
@@ -66,7 +77,16 @@ impl Fabric {
                     if k.is_none_or(|k| k.deleted || k.kind() != EntryKind::Dir) {
                         self.inner
                             .catalog
-                            .record_entry(&folder.id, self.node_id(), s.rel.as_str(), EntryKind::Dir, 0, s.mtime_ns, None, false)
+                            .record_entry(
+                                &folder.id,
+                                self.node_id(),
+                                s.rel.as_str(),
+                                EntryKind::Dir,
+                                0,
+                                s.mtime_ns,
+                                None,
+                                false,
+                            )
                             .await?;
                         changed += 1;
                     }
@@ -86,9 +106,12 @@ impl Fabric {
             }
             obs.advanced(s.size as u64);
         }
-        let present: std::collections::HashSet<&str> = seen.iter().map(|s| s.rel.as_str()).collect();
-        let mut gone: Vec<&EntryRow> =
-            known.values().filter(|e| !e.deleted && !e.path.is_empty() && !present.contains(e.path.as_str())).collect();
+        let present: std::collections::HashSet<&str> =
+            seen.iter().map(|s| s.rel.as_str()).collect();
+        let mut gone: Vec<&EntryRow> = known
+            .values()
+            .filter(|e| !e.deleted && !e.path.is_empty() && !present.contains(e.path.as_str()))
+            .collect();
         gone.sort_by(|a, b| b.path.cmp(&a.path));
         for e in gone {
             if let Ok(rel) = RelPath::parse(&e.path) {
@@ -98,6 +121,61 @@ impl Fabric {
         }
         obs.finished(&folder.name, changed);
         Ok(changed)
+    }
+
+    /// Compares a folder's catalog with its disk without changing either;
+    /// returns one line per difference (empty when they agree).
+    pub async fn verify_folder(
+        &self,
+        who: &crate::Principal,
+        addr: &crate::Address,
+    ) -> Result<Vec<String>> {
+        let folder = self.folder_for(who, addr, crate::Op::Read).await?;
+        let known: HashMap<String, EntryRow> = self
+            .inner
+            .catalog
+            .entries(&folder.id)
+            .await?
+            .into_iter()
+            .map(|e| (e.path.clone(), e))
+            .collect();
+        let root = folder.path.clone();
+        let seen = blocking(move || walk_folder(&root, false)).await?;
+        let mut out = Vec::new();
+        for s in &seen {
+            match known.get(s.rel.as_str()) {
+                None => out.push(format!("not in catalog: {}", s.rel)),
+                Some(k) if k.deleted => {
+                    out.push(format!("deleted in catalog, present on disk: {}", s.rel))
+                }
+                Some(k) if k.kind() != s.kind => out.push(format!("kind differs: {}", s.rel)),
+                Some(k)
+                    if s.kind == EntryKind::File
+                        && (k.size != s.size || k.mtime_ns != s.mtime_ns) =>
+                {
+                    out.push(format!("changed on disk: {}", s.rel))
+                }
+                Some(_) => {}
+            }
+        }
+        let present: std::collections::HashSet<&str> =
+            seen.iter().map(|s| s.rel.as_str()).collect();
+        for k in known.values() {
+            if !k.deleted && !k.path.is_empty() && !present.contains(k.path.as_str()) {
+                out.push(format!("gone from disk: {}", k.path));
+            }
+        }
+        let stray = {
+            let root = folder.path.clone();
+            blocking(move || Ok(stray_temp_files(&root))).await?
+        };
+        out.extend(
+            stray
+                .into_iter()
+                .map(|p| format!("partial upload on disk: {}", p.display())),
+        );
+        out.sort();
+        Ok(out)
     }
 
     /// Brings one path (and, for a new directory, everything below it) in
@@ -123,7 +201,10 @@ impl Fabric {
                     }
                 }
                 Some(m) if m.is_dir() => {
-                    if known.as_ref().is_some_and(|k| !k.deleted && k.kind() == EntryKind::Dir) {
+                    if known
+                        .as_ref()
+                        .is_some_and(|k| !k.deleted && k.kind() == EntryKind::Dir)
+                    {
                         return Ok(());
                     }
                 }
@@ -146,7 +227,16 @@ impl Fabric {
                 let seen = blocking(move || walk_below(&root, &base)).await?;
                 self.inner
                     .catalog
-                    .record_entry(&folder.id, self.node_id(), rel.as_str(), EntryKind::Dir, 0, local::mtime_ns(&m), None, false)
+                    .record_entry(
+                        &folder.id,
+                        self.node_id(),
+                        rel.as_str(),
+                        EntryKind::Dir,
+                        0,
+                        local::mtime_ns(&m),
+                        None,
+                        false,
+                    )
                     .await?;
                 for s in seen {
                     if s.kind == EntryKind::File {
@@ -154,13 +244,26 @@ impl Fabric {
                     } else {
                         self.inner
                             .catalog
-                            .record_entry(&folder.id, self.node_id(), s.rel.as_str(), EntryKind::Dir, 0, s.mtime_ns, None, false)
+                            .record_entry(
+                                &folder.id,
+                                self.node_id(),
+                                s.rel.as_str(),
+                                EntryKind::Dir,
+                                0,
+                                s.mtime_ns,
+                                None,
+                                false,
+                            )
                             .await?;
                     }
                 }
             }
             None => {
-                let mut gone = self.inner.catalog.entries_under(&folder.id, rel.as_str()).await?;
+                let mut gone = self
+                    .inner
+                    .catalog
+                    .entries_under(&folder.id, rel.as_str())
+                    .await?;
                 gone.sort_by(|a, b| b.path.cmp(&a.path));
                 for e in gone {
                     if let Ok(r) = RelPath::parse(&e.path) {
@@ -182,7 +285,14 @@ impl Fabric {
             Err(_) => return Ok(false), // gone again; its own event follows
         };
         let (blobs, keep, d) = (self.inner.blobs.clone(), folder.keep_copies, disk.clone());
-        let (hash, _) = blocking(move || if keep { blobs.ingest(&d) } else { hash_file(&d) }).await?;
+        let (hash, _) = blocking(move || {
+            if keep {
+                blobs.ingest(&d)
+            } else {
+                hash_file(&d)
+            }
+        })
+        .await?;
         let lock = self.folder_lock(&folder.id);
         let _held = lock.lock().await;
         let after = match tokio::fs::metadata(&disk).await {
@@ -197,28 +307,43 @@ impl Fabric {
         if matches_disk(known.as_ref(), size, mtime) {
             return Ok(false); // Glow wrote it meanwhile
         }
-        if let Some(k) = known.filter(|k| !k.deleted && k.kind() == EntryKind::File) {
-            if let Some(old) = k.hash.filter(|h| *h != hash && self.inner.blobs.contains(h)) {
-                let latest = self.inner.catalog.versions(&folder.id, rel.as_str()).await?;
-                if latest.first().is_none_or(|v| v.hash != old) {
-                    let v = NewVersion {
-                        folder_id: &folder.id,
-                        path: rel.as_str(),
-                        hash: &old,
-                        size: k.size,
-                        mtime_ns: k.mtime_ns,
-                        reason: "disk-edit",
-                        front: "disk",
-                        actor: "disk",
-                        trash_id: None,
-                    };
-                    self.inner.catalog.insert_version(&v, now_ms()).await?;
-                }
+        if let Some(k) = known.filter(|k| !k.deleted && k.kind() == EntryKind::File)
+            && let Some(old) = k
+                .hash
+                .filter(|h| *h != hash && self.inner.blobs.contains(h))
+        {
+            let latest = self
+                .inner
+                .catalog
+                .versions(&folder.id, rel.as_str())
+                .await?;
+            if latest.first().is_none_or(|v| v.hash != old) {
+                let v = NewVersion {
+                    folder_id: &folder.id,
+                    path: rel.as_str(),
+                    hash: &old,
+                    size: k.size,
+                    mtime_ns: k.mtime_ns,
+                    reason: "disk-edit",
+                    front: "disk",
+                    actor: "disk",
+                    trash_id: None,
+                };
+                self.inner.catalog.insert_version(&v, now_ms()).await?;
             }
         }
         self.inner
             .catalog
-            .record_entry(&folder.id, self.node_id(), rel.as_str(), EntryKind::File, size, mtime, Some(&hash), false)
+            .record_entry(
+                &folder.id,
+                self.node_id(),
+                rel.as_str(),
+                EntryKind::File,
+                size,
+                mtime,
+                Some(&hash),
+                false,
+            )
             .await?;
         Ok(true)
     }
@@ -228,7 +353,10 @@ impl Fabric {
     async fn observe_missing(&self, folder: &Arc<Folder>, rel: &RelPath) -> Result<()> {
         let lock = self.folder_lock(&folder.id);
         let _held = lock.lock().await;
-        if tokio::fs::symlink_metadata(rel.to_disk(&folder.path)).await.is_ok() {
+        if tokio::fs::symlink_metadata(rel.to_disk(&folder.path))
+            .await
+            .is_ok()
+        {
             return Ok(());
         }
         let Some(k) = self.inner.catalog.entry(&folder.id, rel.as_str()).await? else {
@@ -237,9 +365,22 @@ impl Fabric {
         if k.deleted {
             return Ok(());
         }
-        if let Some(hash) = k.hash.as_deref().filter(|h| k.kind() == EntryKind::File && self.inner.blobs.contains(h)) {
+        if let Some(hash) = k
+            .hash
+            .as_deref()
+            .filter(|h| k.kind() == EntryKind::File && self.inner.blobs.contains(h))
+        {
             let cat = &self.inner.catalog;
-            let trash_id = cat.insert_trash(&folder.id, rel.as_str(), EntryKind::File, "disk", "disk", now_ms()).await?;
+            let trash_id = cat
+                .insert_trash(
+                    &folder.id,
+                    rel.as_str(),
+                    EntryKind::File,
+                    "disk",
+                    "disk",
+                    now_ms(),
+                )
+                .await?;
             let v = NewVersion {
                 folder_id: &folder.id,
                 path: rel.as_str(),
@@ -255,19 +396,37 @@ impl Fabric {
         }
         self.inner
             .catalog
-            .record_entry(&folder.id, self.node_id(), rel.as_str(), k.kind(), k.size, k.mtime_ns, k.hash.as_deref(), true)
+            .record_entry(
+                &folder.id,
+                self.node_id(),
+                rel.as_str(),
+                k.kind(),
+                k.size,
+                k.mtime_ns,
+                k.hash.as_deref(),
+                true,
+            )
             .await
     }
 }
 
 fn matches_disk(k: Option<&EntryRow>, size: i64, mtime_ns: i64) -> bool {
-    k.is_some_and(|k| !k.deleted && k.kind() == EntryKind::File && k.size == size && k.mtime_ns == mtime_ns && k.hash.is_some())
+    k.is_some_and(|k| {
+        !k.deleted
+            && k.kind() == EntryKind::File
+            && k.size == size
+            && k.mtime_ns == mtime_ns
+            && k.hash.is_some()
+    })
 }
 
 /// Everything in a folder; with `recover`, stale temp files are removed.
 fn walk_folder(root: &Path, recover: bool) -> Result<Vec<Seen>> {
     let mut out = Vec::new();
-    let mut it = walkdir::WalkDir::new(root).min_depth(1).follow_links(false).into_iter();
+    let mut it = walkdir::WalkDir::new(root)
+        .min_depth(1)
+        .follow_links(false)
+        .into_iter();
     while let Some(item) = it.next() {
         let item = match item {
             Ok(i) => i,
@@ -292,14 +451,33 @@ fn walk_folder(root: &Path, recover: bool) -> Result<Vec<Seen>> {
     Ok(out)
 }
 
+/// Temp files of interrupted writes anywhere in a folder.
+fn stray_temp_files(root: &Path) -> Vec<PathBuf> {
+    walkdir::WalkDir::new(root)
+        .into_iter()
+        .flatten()
+        .filter(|i| {
+            i.file_name()
+                .to_str()
+                .is_some_and(crate::path::is_internal_name)
+        })
+        .map(|i| i.path().to_path_buf())
+        .collect()
+}
+
 /// Everything below a directory of a folder.
 fn walk_below(root: &Path, base: &Path) -> Result<Vec<Seen>> {
     let mut out = Vec::new();
-    for item in walkdir::WalkDir::new(base).min_depth(1).follow_links(false).into_iter().flatten() {
-        if let Some(rel) = RelPath::from_disk(root, item.path()) {
-            if let Some(s) = seen(rel, item.path(), item.file_type()) {
-                out.push(s);
-            }
+    for item in walkdir::WalkDir::new(base)
+        .min_depth(1)
+        .follow_links(false)
+        .into_iter()
+        .flatten()
+    {
+        if let Some(rel) = RelPath::from_disk(root, item.path())
+            && let Some(s) = seen(rel, item.path(), item.file_type())
+        {
+            out.push(s);
         }
     }
     Ok(out)
@@ -312,7 +490,11 @@ fn seen(rel: RelPath, path: &Path, ft: fs::FileType) -> Option<Seen> {
     let meta = fs::symlink_metadata(PathBuf::from(path)).ok()?;
     Some(Seen {
         rel,
-        kind: if ft.is_dir() { EntryKind::Dir } else { EntryKind::File },
+        kind: if ft.is_dir() {
+            EntryKind::Dir
+        } else {
+            EntryKind::File
+        },
         size: if ft.is_dir() { 0 } else { meta.len() as i64 },
         mtime_ns: local::mtime_ns(&meta),
     })

@@ -62,13 +62,26 @@ impl Fabric {
     /// Earlier contents of a file, newest first.
     pub async fn versions(&self, who: &Principal, addr: &Address) -> Result<Vec<Version>> {
         let folder = self.folder_for(who, addr, Op::Read).await?;
-        self.inner.catalog.versions(&folder.id, addr.path.as_str()).await
+        self.inner
+            .catalog
+            .versions(&folder.id, addr.path.as_str())
+            .await
     }
 
     /// Opens the content of a version of the file at `addr`.
-    pub async fn open_version(&self, who: &Principal, addr: &Address, id: i64) -> Result<(tokio::fs::File, Version)> {
+    pub async fn open_version(
+        &self,
+        who: &Principal,
+        addr: &Address,
+        id: i64,
+    ) -> Result<(tokio::fs::File, Version)> {
         let folder = self.folder_for(who, addr, Op::Read).await?;
-        let v = self.inner.catalog.version(id).await?.ok_or(FabricError::NotFound)?;
+        let v = self
+            .inner
+            .catalog
+            .version(id)
+            .await?
+            .ok_or(FabricError::NotFound)?;
         if v.folder_id != folder.id || v.path != addr.path {
             return Err(FabricError::NotFound);
         }
@@ -79,9 +92,16 @@ impl Fabric {
 
     /// Makes a version the current content again. This is a write like any
     /// other: the content it replaces becomes a version in turn.
-    pub async fn restore_version(&self, who: &Principal, addr: &Address, id: i64, front: &str) -> Result<()> {
+    pub async fn restore_version(
+        &self,
+        who: &Principal,
+        addr: &Address,
+        id: i64,
+        front: &str,
+    ) -> Result<()> {
         let (file, _) = self.open_version(who, addr, id).await?;
-        self.mkdir_all(who, &addr.with_path(addr.path.parent())).await?;
+        self.mkdir_all(who, &addr.with_path(addr.path.parent()))
+            .await?;
         self.write(who, addr, file, front).await?;
         Ok(())
     }
@@ -95,7 +115,11 @@ impl Fabric {
         Ok(rows
             .into_iter()
             .map(|t| TrashItem {
-                folder: folders.iter().find(|f| f.id == t.folder_id).map(|f| f.name.clone()).unwrap_or_default(),
+                folder: folders
+                    .iter()
+                    .find(|f| f.id == t.folder_id)
+                    .map(|f| f.name.clone())
+                    .unwrap_or_default(),
                 kind: t.kind(),
                 path: RelPath::parse(&t.path).unwrap_or_default(),
                 id: t.id,
@@ -111,7 +135,13 @@ impl Fabric {
 
     /// Puts a trash item back where it was (replacing, with versioning, any
     /// file that took its place).
-    pub async fn restore_trash(&self, who: &Principal, owner: &str, id: i64, front: &str) -> Result<()> {
+    pub async fn restore_trash(
+        &self,
+        who: &Principal,
+        owner: &str,
+        id: i64,
+        front: &str,
+    ) -> Result<()> {
         let item = self.trash_item(who, owner, id).await?;
         let base = Address::new(owner, item.folder.clone(), item.path.clone());
         if item.kind == crate::resource::EntryKind::Dir {
@@ -119,10 +149,12 @@ impl Fabric {
         }
         for v in self.inner.catalog.trash_versions(id).await? {
             let addr = base.with_path(v.path.clone());
-            self.mkdir_all(who, &addr.with_path(v.path.parent())).await?;
+            self.mkdir_all(who, &addr.with_path(v.path.parent()))
+                .await?;
             let (blobs, hash) = (self.inner.blobs.clone(), v.hash.clone());
             let f = blocking(move || blobs.open_blob(&hash)).await?;
-            self.write(who, &addr, tokio::fs::File::from_std(f), front).await?;
+            self.write(who, &addr, tokio::fs::File::from_std(f), front)
+                .await?;
         }
         self.inner.catalog.remove_trash(id, false).await?;
         Ok(())
@@ -148,6 +180,10 @@ impl Fabric {
     }
 
     async fn trash_item(&self, who: &Principal, owner: &str, id: i64) -> Result<TrashItem> {
-        self.trash(who, owner).await?.into_iter().find(|t| t.id == id).ok_or(FabricError::NotFound)
+        self.trash(who, owner)
+            .await?
+            .into_iter()
+            .find(|t| t.id == id)
+            .ok_or(FabricError::NotFound)
     }
 }

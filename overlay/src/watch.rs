@@ -17,6 +17,8 @@ use tokio::sync::mpsc;
 const RELOAD_EVERY: Duration = Duration::from_secs(2);
 /// Events closer together than this are handled as one batch.
 const DEBOUNCE: Duration = Duration::from_millis(200);
+/// The longest a batch of events waits before it is handled.
+const MAX_BATCH: Duration = Duration::from_secs(1);
 
 struct Watched {
     _watcher: notify::RecommendedWatcher,
@@ -27,6 +29,12 @@ impl Drop for Watched {
     fn drop(&mut self) {
         self.task.abort();
     }
+}
+
+/// Opening or reading a file changes nothing; a close after writing does.
+fn is_read(kind: &notify::EventKind) -> bool {
+    use notify::event::{AccessKind, AccessMode};
+    matches!(kind, notify::EventKind::Access(a) if *a != AccessKind::Close(AccessMode::Write))
 }
 
 impl Fabric {
@@ -48,7 +56,9 @@ impl Fabric {
                     Ok(w) => {
                         watched.insert(folder.id.clone(), w);
                     }
-                    Err(e) => tracing::warn!(folder = %folder.name, "cannot watch {}: {e}", folder.path.display()),
+                    Err(e) => {
+                        tracing::warn!(folder = %folder.name, "cannot watch {}: {e}", folder.path.display())
+                    }
                 }
                 if let Err(e) = self.scan_folder(&folder, first, obs.as_ref()).await {
                     tracing::warn!(folder = %folder.name, "scan failed: {e}");
@@ -66,37 +76,58 @@ impl Fabric {
         })?;
         watcher.watch(&folder.path, RecursiveMode::Recursive)?;
         let task = tokio::spawn(self.clone().follow(folder, rx));
-        Ok(Watched { _watcher: watcher, task })
+        Ok(Watched {
+            _watcher: watcher,
+            task,
+        })
     }
 
-    async fn follow(self, folder: Arc<Folder>, mut rx: mpsc::UnboundedReceiver<notify::Result<notify::Event>>) {
+    async fn follow(
+        self,
+        folder: Arc<Folder>,
+        mut rx: mpsc::UnboundedReceiver<notify::Result<notify::Event>>,
+    ) {
         while let Some(ev) = rx.recv().await {
             let mut paths = BTreeSet::new();
             let mut rescan = false;
             let mut take = |ev: notify::Result<notify::Event>| match ev {
                 Ok(ev) if ev.need_rescan() => rescan = true,
-                Ok(ev) if ev.kind.is_access() => {}
+                Ok(ev) if is_read(&ev.kind) => {}
                 Ok(ev) => paths.extend(ev.paths),
                 Err(_) => rescan = true,
             };
             take(ev);
+            // Gather what follows closely, but never for longer than
+            // MAX_BATCH: steady traffic (reads of a busy folder) must not
+            // hold changes back.
+            let deadline = tokio::time::Instant::now() + MAX_BATCH;
             loop {
-                match tokio::time::timeout(DEBOUNCE, rx.recv()).await {
+                let wait =
+                    DEBOUNCE.min(deadline.saturating_duration_since(tokio::time::Instant::now()));
+                match tokio::time::timeout(wait, rx.recv()).await {
                     Ok(Some(ev)) => take(ev),
                     Ok(None) => return,
                     Err(_) => break,
                 }
             }
+            if paths.is_empty() && !rescan {
+                continue;
+            }
             if rescan {
-                if let Err(e) = self.scan_folder(&folder, false, &crate::scan::NoProgress).await {
+                if let Err(e) = self
+                    .scan_folder(&folder, false, &crate::scan::NoProgress)
+                    .await
+                {
                     tracing::warn!(folder = %folder.name, "rescan failed: {e}");
                 }
                 continue;
             }
             for p in paths {
-                let Some(rel) = RelPath::from_disk(&folder.path, &p) else { continue };
+                let Some(rel) = RelPath::from_disk(&folder.path, &p) else {
+                    continue;
+                };
                 if let Err(e) = self.reconcile(&folder, &rel).await {
-                    tracing::debug!(folder = %folder.name, path = %rel, "reconcile: {e}");
+                    tracing::warn!(folder = %folder.name, path = %rel, "cannot index a change: {e}");
                 }
             }
         }

@@ -23,14 +23,28 @@ async fn dispatch(fabric: &Fabric, cmd: Command) -> anyhow::Result<()> {
     match cmd {
         Command::Serve(_) => unreachable!("handled by serve::run"),
         Command::User(u) => user(fabric, u).await?,
-        Command::Folder(FolderCommand::Add { name, path, owner, no_keep_copies, media }) => {
+        Command::Folder(FolderCommand::Add {
+            name,
+            path,
+            owner,
+            no_keep_copies,
+            media,
+        }) => {
             let owner = match owner {
                 Some(o) => o,
                 None => std::env::var("GLOW_ADMIN_USER").unwrap_or_else(|_| "admin".into()),
             };
-            let opts = FolderOptions { keep_copies: !no_keep_copies, media };
+            let opts = FolderOptions {
+                keep_copies: !no_keep_copies,
+                media,
+            };
             let f = fabric.add_folder(&owner, &name, &path, opts).await?;
-            println!("added folder {}/{} -> {}", f.owner, f.name, f.path.display());
+            println!(
+                "added folder {}/{} -> {}",
+                f.owner,
+                f.name,
+                f.path.display()
+            );
         }
         Command::Folder(FolderCommand::List) => {
             for f in fabric.folders(&system, None).await? {
@@ -41,13 +55,36 @@ async fn dispatch(fabric: &Fabric, cmd: Command) -> anyhow::Result<()> {
                 if f.media {
                     flags.push("media");
                 }
-                println!("{}/{}\t{}\t{}", f.owner, f.name, f.path.display(), flags.join(","));
+                println!(
+                    "{}/{}\t{}\t{}",
+                    f.owner,
+                    f.name,
+                    f.path.display(),
+                    flags.join(",")
+                );
             }
+        }
+        Command::Folder(FolderCommand::Verify { address }) => {
+            let a = Address::parse(&address)?;
+            let diffs = fabric.verify_folder(&system, &a).await?;
+            if !diffs.is_empty() {
+                for d in &diffs {
+                    println!("{d}");
+                }
+                bail!(
+                    "{} difference(s) between the catalog and the disk of {address}; `glow serve` reconciles them at start",
+                    diffs.len()
+                );
+            }
+            println!("{address}: catalog and disk agree");
         }
         Command::Folder(FolderCommand::Remove { address }) => {
             let a = Address::parse(&address)?;
             fabric.remove_folder(&a.user, &a.folder).await?;
-            println!("removed folder {}/{} (its files stay on disk)", a.user, a.folder);
+            println!(
+                "removed folder {}/{} (its files stay on disk)",
+                a.user, a.folder
+            );
         }
         Command::Versions { address } => {
             let a = Address::parse(&address)?;
@@ -67,10 +104,15 @@ async fn dispatch(fabric: &Fabric, cmd: Command) -> anyhow::Result<()> {
                 );
             }
         }
-        Command::Restore { address, version } => {
+        Command::Restore {
+            address,
+            version_id,
+        } => {
             let a = Address::parse(&address)?;
-            fabric.restore_version(&system, &a, version, "cli").await?;
-            println!("restored version {version} of {a}");
+            fabric
+                .restore_version(&system, &a, version_id, "cli")
+                .await?;
+            println!("restored version {version_id} of {a}");
         }
         Command::Trash(TrashCommand::List { user }) => {
             for t in fabric.trash(&system, &user).await? {
@@ -101,7 +143,11 @@ async fn dispatch(fabric: &Fabric, cmd: Command) -> anyhow::Result<()> {
 
 async fn user(fabric: &Fabric, cmd: UserCommand) -> anyhow::Result<()> {
     match cmd {
-        UserCommand::Add { name, password_stdin, admin } => {
+        UserCommand::Add {
+            name,
+            password_stdin,
+            admin,
+        } => {
             let (password, generated) = if password_stdin {
                 (read_password_line()?, false)
             } else {
@@ -116,10 +162,18 @@ async fn user(fabric: &Fabric, cmd: UserCommand) -> anyhow::Result<()> {
         }
         UserCommand::List => {
             for u in fabric.users().await? {
-                println!("{}{}\tsince {}", u.name, if u.is_admin { " (admin)" } else { "" }, format_ms(u.created_at));
+                println!(
+                    "{}{}\tsince {}",
+                    u.name,
+                    if u.is_admin { " (admin)" } else { "" },
+                    format_ms(u.created_at)
+                );
             }
         }
-        UserCommand::Passwd { name, password_stdin } => {
+        UserCommand::Passwd {
+            name,
+            password_stdin,
+        } => {
             let password = if !password_stdin && std::io::stdin().is_terminal() {
                 let p = rpassword::prompt_password(format!("new password for {name}: "))?;
                 let again = rpassword::prompt_password("again: ")?;
@@ -143,10 +197,15 @@ async fn user(fabric: &Fabric, cmd: UserCommand) -> anyhow::Result<()> {
                 std::io::stdin().read_to_string(&mut s)?;
                 s
             } else {
-                std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?
+                std::fs::read_to_string(&file)
+                    .with_context(|| format!("cannot read {}", file.display()))?
             };
             let mut added = 0;
-            for line in text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
+            for line in text
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            {
                 let k = fabric.add_ssh_key(&user, line).await?;
                 println!("added {} key {} {}", k.algorithm, k.fingerprint, k.comment);
                 added += 1;
@@ -163,7 +222,9 @@ async fn user(fabric: &Fabric, cmd: UserCommand) -> anyhow::Result<()> {
         UserCommand::AppPassword { user, label } => {
             let (_, secret) = fabric.create_app_password(&user, &label).await?;
             println!("{secret}");
-            eprintln!("app password {label:?} for {user}: shown only this once; use it in place of the password");
+            eprintln!(
+                "app password {label:?} for {user}: shown only this once; use it in place of the password"
+            );
         }
     }
     Ok(())
@@ -171,7 +232,10 @@ async fn user(fabric: &Fabric, cmd: UserCommand) -> anyhow::Result<()> {
 
 fn read_password_line() -> anyhow::Result<String> {
     let mut line = String::new();
-    std::io::stdin().lock().read_line(&mut line).context("cannot read the password from stdin")?;
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .context("cannot read the password from stdin")?;
     let p = line.trim_end_matches(['\n', '\r']).to_owned();
     if p.is_empty() {
         bail!("no password on stdin");
@@ -193,7 +257,12 @@ fn format_ms(ms: i64) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + if m <= 2 { 1 } else { 0 };
-    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 #[cfg(test)]

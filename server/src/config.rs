@@ -49,13 +49,23 @@ impl Settings {
             Some(d) => d,
             None => default_data_dir()?,
         };
-        let database_url = global.database_url.clone().or_else(|| file.database_url.clone());
-        Ok(Settings { data_dir, database_url, file })
+        let database_url = global
+            .database_url
+            .clone()
+            .or_else(|| file.database_url.clone());
+        Ok(Settings {
+            data_dir,
+            database_url,
+            file,
+        })
     }
 
     /// The HTTP address: flag, else file, else `0.0.0.0:8080`.
     pub fn http_addr(&self, args: &ServeArgs) -> String {
-        args.http.clone().or_else(|| self.file.http.clone()).unwrap_or_else(|| "0.0.0.0:8080".into())
+        args.http
+            .clone()
+            .or_else(|| self.file.http.clone())
+            .unwrap_or_else(|| "0.0.0.0:8080".into())
     }
 }
 
@@ -68,7 +78,8 @@ fn default_data_dir() -> anyhow::Result<PathBuf> {
 
 /// Parses a config file; errors say `FILE:LINE: key `K`: what is wrong`.
 pub fn parse_file(path: &Path) -> anyhow::Result<FileConfig> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read config file {}", path.display()))?;
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read config file {}", path.display()))?;
     parse_text(&text).map_err(|e| anyhow::anyhow!("config file {}:{e}", path.display()))
 }
 
@@ -79,7 +90,11 @@ fn parse_text(text: &str) -> Result<FileConfig, String> {
             Some(span) => {
                 let line_no = text[..span.start.min(text.len())].matches('\n').count() + 1;
                 let line = text.lines().nth(line_no - 1).unwrap_or("");
-                let key = line.split_once('=').map(|(k, _)| k.trim()).unwrap_or("").trim_matches('"');
+                let key = line
+                    .split_once('=')
+                    .map(|(k, _)| k.trim())
+                    .unwrap_or("")
+                    .trim_matches('"');
                 if key.is_empty() {
                     format!("{line_no}: {msg}")
                 } else {

@@ -23,7 +23,13 @@ pub struct GlobalArgs {
     #[arg(long, global = true, env = "GLOW_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Catalog database: postgres://USER@HOST/DB [default: SQLite file in the data dir]
-    #[arg(long, global = true, env = "GLOW_DATABASE_URL", value_name = "URL", hide_env_values = true)]
+    #[arg(
+        long,
+        global = true,
+        env = "GLOW_DATABASE_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
     pub database_url: Option<String>,
 }
 
@@ -48,7 +54,8 @@ pub enum Command {
         /// The file, as USER/FOLDER/PATH
         address: String,
         /// Version id, from `glow versions`
-        version: i64,
+        #[arg(value_name = "VERSION")]
+        version_id: i64,
     },
     /// List, restore or purge deleted files
     #[command(subcommand)]
@@ -157,6 +164,11 @@ pub enum FolderCommand {
     },
     /// List folders
     List,
+    /// Compare a folder's catalog with its directory; exit 1 if they differ
+    Verify {
+        /// The folder, as USER/FOLDER
+        address: String,
+    },
     /// Remove a folder from the catalog (its directory stays on disk)
     Remove {
         /// The folder, as USER/FOLDER

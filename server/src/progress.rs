@@ -43,9 +43,11 @@ impl ScanObserver for ScanProgress {
         if self.terminal {
             let bar = ProgressBar::new(bytes);
             bar.set_style(
-                ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
-                    .unwrap_or_else(|_| ProgressStyle::default_bar())
-                    .progress_chars("=> "),
+                ProgressStyle::with_template(
+                    "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
             );
             bar.set_message(format!("indexing {folder} ({files} files)"));
             *self.bar.lock().unwrap_or_else(|e| e.into_inner()) = Some(bar);
@@ -64,7 +66,12 @@ impl ScanObserver for ScanProgress {
         if last.elapsed() >= LOG_EVERY {
             *last = Instant::now();
             let total = self.total.load(Ordering::Relaxed).max(1);
-            tracing::info!("indexing: {} of {} MiB ({}%)", done >> 20, total >> 20, done * 100 / total);
+            tracing::info!(
+                "indexing: {} of {} MiB ({}%)",
+                done >> 20,
+                total >> 20,
+                done * 100 / total
+            );
         }
     }
 

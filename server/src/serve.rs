@@ -18,23 +18,32 @@ use std::sync::Arc;
 pub async fn run(settings: Settings, args: ServeArgs) -> anyhow::Result<()> {
     let fabric = open_fabric(&settings).await?;
     let admin_name = std::env::var("GLOW_ADMIN_USER").unwrap_or_else(|_| "admin".into());
-    let new_password = ensure_admin(&fabric, &admin_name).await?;
-    let dirs: Vec<PathBuf> =
-        if args.dirs.is_empty() { settings.file.folders.clone().unwrap_or_default() } else { args.dirs.clone() };
+    let admin_password = ensure_admin(&fabric, &admin_name).await?;
+    let dirs: Vec<PathBuf> = if args.dirs.is_empty() {
+        settings.file.folders.clone().unwrap_or_default()
+    } else {
+        args.dirs.clone()
+    };
     let mut folder_lines = Vec::new();
     for dir in &dirs {
         folder_lines.push(add_dir(&fabric, &admin_name, dir).await?);
     }
     let tls_config = match (
         args.tls.clone().or_else(|| settings.file.tls.clone()),
-        args.tls_cert.clone().or_else(|| settings.file.tls_cert.clone()),
-        args.tls_key.clone().or_else(|| settings.file.tls_key.clone()),
+        args.tls_cert
+            .clone()
+            .or_else(|| settings.file.tls_cert.clone()),
+        args.tls_key
+            .clone()
+            .or_else(|| settings.file.tls_key.clone()),
     ) {
         (Some(mode), _, _) if mode == "self-signed" => {
             let (c, k) = tls::self_signed(fabric.data_dir())?;
             Some(tls::from_files(&c, &k)?)
         }
-        (Some(mode), _, _) => bail!("unknown --tls mode {mode:?}: use `self-signed`, or --tls-cert and --tls-key"),
+        (Some(mode), _, _) => {
+            bail!("unknown --tls mode {mode:?}: use `self-signed`, or --tls-cert and --tls-key")
+        }
         (None, Some(c), Some(k)) => Some(tls::from_files(&c, &k)?),
         (None, None, None) => None,
         _ => bail!("TLS needs both a certificate and a key (--tls-cert and --tls-key)"),
@@ -43,17 +52,32 @@ pub async fn run(settings: Settings, args: ServeArgs) -> anyhow::Result<()> {
     let bind: SocketAddr = http_addr
         .parse()
         .with_context(|| format!("--http {http_addr:?} is not an address like 0.0.0.0:8080"))?;
-    let listener = tokio::net::TcpListener::bind(bind)
-        .await
-        .with_context(|| format!("cannot listen on {bind} (is another server using it? pick another with --http)"))?;
+    let listener = tokio::net::TcpListener::bind(bind).await.with_context(|| {
+        format!("cannot listen on {bind} (is another server using it? pick another with --http)")
+    })?;
     let local = listener.local_addr()?;
 
-    let scheme = if tls_config.is_some() { "https" } else { "http" };
-    print_banner(&fabric, &settings, scheme, local, &folder_lines, &admin_name, new_password.as_deref());
+    let scheme = if tls_config.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    print_banner(
+        &fabric,
+        &settings,
+        scheme,
+        local,
+        &folder_lines,
+        &admin_name,
+        &admin_password,
+    );
 
     let upkeep = tokio::spawn(fabric.clone().maintain(Arc::new(ScanProgress::new())));
     let app = http::app(fabric.clone(), tls_config.is_some());
-    let opts = ServeOptions { tls: tls_config, ..ServeOptions::default() };
+    let opts = ServeOptions {
+        tls: tls_config,
+        ..ServeOptions::default()
+    };
     http::serve(listener, app, opts, shutdown_signal()).await;
     tracing::info!("shutting down");
     upkeep.abort();
@@ -63,18 +87,23 @@ pub async fn run(settings: Settings, args: ServeArgs) -> anyhow::Result<()> {
 
 /// Opens the fabric with the settings' data dir and database.
 pub async fn open_fabric(settings: &Settings) -> anyhow::Result<Fabric> {
-    let cfg = FabricConfig { data_dir: settings.data_dir.clone(), database_url: settings.database_url.clone() };
+    let cfg = FabricConfig {
+        data_dir: settings.data_dir.clone(),
+        database_url: settings.database_url.clone(),
+    };
     let what = match &settings.database_url {
         Some(u) => format!("catalog {}", overlay::catalog::redact_url(u)),
         None => format!("data dir {}", settings.data_dir.display()),
     };
-    Fabric::open(cfg).await.with_context(|| format!("cannot open {what}"))
+    Fabric::open(cfg)
+        .await
+        .with_context(|| format!("cannot open {what}"))
 }
 
 /// Creates the admin user if missing; returns the password if it was generated.
-async fn ensure_admin(fabric: &Fabric, name: &str) -> anyhow::Result<Option<String>> {
+async fn ensure_admin(fabric: &Fabric, name: &str) -> anyhow::Result<AdminPassword> {
     match fabric.user(name).await {
-        Ok(_) => return Ok(None),
+        Ok(_) => return Ok(AdminPassword::Existing),
         Err(FabricError::Invalid(_)) => {}
         Err(e) => return Err(e.into()),
     }
@@ -82,19 +111,42 @@ async fn ensure_admin(fabric: &Fabric, name: &str) -> anyhow::Result<Option<Stri
         Ok(p) if !p.is_empty() => (p, false),
         _ => (overlay::auth::random_secret(20), true),
     };
-    fabric.create_user(name, &password, true).await.with_context(|| format!("cannot create admin user {name:?}"))?;
-    Ok(generated.then_some(password))
+    fabric
+        .create_user(name, &password, true)
+        .await
+        .with_context(|| format!("cannot create admin user {name:?}"))?;
+    Ok(if generated {
+        AdminPassword::Generated(password)
+    } else {
+        AdminPassword::FromEnv
+    })
+}
+
+/// Where the admin's password came from, for the banner.
+enum AdminPassword {
+    /// The user existed already.
+    Existing,
+    /// Taken from `GLOW_ADMIN_PASSWORD`.
+    FromEnv,
+    /// Made now; printed once.
+    Generated(String),
 }
 
 /// Adds a served directory as a folder of the admin (again at each start:
 /// an existing folder with the same path is fine).
 async fn add_dir(fabric: &Fabric, admin: &str, dir: &std::path::Path) -> anyhow::Result<String> {
-    let real = std::fs::canonicalize(dir).with_context(|| format!("cannot serve {}", dir.display()))?;
+    let real =
+        std::fs::canonicalize(dir).with_context(|| format!("cannot serve {}", dir.display()))?;
     let name = real
         .file_name()
         .and_then(|n| n.to_str())
         .map(str::to_owned)
-        .with_context(|| format!("cannot name a folder after {}; use `glow folder add NAME PATH`", real.display()))?;
+        .with_context(|| {
+            format!(
+                "cannot name a folder after {}; use `glow folder add NAME PATH`",
+                real.display()
+            )
+        })?;
     let who = overlay::Principal::System;
     let existing = fabric.folders(&who, Some(admin)).await?;
     match existing.iter().find(|f| f.name == name) {
@@ -105,7 +157,9 @@ async fn add_dir(fabric: &Fabric, admin: &str, dir: &std::path::Path) -> anyhow:
             real.display()
         ),
         None => {
-            fabric.add_folder(admin, &name, &real, FolderOptions::default()).await?;
+            fabric
+                .add_folder(admin, &name, &real, FolderOptions::default())
+                .await?;
         }
     }
     Ok(format!("{admin}/{name} -> {}", real.display()))
@@ -118,30 +172,54 @@ fn print_banner(
     local: SocketAddr,
     folders: &[String],
     admin: &str,
-    new_password: Option<&str>,
+    password: &AdminPassword,
 ) {
     let mut out = String::new();
     let line = |out: &mut String, k: &str, v: &str| out.push_str(&format!("  {k:<10} {v}\n"));
-    out.push_str(&format!("Glow {} - node {}\n", env!("CARGO_PKG_VERSION"), fabric.node_id()));
-    line(&mut out, "data dir", &fabric.data_dir().display().to_string());
+    out.push_str(&format!(
+        "Glow {} - node {}\n",
+        env!("CARGO_PKG_VERSION"),
+        fabric.node_id()
+    ));
+    line(
+        &mut out,
+        "data dir",
+        &fabric.data_dir().display().to_string(),
+    );
     let catalog = match &settings.database_url {
         Some(u) => format!("PostgreSQL {}", overlay::catalog::redact_url(u)),
         None => format!("SQLite {}", fabric.data_dir().join("catalog.db").display()),
     };
     line(&mut out, "catalog", &catalog);
     for ip in addresses(local.ip()) {
-        let host = if ip.is_ipv6() { format!("[{ip}]") } else { ip.to_string() };
-        line(&mut out, "http", &format!("{scheme}://{host}:{}/", local.port()));
+        let host = if ip.is_ipv6() {
+            format!("[{ip}]")
+        } else {
+            ip.to_string()
+        };
+        line(
+            &mut out,
+            "http",
+            &format!("{scheme}://{host}:{}/", local.port()),
+        );
     }
-    line(&mut out, "files", &format!("/u/{admin}/ (HTTP Basic or POST /login)"));
+    line(
+        &mut out,
+        "files",
+        &format!("/u/{admin}/ (HTTP Basic or POST /login)"),
+    );
     line(&mut out, "health", "/healthz");
     for f in folders {
         line(&mut out, "folder", f);
     }
-    match new_password {
-        Some(p) => line(&mut out, "sign in", &format!("{admin} / {p}   (generated; shown only this once)")),
-        None => line(&mut out, "sign in", &format!("{admin} (password set earlier)")),
-    }
+    let how = match password {
+        AdminPassword::Generated(p) => format!("{admin} / {p}   (generated; shown only this once)"),
+        AdminPassword::FromEnv => format!("{admin} (password from GLOW_ADMIN_PASSWORD)"),
+        AdminPassword::Existing => {
+            format!("{admin} (password set earlier; change it with `glow user passwd {admin}`)")
+        }
+    };
+    line(&mut out, "sign in", &how);
     out.push_str("Ready. Ctrl-C stops.\n");
     let mut stdout = std::io::stdout().lock();
     let _ = stdout.write_all(out.as_bytes());
@@ -155,7 +233,12 @@ fn addresses(bound: IpAddr) -> Vec<IpAddr> {
         return vec![bound];
     }
     let mut ips: Vec<IpAddr> = if_addrs::get_if_addrs()
-        .map(|list| list.into_iter().map(|i| i.ip()).filter(|ip| ip.is_ipv4() == bound.is_ipv4()).collect())
+        .map(|list| {
+            list.into_iter()
+                .map(|i| i.ip())
+                .filter(|ip| ip.is_ipv4() == bound.is_ipv4())
+                .collect()
+        })
         .unwrap_or_default();
     ips.sort_by_key(|ip| (!ip.is_loopback(), *ip));
     ips.dedup();
@@ -169,10 +252,11 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => return ctrl_c.await.unwrap_or(()),
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => return ctrl_c.await.unwrap_or(()),
+            };
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}

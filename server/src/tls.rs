@@ -16,7 +16,8 @@ pub fn from_files(cert: &Path, key: &Path) -> anyhow::Result<Arc<rustls::ServerC
     if certs.is_empty() {
         bail!("no certificate found in {}", cert.display());
     }
-    let key = PrivateKeyDer::from_pem_file(key).with_context(|| format!("cannot read TLS key {}", key.display()))?;
+    let key = PrivateKeyDer::from_pem_file(key)
+        .with_context(|| format!("cannot read TLS key {}", key.display()))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
@@ -35,14 +36,19 @@ pub fn self_signed(data_dir: &Path) -> anyhow::Result<(PathBuf, PathBuf)> {
         return Ok((cert, key));
     }
     std::fs::create_dir_all(&dir)?;
-    let mut names = vec!["localhost".to_owned(), "127.0.0.1".to_owned(), "::1".to_owned()];
+    let mut names = vec![
+        "localhost".to_owned(),
+        "127.0.0.1".to_owned(),
+        "::1".to_owned(),
+    ];
     if let Ok(h) = std::fs::read_to_string("/etc/hostname") {
         let h = h.trim();
         if !h.is_empty() {
             names.push(h.to_owned());
         }
     }
-    let made = rcgen::generate_simple_self_signed(names).context("cannot make a self-signed certificate")?;
+    let made = rcgen::generate_simple_self_signed(names)
+        .context("cannot make a self-signed certificate")?;
     std::fs::write(&cert, made.cert.pem())?;
     write_private(&key, made.signing_key.serialize_pem().as_bytes())?;
     Ok((cert, key))
@@ -51,6 +57,11 @@ pub fn self_signed(data_dir: &Path) -> anyhow::Result<(PathBuf, PathBuf)> {
 fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
     f.write_all(bytes)
 }

@@ -19,9 +19,16 @@ const SESSION_TTL: Duration = Duration::from_secs(14 * 24 * 3600);
 
 /// The principal of a request, or `None` if it carries no credentials.
 /// Wrong credentials are an error (401, or 429 when rate-limited).
-pub async fn principal(state: &AppState, headers: &HeaderMap, peer: Option<SocketAddr>) -> Result<Option<Principal>, HttpError> {
+pub async fn principal(
+    state: &AppState,
+    headers: &HeaderMap,
+    peer: Option<SocketAddr>,
+) -> Result<Option<Principal>, HttpError> {
     if let Some((user, password)) = basic_credentials(headers) {
-        let who = state.fabric.authenticate(&user, &password, peer.map(|p| p.ip())).await?;
+        let who = state
+            .fabric
+            .authenticate(&user, &password, peer.map(|p| p.ip()))
+            .await?;
         return Ok(Some(who));
     }
     if let Some(token) = cookie(headers, SESSION_COOKIE) {
@@ -40,7 +47,9 @@ pub fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
     if !scheme.eq_ignore_ascii_case("basic") {
         return None;
     }
-    let raw = base64::engine::general_purpose::STANDARD.decode(b64.trim()).ok()?;
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(b64.trim())
+        .ok()?;
     let text = String::from_utf8(raw).ok()?;
     let (u, p) = text.split_once(':')?;
     Some((u.to_owned(), p.to_owned()))
@@ -71,21 +80,32 @@ pub async fn login(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Form(form): Form<LoginForm>,
 ) -> Result<Response, HttpError> {
-    let who = state.fabric.authenticate(&form.user, &form.password, Some(peer.ip())).await?;
+    let who = state
+        .fabric
+        .authenticate(&form.user, &form.password, Some(peer.ip()))
+        .await?;
     let token = state.fabric.create_session(&who, SESSION_TTL).await?;
     let secure = if state.tls { "; Secure" } else { "" };
     let cookie = format!(
         "{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}{secure}",
         SESSION_TTL.as_secs()
     );
-    let mut r = Redirect::to(&format!("/u/{}/", super::uri::encode_segment(who.actor()))).into_response();
+    let mut r =
+        Redirect::to(&format!("/u/{}/", super::uri::encode_segment(who.actor()))).into_response();
     *r.status_mut() = StatusCode::SEE_OTHER;
-    r.headers_mut().insert(header::SET_COOKIE, HeaderValue::from_str(&cookie).map_err(|_| HttpError::Status(StatusCode::INTERNAL_SERVER_ERROR, "cookie"))?);
+    r.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_str(&cookie)
+            .map_err(|_| HttpError::Status(StatusCode::INTERNAL_SERVER_ERROR, "cookie"))?,
+    );
     Ok(r)
 }
 
 /// `POST /logout`: ends the session.
-pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, HttpError> {
+pub async fn logout(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, HttpError> {
     if let Some(token) = cookie(&headers, SESSION_COOKIE) {
         state.fabric.end_session(&token).await?;
     }
@@ -104,11 +124,17 @@ mod tests {
     #[test]
     fn parses_basic_and_cookies() {
         let mut h = HeaderMap::new();
-        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic YWxpY2U6cDpx"));
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Basic YWxpY2U6cDpx"),
+        );
         assert_eq!(basic_credentials(&h), Some(("alice".into(), "p:q".into())));
         h.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic !!!"));
         assert_eq!(basic_credentials(&h), None);
-        h.insert(header::COOKIE, HeaderValue::from_static("a=1; glow_session=xyz"));
+        h.insert(
+            header::COOKIE,
+            HeaderValue::from_static("a=1; glow_session=xyz"),
+        );
         assert_eq!(cookie(&h, "glow_session").as_deref(), Some("xyz"));
         assert_eq!(cookie(&h, "b"), None);
     }

@@ -33,23 +33,33 @@ impl IntoResponse for HttpError {
             HttpError::Status(s, m) => (s, m.to_owned()),
             HttpError::Unauthorized | HttpError::Fabric(FabricError::BadCredentials) => {
                 let mut r = (StatusCode::UNAUTHORIZED, "sign-in required\n").into_response();
-                r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(REALM));
+                r.headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(REALM));
                 return r;
             }
             HttpError::Fabric(e) => match e {
                 FabricError::NotFound => (StatusCode::NOT_FOUND, "not found".into()),
                 FabricError::Forbidden => (StatusCode::FORBIDDEN, "forbidden".into()),
                 FabricError::InvalidPath(m) => (StatusCode::BAD_REQUEST, format!("bad path: {m}")),
-                FabricError::AlreadyExists => (StatusCode::PRECONDITION_FAILED, "already exists".into()),
-                FabricError::ParentMissing => (StatusCode::CONFLICT, "parent directory does not exist".into()),
+                FabricError::AlreadyExists => {
+                    (StatusCode::PRECONDITION_FAILED, "already exists".into())
+                }
+                FabricError::ParentMissing => (
+                    StatusCode::CONFLICT,
+                    "parent directory does not exist".into(),
+                ),
                 FabricError::WrongKind(m) => (StatusCode::CONFLICT, m.into()),
                 FabricError::NotEmpty => (StatusCode::CONFLICT, "directory not empty".into()),
                 FabricError::Invalid(m) => (StatusCode::BAD_REQUEST, m),
                 FabricError::NoSpace => (StatusCode::INSUFFICIENT_STORAGE, "no space left".into()),
                 FabricError::RateLimited(secs) => {
-                    let mut r = (StatusCode::TOO_MANY_REQUESTS, format!("too many failed sign-ins; retry in {secs} s\n"))
+                    let mut r = (
+                        StatusCode::TOO_MANY_REQUESTS,
+                        format!("too many failed sign-ins; retry in {secs} s\n"),
+                    )
                         .into_response();
-                    r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+                    r.headers_mut()
+                        .insert(header::RETRY_AFTER, HeaderValue::from(secs));
                     return r;
                 }
                 FabricError::BadCredentials => unreachable!("handled above"),

@@ -31,7 +31,9 @@ const ALLOW: &str = "GET, HEAD, PUT, DELETE";
 pub async fn handle(State(state): State<AppState>, req: Request) -> Result<Response, HttpError> {
     let (req, body) = req.into_parts();
     let peer = req.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
-    let who = principal(&state, &req.headers, peer).await?.ok_or(HttpError::Unauthorized)?;
+    let who = principal(&state, &req.headers, peer)
+        .await?
+        .ok_or(HttpError::Unauthorized)?;
     let fp = decode(req.uri.path(), "/u")?;
     let method = req.method.clone();
     let (Some(user), Some(folder)) = (fp.user.clone(), fp.folder.clone()) else {
@@ -51,12 +53,18 @@ pub async fn handle(State(state): State<AppState>, req: Request) -> Result<Respo
 
 fn method_not_allowed() -> Response {
     let mut r = (StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n").into_response();
-    r.headers_mut().insert(header::ALLOW, HeaderValue::from_static(ALLOW));
+    r.headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static(ALLOW));
     r
 }
 
 /// `/u/` and `/u/<user>/`: the signed-in user's folders.
-async fn namespace(state: &AppState, who: &Principal, fp: &FilePath, req: &Parts) -> Result<Response, HttpError> {
+async fn namespace(
+    state: &AppState,
+    who: &Principal,
+    fp: &FilePath,
+    req: &Parts,
+) -> Result<Response, HttpError> {
     if !matches!(req.method, Method::GET | Method::HEAD) {
         return Ok(method_not_allowed());
     }
@@ -68,12 +76,28 @@ async fn namespace(state: &AppState, who: &Principal, fp: &FilePath, req: &Parts
     }
     state.fabric.namespace(who, user).await?;
     let folders = state.fabric.folders(who, Some(user)).await?;
-    let mut rows: Vec<Row> =
-        folders.iter().map(|f| Row { name: &f.name, dir: true, size: 0, mtime_ns: 0 }).collect();
-    Ok(html(render(&format!("{user}/"), false, &mut rows), &req.method))
+    let mut rows: Vec<Row> = folders
+        .iter()
+        .map(|f| Row {
+            name: &f.name,
+            dir: true,
+            size: 0,
+            mtime_ns: 0,
+        })
+        .collect();
+    Ok(html(
+        render(&format!("{user}/"), false, &mut rows),
+        &req.method,
+    ))
 }
 
-async fn get(state: &AppState, who: &Principal, addr: &Address, fp: &FilePath, req: &Parts) -> Result<Response, HttpError> {
+async fn get(
+    state: &AppState,
+    who: &Principal,
+    addr: &Address,
+    fp: &FilePath,
+    req: &Parts,
+) -> Result<Response, HttpError> {
     let (file, entry) = match state.fabric.open_file(who, addr).await {
         Ok(x) => x,
         Err(FabricError::WrongKind(_)) => return listing(state, who, addr, fp, req).await,
@@ -86,8 +110,14 @@ async fn get(state: &AppState, who: &Principal, addr: &Address, fp: &FilePath, r
     let etag = entry.etag();
     let modified = mtime(&entry);
     let mut base = HeaderMap::new();
-    base.insert(header::ETAG, HeaderValue::from_str(&etag).expect("etag is ASCII"));
-    base.insert(header::LAST_MODIFIED, HeaderValue::from_str(&httpdate::fmt_http_date(modified)).expect("date"));
+    base.insert(
+        header::ETAG,
+        HeaderValue::from_str(&etag).expect("etag is ASCII"),
+    );
+    base.insert(
+        header::LAST_MODIFIED,
+        HeaderValue::from_str(&httpdate::fmt_http_date(modified)).expect("date"),
+    );
     base.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     if not_modified(headers, &etag, modified) {
         let mut r = StatusCode::NOT_MODIFIED.into_response();
@@ -100,17 +130,30 @@ async fn get(state: &AppState, who: &Principal, addr: &Address, fp: &FilePath, r
     } else {
         mime.to_string()
     };
-    base.insert(header::CONTENT_TYPE, HeaderValue::from_str(&ctype).unwrap_or(HeaderValue::from_static("application/octet-stream")));
+    base.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_str(&ctype)
+            .unwrap_or(HeaderValue::from_static("application/octet-stream")),
+    );
     let range_header = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
-    let range_header = if if_range_holds(headers, &etag, modified) { range_header } else { None };
+    let range_header = if if_range_holds(headers, &etag, modified) {
+        range_header
+    } else {
+        None
+    };
     let (status, start, len) = match answer(range_header, entry.size) {
         RangeAnswer::Full => (StatusCode::OK, 0, entry.size),
         RangeAnswer::Partial(r) => {
             base.insert(
                 header::CONTENT_RANGE,
-                HeaderValue::from_str(&format!("bytes {}-{}/{}", r.start(), r.end(), entry.size)).expect("ascii"),
+                HeaderValue::from_str(&format!("bytes {}-{}/{}", r.start(), r.end(), entry.size))
+                    .expect("ascii"),
             );
-            (StatusCode::PARTIAL_CONTENT, *r.start(), r.end() - r.start() + 1)
+            (
+                StatusCode::PARTIAL_CONTENT,
+                *r.start(),
+                r.end() - r.start() + 1,
+            )
         }
         RangeAnswer::Unsatisfiable => {
             let mut r = StatusCode::RANGE_NOT_SATISFIABLE.into_response();
@@ -123,12 +166,14 @@ async fn get(state: &AppState, who: &Principal, addr: &Address, fp: &FilePath, r
         }
     };
     base.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
-    let body = if &req.method == Method::HEAD {
+    let body = if req.method == Method::HEAD {
         Body::empty()
     } else {
         let mut file = file;
         if start > 0 {
-            file.seek(std::io::SeekFrom::Start(start)).await.map_err(FabricError::from)?;
+            file.seek(std::io::SeekFrom::Start(start))
+                .await
+                .map_err(FabricError::from)?;
         }
         Body::from_stream(ReaderStream::with_capacity(file.take(len), READ_CHUNK))
     };
@@ -138,7 +183,13 @@ async fn get(state: &AppState, who: &Principal, addr: &Address, fp: &FilePath, r
     Ok(r)
 }
 
-async fn listing(state: &AppState, who: &Principal, addr: &Address, fp: &FilePath, req: &Parts) -> Result<Response, HttpError> {
+async fn listing(
+    state: &AppState,
+    who: &Principal,
+    addr: &Address,
+    fp: &FilePath,
+    req: &Parts,
+) -> Result<Response, HttpError> {
     if !fp.trailing_slash {
         let mut to = format!("{}/", req.uri.path());
         if let Some(q) = req.uri.query() {
@@ -148,12 +199,25 @@ async fn listing(state: &AppState, who: &Principal, addr: &Address, fp: &FilePat
     }
     let entries = state.fabric.list(who, addr).await?;
     let mut rows: Vec<Row> = entries.iter().map(Row::from).collect();
-    Ok(html(render(&format!("{addr}/"), true, &mut rows), &req.method))
+    Ok(html(
+        render(&format!("{addr}/"), true, &mut rows),
+        &req.method,
+    ))
 }
 
-async fn put(state: &AppState, who: &Principal, addr: &Address, fp: &FilePath, req: &Parts, body: Body) -> Result<Response, HttpError> {
+async fn put(
+    state: &AppState,
+    who: &Principal,
+    addr: &Address,
+    fp: &FilePath,
+    req: &Parts,
+    body: Body,
+) -> Result<Response, HttpError> {
     if fp.trailing_slash || addr.path.is_root() {
-        return Err(HttpError::Status(StatusCode::METHOD_NOT_ALLOWED, "cannot PUT a directory"));
+        return Err(HttpError::Status(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "cannot PUT a directory",
+        ));
     }
     let headers = &req.headers;
     let existing = match state.fabric.stat(who, addr).await {
@@ -161,21 +225,43 @@ async fn put(state: &AppState, who: &Principal, addr: &Address, fp: &FilePath, r
         Err(FabricError::NotFound) => None,
         Err(e) => return Err(e.into()),
     };
-    if let Some(im) = headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok()) {
-        if !existing.as_ref().is_some_and(|e| etag_matches(im, &e.etag())) {
-            return Err(HttpError::Status(StatusCode::PRECONDITION_FAILED, "If-Match failed"));
-        }
+    let current = existing.as_ref().map(Entry::etag);
+    let header_str = |name| {
+        headers
+            .get(name)
+            .and_then(|v: &HeaderValue| v.to_str().ok())
+    };
+    if let Some(im) = header_str(header::IF_MATCH)
+        && !current.as_ref().is_some_and(|e| etag_matches(im, e))
+    {
+        return Err(HttpError::Status(
+            StatusCode::PRECONDITION_FAILED,
+            "If-Match failed",
+        ));
     }
-    if let Some(inm) = headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) {
-        if existing.as_ref().is_some_and(|e| etag_matches(inm, &e.etag())) {
-            return Err(HttpError::Status(StatusCode::PRECONDITION_FAILED, "If-None-Match failed"));
-        }
+    if let Some(inm) = header_str(header::IF_NONE_MATCH)
+        && current.as_ref().is_some_and(|e| etag_matches(inm, e))
+    {
+        return Err(HttpError::Status(
+            StatusCode::PRECONDITION_FAILED,
+            "If-None-Match failed",
+        ));
     }
     let stream = body.into_data_stream().map_err(std::io::Error::other);
-    let outcome = state.fabric.write(who, addr, StreamReader::new(stream), "http").await?;
-    let status = if outcome.created { StatusCode::CREATED } else { StatusCode::NO_CONTENT };
+    let outcome = state
+        .fabric
+        .write(who, addr, StreamReader::new(stream), "http")
+        .await?;
+    let status = if outcome.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::NO_CONTENT
+    };
     let mut r = status.into_response();
-    r.headers_mut().insert(header::ETAG, HeaderValue::from_str(&outcome.entry.etag()).expect("ascii"));
+    r.headers_mut().insert(
+        header::ETAG,
+        HeaderValue::from_str(&outcome.entry.etag()).expect("ascii"),
+    );
     Ok(r)
 }
 
@@ -189,10 +275,18 @@ fn redirect(to: &str) -> Response {
 
 fn html(page: String, method: &Method) -> Response {
     let len = page.len();
-    let body = if method == Method::HEAD { Body::empty() } else { Body::from(page) };
+    let body = if method == Method::HEAD {
+        Body::empty()
+    } else {
+        Body::from(page)
+    };
     let mut r = Response::new(body);
-    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
-    r.headers_mut().insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    r.headers_mut()
+        .insert(header::CONTENT_LENGTH, HeaderValue::from(len));
     r
 }
 
@@ -202,17 +296,24 @@ fn mtime(e: &Entry) -> SystemTime {
 
 /// True if an `If-None-Match` / `If-Match` value lists `etag` (or is `*`).
 fn etag_matches(list: &str, etag: &str) -> bool {
-    list.split(',').map(str::trim).any(|t| t == "*" || t.trim_start_matches("W/") == etag)
+    list.split(',')
+        .map(str::trim)
+        .any(|t| t == "*" || t.trim_start_matches("W/") == etag)
 }
 
 fn not_modified(headers: &HeaderMap, etag: &str, modified: SystemTime) -> bool {
-    if let Some(inm) = headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) {
+    if let Some(inm) = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+    {
         return etag_matches(inm, etag);
     }
-    if let Some(ims) = headers.get(header::IF_MODIFIED_SINCE).and_then(|v| v.to_str().ok()) {
-        if let Ok(since) = httpdate::parse_http_date(ims) {
-            return secs(modified) <= secs(since);
-        }
+    if let Some(ims) = headers
+        .get(header::IF_MODIFIED_SINCE)
+        .and_then(|v| v.to_str().ok())
+        && let Ok(since) = httpdate::parse_http_date(ims)
+    {
+        return secs(modified) <= secs(since);
     }
     false
 }
@@ -229,5 +330,7 @@ fn if_range_holds(headers: &HeaderMap, etag: &str, modified: SystemTime) -> bool
 }
 
 fn secs(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }

@@ -35,7 +35,12 @@ pub struct Row<'a> {
 
 impl<'a> From<&'a Entry> for Row<'a> {
     fn from(e: &'a Entry) -> Self {
-        Row { name: &e.name, dir: e.is_dir(), size: e.size, mtime_ns: e.mtime_ns }
+        Row {
+            name: &e.name,
+            dir: e.is_dir(),
+            size: e.size,
+            mtime_ns: e.mtime_ns,
+        }
     }
 }
 
@@ -54,8 +59,13 @@ pub fn render(title: &str, up: bool, rows: &mut [Row<'_>]) -> String {
     }
     for r in rows.iter() {
         let slash = if r.dir { "/" } else { "" };
-        let size = if r.dir { String::new() } else { r.size.to_string() };
-        let when = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(r.mtime_ns.max(0) as u64);
+        let size = if r.dir {
+            String::new()
+        } else {
+            r.size.to_string()
+        };
+        let when =
+            std::time::UNIX_EPOCH + std::time::Duration::from_nanos(r.mtime_ns.max(0) as u64);
         let _ = writeln!(
             html,
             "<tr><td><a href=\"{}{slash}\">{}{slash}</a></td><td>{size}</td><td>{}</td></tr>",
@@ -74,7 +84,12 @@ mod tests {
 
     #[test]
     fn escapes_names_and_encodes_links() {
-        let mut rows = [Row { name: "<b>&\"x y\".txt", dir: false, size: 3, mtime_ns: 0 }];
+        let mut rows = [Row {
+            name: "<b>&\"x y\".txt",
+            dir: false,
+            size: 3,
+            mtime_ns: 0,
+        }];
         let html = render("t", true, &mut rows);
         assert!(html.contains("&lt;b&gt;&amp;&quot;x y&quot;.txt"));
         assert!(html.contains("href=\"%3Cb%3E&amp;%22x%20y%22.txt\""));

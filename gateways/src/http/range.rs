@@ -18,7 +18,21 @@ pub enum RangeAnswer {
 
 /// Decides how to answer `header` (the `Range` value) for a file of `size` bytes.
 pub fn answer(header: Option<&str>, size: u64) -> RangeAnswer {
-    let Some(h) = header else { return RangeAnswer::Full };
+    let Some(h) = header else {
+        return RangeAnswer::Full;
+    };
+    // RFC 9110 §14.1.3: a suffix longer than the file means the whole file;
+    // the parser calls that unsatisfiable, so it is answered here.
+    if let Some(n) = h
+        .trim()
+        .strip_prefix("bytes=-")
+        .and_then(|n| n.trim().parse::<u64>().ok())
+        && n >= size
+        && size > 0
+        && n > 0
+    {
+        return RangeAnswer::Partial(0..=size - 1);
+    }
     let Ok(parsed) = http_range_header::parse_range_header(h) else {
         return RangeAnswer::Full;
     };

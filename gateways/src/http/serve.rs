@@ -35,17 +35,29 @@ pub struct ServeOptions {
 
 impl Default for ServeOptions {
     fn default() -> Self {
-        ServeOptions { tls: None, header_timeout: Duration::from_secs(30), grace: Duration::from_secs(30) }
+        ServeOptions {
+            tls: None,
+            header_timeout: Duration::from_secs(30),
+            grace: Duration::from_secs(30),
+        }
     }
 }
 
 /// Serves `app` on `listener` until `shutdown` completes, then lets in-flight
 /// requests finish (up to `grace`).
-pub async fn serve(listener: Listener, app: Router, opts: ServeOptions, shutdown: impl Future<Output = ()>) {
+pub async fn serve(
+    listener: Listener,
+    app: Router,
+    opts: ServeOptions,
+    shutdown: impl Future<Output = ()>,
+) {
     let graceful = GracefulShutdown::new();
     let acceptor = opts.tls.clone().map(TlsAcceptor::from);
     let mut builder = Builder::new(TokioExecutor::new());
-    builder.http1().timer(TokioTimer::new()).header_read_timeout(opts.header_timeout);
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(opts.header_timeout);
     builder.http2().timer(TokioTimer::new());
     let builder = Arc::new(builder);
     tokio::pin!(shutdown);
@@ -72,7 +84,9 @@ pub async fn serve(listener: Listener, app: Router, opts: ServeOptions, shutdown
         let watcher = graceful.watcher();
         match &acceptor {
             None => {
-                let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
+                let conn = builder
+                    .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                    .into_owned();
                 tokio::spawn(async move {
                     if let Err(e) = watcher.watch(conn).await {
                         tracing::debug!(%peer, "connection: {e}");
@@ -88,7 +102,9 @@ pub async fn serve(listener: Listener, app: Router, opts: ServeOptions, shutdown
                         Ok(Err(e)) => return tracing::debug!(%peer, "TLS handshake: {e}"),
                         Err(_) => return tracing::debug!(%peer, "TLS handshake timed out"),
                     };
-                    let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls), service).into_owned();
+                    let conn = builder
+                        .serve_connection_with_upgrades(TokioIo::new(tls), service)
+                        .into_owned();
                     if let Err(e) = watcher.watch(conn).await {
                         tracing::debug!(%peer, "connection: {e}");
                     }

@@ -38,14 +38,31 @@ pub fn decode(raw: &str, prefix: &str) -> Result<FilePath, FabricError> {
         RelPath::from_components([s.as_str()])?;
     }
     let path = RelPath::from_components(it.map(String::as_str))?;
-    Ok(FilePath { user, folder, path, trailing_slash })
+    Ok(FilePath {
+        user,
+        folder,
+        path,
+        trailing_slash,
+    })
 }
 
 /// Percent-encodes one path segment for an `href`.
 pub fn encode_segment(s: &str) -> String {
     use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
-    const SEGMENT: &AsciiSet =
-        &CONTROLS.add(b' ').add(b'"').add(b'#').add(b'%').add(b'/').add(b'<').add(b'>').add(b'?').add(b'`').add(b'{').add(b'}').add(b'\\').add(b'\'');
+    const SEGMENT: &AsciiSet = &CONTROLS
+        .add(b' ')
+        .add(b'"')
+        .add(b'#')
+        .add(b'%')
+        .add(b'/')
+        .add(b'<')
+        .add(b'>')
+        .add(b'?')
+        .add(b'`')
+        .add(b'{')
+        .add(b'}')
+        .add(b'\\')
+        .add(b'\'');
     utf8_percent_encode(s, SEGMENT).to_string()
 }
 

@@ -65,7 +65,11 @@ pub fn bump_version_vector(vv: &str, node: &str) -> String {
         None => parts.push((node.to_owned(), 1)),
     }
     parts.sort();
-    parts.iter().map(|(n, c)| format!("{n}:{c}")).collect::<Vec<_>>().join(",")
+    parts
+        .iter()
+        .map(|(n, c)| format!("{n}:{c}"))
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 const ENTRY_COLUMNS: &str = "path, kind, size, mtime_ns, hash, version_vector, sequence, deleted";
@@ -76,17 +80,30 @@ impl Catalog {
         let q = sqlx::AssertSqlSafe(format!(
             "SELECT {ENTRY_COLUMNS} FROM entries WHERE folder_id = $1 AND path = $2"
         ));
-        Ok(sqlx::query_as(q).bind(folder_id).bind(path).fetch_optional(&self.pool).await?)
+        Ok(sqlx::query_as(q)
+            .bind(folder_id)
+            .bind(path)
+            .fetch_optional(&self.pool)
+            .await?)
     }
 
     /// Every entry of a folder, tombstones included.
     pub async fn entries(&self, folder_id: &str) -> FabricResult<Vec<EntryRow>> {
-        let q = sqlx::AssertSqlSafe(format!("SELECT {ENTRY_COLUMNS} FROM entries WHERE folder_id = $1"));
-        Ok(sqlx::query_as(q).bind(folder_id).fetch_all(&self.pool).await?)
+        let q = sqlx::AssertSqlSafe(format!(
+            "SELECT {ENTRY_COLUMNS} FROM entries WHERE folder_id = $1"
+        ));
+        Ok(sqlx::query_as(q)
+            .bind(folder_id)
+            .fetch_all(&self.pool)
+            .await?)
     }
 
     /// Live entries at or below `prefix` (everything for the root).
-    pub async fn entries_under(&self, folder_id: &str, prefix: &str) -> FabricResult<Vec<EntryRow>> {
+    pub async fn entries_under(
+        &self,
+        folder_id: &str,
+        prefix: &str,
+    ) -> FabricResult<Vec<EntryRow>> {
         if prefix.is_empty() {
             let all = self.entries(folder_id).await?;
             return Ok(all.into_iter().filter(|e| !e.deleted).collect());
@@ -95,7 +112,7 @@ impl Catalog {
         // % or _ need no escaping.
         let q = sqlx::AssertSqlSafe(format!(
             "SELECT {ENTRY_COLUMNS} FROM entries WHERE folder_id = $1 AND deleted = 0 \
-             AND (path = $2 OR substr(path, 1, $3) = $4)"
+             AND (path = $2 OR substr(path, 1, CAST($3 AS INTEGER)) = $4)"
         ));
         let with_slash = format!("{prefix}/");
         Ok(sqlx::query_as(q)
@@ -123,16 +140,19 @@ impl Catalog {
         deleted: bool,
     ) -> FabricResult<()> {
         let mut tx = self.pool.begin().await?;
-        let seq: i64 = sqlx::query_scalar("UPDATE folders SET sequence = sequence + 1 WHERE id = $1 RETURNING sequence")
-            .bind(folder_id)
-            .fetch_one(&mut *tx)
-            .await?;
-        let old: Option<String> =
-            sqlx::query_scalar("SELECT version_vector FROM entries WHERE folder_id = $1 AND path = $2")
-                .bind(folder_id)
-                .bind(path)
-                .fetch_optional(&mut *tx)
-                .await?;
+        let seq: i64 = sqlx::query_scalar(
+            "UPDATE folders SET sequence = sequence + 1 WHERE id = $1 RETURNING sequence",
+        )
+        .bind(folder_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        let old: Option<String> = sqlx::query_scalar(
+            "SELECT version_vector FROM entries WHERE folder_id = $1 AND path = $2",
+        )
+        .bind(folder_id)
+        .bind(path)
+        .fetch_optional(&mut *tx)
+        .await?;
         let vv = bump_version_vector(old.as_deref().unwrap_or(""), node);
         sqlx::query(
             "INSERT INTO entries (folder_id, path, kind, size, mtime_ns, hash, version_vector, sequence, deleted) \

@@ -71,7 +71,10 @@ impl Catalog {
         ] {
             sqlx::query(sql).bind(folder_id).execute(&mut *tx).await?;
         }
-        let r = sqlx::query("DELETE FROM folders WHERE id = $1").bind(folder_id).execute(&mut *tx).await?;
+        let r = sqlx::query("DELETE FROM folders WHERE id = $1")
+            .bind(folder_id)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(r.rows_affected() > 0)
     }

@@ -90,7 +90,8 @@ impl TrashRow {
     }
 }
 
-const VERSION_COLUMNS: &str = "id, folder_id, path, hash, size, mtime_ns, created_at, reason, front, actor";
+const VERSION_COLUMNS: &str =
+    "id, folder_id, path, hash, size, mtime_ns, created_at, reason, front, actor";
 
 impl Catalog {
     /// Records a version.
@@ -118,14 +119,23 @@ impl Catalog {
         let q = sqlx::AssertSqlSafe(format!(
             "SELECT {VERSION_COLUMNS} FROM versions WHERE folder_id = $1 AND path = $2 ORDER BY id DESC"
         ));
-        let rows: Vec<VersionRow> = sqlx::query_as(q).bind(folder_id).bind(path).fetch_all(&self.pool).await?;
+        let rows: Vec<VersionRow> = sqlx::query_as(q)
+            .bind(folder_id)
+            .bind(path)
+            .fetch_all(&self.pool)
+            .await?;
         Ok(rows.into_iter().map(Version::from).collect())
     }
 
     /// One version by id.
     pub async fn version(&self, id: i64) -> Result<Option<Version>> {
-        let q = sqlx::AssertSqlSafe(format!("SELECT {VERSION_COLUMNS} FROM versions WHERE id = $1"));
-        let row: Option<VersionRow> = sqlx::query_as(q).bind(id).fetch_optional(&self.pool).await?;
+        let q = sqlx::AssertSqlSafe(format!(
+            "SELECT {VERSION_COLUMNS} FROM versions WHERE id = $1"
+        ));
+        let row: Option<VersionRow> = sqlx::query_as(q)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
         Ok(row.map(Version::from))
     }
 
@@ -134,7 +144,10 @@ impl Catalog {
         let q = sqlx::AssertSqlSafe(format!(
             "SELECT {VERSION_COLUMNS} FROM versions WHERE trash_id = $1 ORDER BY path"
         ));
-        let rows: Vec<VersionRow> = sqlx::query_as(q).bind(trash_id).fetch_all(&self.pool).await?;
+        let rows: Vec<VersionRow> = sqlx::query_as(q)
+            .bind(trash_id)
+            .fetch_all(&self.pool)
+            .await?;
         Ok(rows.into_iter().map(Version::from).collect())
     }
 
@@ -176,7 +189,7 @@ impl Catalog {
             .await?;
             out.extend(rows);
         }
-        out.sort_by(|a, b| b.id.cmp(&a.id));
+        out.sort_by_key(|t| std::cmp::Reverse(t.id));
         Ok(out)
     }
 
@@ -204,14 +217,20 @@ impl Catalog {
                 .bind(id)
                 .fetch_all(&mut *tx)
                 .await?;
-            sqlx::query("DELETE FROM versions WHERE trash_id = $1").bind(id).execute(&mut *tx).await?;
+            sqlx::query("DELETE FROM versions WHERE trash_id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
         } else {
             sqlx::query("UPDATE versions SET trash_id = NULL WHERE trash_id = $1")
                 .bind(id)
                 .execute(&mut *tx)
                 .await?;
         }
-        sqlx::query("DELETE FROM trash WHERE id = $1").bind(id).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM trash WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(hashes)
     }

@@ -67,7 +67,9 @@ impl Catalog {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
                         // Several processes (server and CLI) share the file.
-                        sqlx::query("PRAGMA busy_timeout = 15000").execute(&mut *conn).await?;
+                        sqlx::query("PRAGMA busy_timeout = 15000")
+                            .execute(&mut *conn)
+                            .await?;
                     }
                     Ok(())
                 })
@@ -75,7 +77,9 @@ impl Catalog {
             .connect(&url)
             .await?;
         if backend == Backend::Sqlite {
-            sqlx::query("PRAGMA journal_mode = WAL").execute(&pool).await?;
+            sqlx::query("PRAGMA journal_mode = WAL")
+                .execute(&pool)
+                .await?;
             sqlx::migrate!("../migrations/sqlite").run(&pool).await?;
         } else {
             sqlx::migrate!("../migrations/postgres").run(&pool).await?;

@@ -48,7 +48,11 @@ pub struct AppPasswordRow {
 impl AppPasswordRow {
     /// The public part.
     pub fn to_public(&self) -> AppPassword {
-        AppPassword { id: self.id.clone(), label: self.label.clone(), created_at: self.created_at }
+        AppPassword {
+            id: self.id.clone(),
+            label: self.label.clone(),
+            created_at: self.created_at,
+        }
     }
 }
 
@@ -82,13 +86,19 @@ impl Catalog {
     /// Finds a user by name.
     pub async fn user_by_name(&self, name: &str) -> Result<Option<UserRow>> {
         let q = sqlx::AssertSqlSafe(format!("SELECT {USER_COLUMNS} FROM users WHERE name = $1"));
-        Ok(sqlx::query_as(q).bind(name).fetch_optional(&self.pool).await?)
+        Ok(sqlx::query_as(q)
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?)
     }
 
     /// Finds a user by id.
     pub async fn user_by_id(&self, id: &str) -> Result<Option<UserRow>> {
         let q = sqlx::AssertSqlSafe(format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"));
-        Ok(sqlx::query_as(q).bind(id).fetch_optional(&self.pool).await?)
+        Ok(sqlx::query_as(q)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?)
     }
 
     /// All users, by name.
@@ -122,7 +132,10 @@ impl Catalog {
         ] {
             sqlx::query(sql).bind(user_id).execute(&mut *tx).await?;
         }
-        let r = sqlx::query("DELETE FROM users WHERE id = $1").bind(user_id).execute(&mut *tx).await?;
+        let r = sqlx::query("DELETE FROM users WHERE id = $1")
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(r.rows_affected() > 0)
     }
@@ -191,7 +204,13 @@ impl Catalog {
     }
 
     /// Records a sign-in session by the hash of its token.
-    pub async fn insert_session(&self, token_hash: &str, user_id: &str, now: i64, expires: i64) -> Result<()> {
+    pub async fn insert_session(
+        &self,
+        token_hash: &str,
+        user_id: &str,
+        now: i64,
+        expires: i64,
+    ) -> Result<()> {
         sqlx::query("INSERT INTO sessions (token_hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)")
             .bind(token_hash)
             .bind(user_id)
@@ -216,7 +235,10 @@ impl Catalog {
 
     /// Ends a session.
     pub async fn delete_session(&self, token_hash: &str) -> Result<()> {
-        sqlx::query("DELETE FROM sessions WHERE token_hash = $1").bind(token_hash).execute(&self.pool).await?;
+        sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
+            .bind(token_hash)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 }

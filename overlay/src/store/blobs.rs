@@ -31,7 +31,10 @@ impl BlobStore {
 
     /// Where the blob `hash` lives.
     pub fn path(&self, hash: &str) -> PathBuf {
-        let (a, b) = (hash.get(0..2).unwrap_or("00"), hash.get(2..4).unwrap_or("00"));
+        let (a, b) = (
+            hash.get(0..2).unwrap_or("00"),
+            hash.get(2..4).unwrap_or("00"),
+        );
         self.root.join(a).join(b).join(hash)
     }
 
@@ -99,7 +102,10 @@ impl BlobStore {
     }
 
     fn temp_file(&self) -> Result<(PathBuf, File)> {
-        let tmp = self.root.join("tmp").join(hex(&crate::catalog::random_bytes::<12>()));
+        let tmp = self
+            .root
+            .join("tmp")
+            .join(hex(&crate::catalog::random_bytes::<12>()));
         let f = File::options().write(true).create_new(true).open(&tmp)?;
         Ok((tmp, f))
     }
@@ -155,7 +161,10 @@ mod tests {
         assert_eq!(h1, h2);
         assert_eq!(h1, blake3::hash(b"same bytes").to_hex().to_string());
         assert_eq!(fs::read(store.path(&h1)).unwrap(), b"same bytes");
-        assert_eq!(fs::read_dir(dir.path().join("blobs/tmp")).unwrap().count(), 0);
+        assert_eq!(
+            fs::read_dir(dir.path().join("blobs/tmp")).unwrap().count(),
+            0
+        );
         store.ingest_known(&a, &h1).unwrap();
         assert_eq!(hash_file(&a).unwrap().0, h1);
     }

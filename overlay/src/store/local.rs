@@ -38,7 +38,11 @@ pub fn confine(root: &Path, rel: &RelPath, create: bool) -> Result<PathBuf> {
             let parent = match fs::canonicalize(rel.parent().to_disk(root)) {
                 Ok(p) => p,
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                    return Err(if create { FabricError::ParentMissing } else { FabricError::NotFound });
+                    return Err(if create {
+                        FabricError::ParentMissing
+                    } else {
+                        FabricError::NotFound
+                    });
                 }
                 Err(e) => return Err(e.into()),
             };
@@ -52,7 +56,11 @@ pub fn confine(root: &Path, rel: &RelPath, create: bool) -> Result<PathBuf> {
         }
         Err(e) if e.raw_os_error() == Some(20) => {
             // ENOTDIR: a file stands where a directory was expected.
-            Err(if create { FabricError::ParentMissing } else { FabricError::NotFound })
+            Err(if create {
+                FabricError::ParentMissing
+            } else {
+                FabricError::NotFound
+            })
         }
         Err(e) => Err(e.into()),
     }
@@ -60,12 +68,18 @@ pub fn confine(root: &Path, rel: &RelPath, create: bool) -> Result<PathBuf> {
 
 /// Nanoseconds since the epoch of a file's modification time.
 pub fn mtime_ns(meta: &Metadata) -> i64 {
-    meta.mtime().saturating_mul(1_000_000_000).saturating_add(meta.mtime_nsec())
+    meta.mtime()
+        .saturating_mul(1_000_000_000)
+        .saturating_add(meta.mtime_nsec())
 }
 
 /// An [`Entry`] from disk metadata.
 pub fn entry_from(rel: RelPath, name: String, meta: &Metadata) -> Entry {
-    let kind = if meta.is_dir() { EntryKind::Dir } else { EntryKind::File };
+    let kind = if meta.is_dir() {
+        EntryKind::Dir
+    } else {
+        EntryKind::File
+    };
     Entry {
         path: rel,
         name,
@@ -103,7 +117,9 @@ pub fn list_dir(root: &Path, dir_disk: &Path, dir_rel: &RelPath) -> Result<Vec<E
         if !meta.is_file() && !meta.is_dir() {
             continue;
         }
-        let Ok(rel) = dir_rel.join(&name) else { continue };
+        let Ok(rel) = dir_rel.join(&name) else {
+            continue;
+        };
         out.push(entry_from(rel, name, &meta));
     }
     Ok(out)
@@ -114,7 +130,10 @@ pub fn create_temp(target: &Path) -> Result<(PathBuf, fs::File)> {
     let dir = target.parent().ok_or(FabricError::ParentMissing)?;
     let b = crate::catalog::random_bytes::<8>();
     let tmp = dir.join(format!("{TEMP_PREFIX}{}", crate::catalog::hex(&b)));
-    let f = fs::File::options().write(true).create_new(true).open(&tmp)?;
+    let f = fs::File::options()
+        .write(true)
+        .create_new(true)
+        .open(&tmp)?;
     Ok((tmp, f))
 }
 
@@ -131,19 +150,27 @@ pub fn commit_temp(tmp: &Path, target: &Path) -> Result<()> {
 
 /// fsyncs the directory holding `path`, so that a rename in it survives a crash.
 pub fn sync_parent(path: &Path) {
-    if let Some(dir) = path.parent() {
-        if let Ok(d) = fs::File::open(dir) {
-            let _ = d.sync_all();
-        }
+    if let Some(dir) = path.parent()
+        && let Ok(d) = fs::File::open(dir)
+    {
+        let _ = d.sync_all();
     }
 }
 
 /// Removes temp files left by writes that a crash interrupted.
 pub fn remove_stale_temp(path: &Path) {
-    if path.file_name().and_then(|n| n.to_str()).is_some_and(is_internal_name) {
+    if path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(is_internal_name)
+    {
         match fs::remove_file(path) {
-            Ok(()) => tracing::info!(path = %path.display(), "removed a partial upload left by a crash"),
-            Err(e) => tracing::warn!(path = %path.display(), "cannot remove a stale temp file: {e}"),
+            Ok(()) => {
+                tracing::info!(path = %path.display(), "removed a partial upload left by a crash")
+            }
+            Err(e) => {
+                tracing::warn!(path = %path.display(), "cannot remove a stale temp file: {e}")
+            }
         }
     }
 }
@@ -167,11 +194,29 @@ mod tests {
         let p = |s| RelPath::parse(s).unwrap();
         assert!(confine(&root, &p("sub/a"), false).is_ok());
         assert!(confine(&root, &p("in/a"), false).is_ok());
-        assert!(matches!(confine(&root, &p("out"), false), Err(FabricError::Forbidden)));
-        assert!(matches!(confine(&root, &p("updir/secret"), false), Err(FabricError::Forbidden)));
-        assert!(matches!(confine(&root, &p("updir/new"), true), Err(FabricError::Forbidden)));
-        assert!(matches!(confine(&root, &p("nope/new"), true), Err(FabricError::ParentMissing)));
-        assert!(matches!(confine(&root, &p("sub/a/x"), true), Err(FabricError::ParentMissing)));
-        assert_eq!(confine(&root, &p("sub/new"), true).unwrap(), root.join("sub/new"));
+        assert!(matches!(
+            confine(&root, &p("out"), false),
+            Err(FabricError::Forbidden)
+        ));
+        assert!(matches!(
+            confine(&root, &p("updir/secret"), false),
+            Err(FabricError::Forbidden)
+        ));
+        assert!(matches!(
+            confine(&root, &p("updir/new"), true),
+            Err(FabricError::Forbidden)
+        ));
+        assert!(matches!(
+            confine(&root, &p("nope/new"), true),
+            Err(FabricError::ParentMissing)
+        ));
+        assert!(matches!(
+            confine(&root, &p("sub/a/x"), true),
+            Err(FabricError::ParentMissing)
+        ));
+        assert_eq!(
+            confine(&root, &p("sub/new"), true).unwrap(),
+            root.join("sub/new")
+        );
     }
 }

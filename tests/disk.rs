@@ -1,0 +1,153 @@
+//! Changes made directly on disk while the server runs: served at once,
+//! versioned when the folder keeps copies, reconciled into the catalog.
+
+use crate::fixtures::*;
+use reqwest::StatusCode;
+
+on_both!(
+    disk_edits_are_served_and_versioned,
+    folders_without_copies_version_only_glow_writes,
+    cli_works_beside_a_running_server
+);
+
+/// Waits until the server's scan has brought the catalog in line with the disk.
+pub async fn settled(env: &Env, folder: &str) {
+    let mut last = String::new();
+    for _ in 0..200 {
+        let out = env.run(&["folder", "verify", folder]);
+        if out.status.success() {
+            return;
+        }
+        last = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("catalog of {folder} never agreed with the disk:\n{last}");
+}
+
+async fn disk_edits_are_served_and_versioned(b: Backend) {
+    let env = Env::new(b);
+    let srv = env.serve();
+    settled(&env, "admin/share").await;
+    std::fs::write(env.share().join("hello.txt"), b"edited in an editor\n").unwrap();
+    let url = srv.file("hello.txt");
+    eventually(10, "new content served", || async {
+        get_admin(&url).await.text().await.unwrap() == "edited in an editor\n"
+    })
+    .await;
+    eventually(10, "the replaced content listed as a version", || async {
+        env.ok(&["versions", "admin/share/hello.txt"])
+            .contains("13 bytes\tdisk-edit via disk by disk")
+    })
+    .await;
+    let id = env
+        .ok(&["versions", "admin/share/hello.txt"])
+        .split('\t')
+        .next()
+        .unwrap()
+        .to_owned();
+    env.ok(&["restore", "admin/share/hello.txt", &id]);
+    assert_eq!(read(&env.share().join("hello.txt")), b"hello, world\n");
+
+    // A new file and a removed file on disk.
+    std::fs::write(env.share().join("sub/new.txt"), b"new").unwrap();
+    eventually(10, "new file served", || async {
+        get_admin(&srv.file("sub/new.txt")).await.status() == StatusCode::OK
+    })
+    .await;
+    settled(&env, "admin/share").await;
+    std::fs::remove_file(env.share().join("sub/new.txt")).unwrap();
+    eventually(10, "a file deleted on disk lands in the trash", || async {
+        env.ok(&["trash", "list", "admin"])
+            .contains("share/sub/new.txt")
+    })
+    .await;
+    settled(&env, "admin/share").await;
+}
+
+async fn folders_without_copies_version_only_glow_writes(b: Backend) {
+    let env = Env::new(b);
+    std::fs::create_dir(env.path("plain")).unwrap();
+    std::fs::write(env.path("plain/f.txt"), b"original").unwrap();
+    let srv = env.serve();
+    // Added beside the running server; it picks the folder up by itself.
+    env.ok(&[
+        "folder",
+        "add",
+        "plain",
+        env.path("plain").to_str().unwrap(),
+        "--no-keep-copies",
+    ]);
+    settled(&env, "admin/plain").await;
+    let url = format!("{}/u/admin/plain/f.txt", srv.base);
+    assert_eq!(get_admin(&url).await.text().await.unwrap(), "original");
+    std::fs::write(env.path("plain/f.txt"), b"edited on disk").unwrap();
+    eventually(10, "edit served", || async {
+        get_admin(&url).await.text().await.unwrap() == "edited on disk"
+    })
+    .await;
+    settled(&env, "admin/plain").await;
+    assert!(
+        env.ok(&["versions", "admin/plain/f.txt"])
+            .starts_with("no earlier versions")
+    );
+    assert_eq!(
+        put_admin(&url, "via http").await.status(),
+        StatusCode::NO_CONTENT
+    );
+    let v = env.ok(&["versions", "admin/plain/f.txt"]);
+    assert!(v.contains("14 bytes\toverwrite via http by admin"), "{v}");
+    // No copy of the current content sits in the blob store.
+    let blobs = walk_files(&env.data_dir().join("blobs"));
+    let current = blake3::hash(b"via http").to_hex().to_string();
+    assert!(!blobs.iter().any(|p| p.ends_with(&current)));
+}
+
+async fn cli_works_beside_a_running_server(b: Backend) {
+    let env = Env::new(b);
+    let srv = env.serve();
+    let out = env.ok(&["user", "add", "carol"]);
+    let pw = out
+        .split("password: ")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned();
+    std::fs::create_dir(env.path("carols")).unwrap();
+    std::fs::write(env.path("carols/c.txt"), b"carol's").unwrap();
+    env.ok(&[
+        "folder",
+        "add",
+        "docs",
+        env.path("carols").to_str().unwrap(),
+        "--owner",
+        "carol",
+    ]);
+    let r = client()
+        .get(format!("{}/u/carol/docs/c.txt", srv.base))
+        .basic_auth("carol", Some(&pw))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.text().await.unwrap(), "carol's");
+    assert!(env.ok(&["folder", "list"]).contains("carol/docs"));
+}
+
+fn walk_files(dir: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk_files(&p));
+        } else {
+            out.push(p.to_string_lossy().into_owned());
+        }
+    }
+    out
+}
