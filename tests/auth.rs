@@ -9,6 +9,7 @@ on_both!(
     repeated_failures_are_rate_limited,
     app_passwords_sign_in,
     session_cookies_sign_in_and_out,
+    failures_from_one_address_are_rate_limited,
 );
 
 async fn missing_or_wrong_credentials_get_401(b: Backend) {
@@ -151,4 +152,27 @@ async fn session_cookies_sign_in_and_out(b: Backend) {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+}
+
+async fn failures_from_one_address_are_rate_limited(b: Backend) {
+    let env = Env::new(b);
+    let srv = env.serve();
+    // Twenty wrong passwords from one address, spread over names so that no
+    // single name reaches its own limit.
+    for i in 0..20 {
+        let r = client()
+            .get(srv.file("hello.txt"))
+            .basic_auth(format!("guess{}", i % 5), Some("wrong-password"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "attempt {i}");
+    }
+    let r = client()
+        .get(srv.file("hello.txt"))
+        .basic_auth("someone-new", Some("wrong-password"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
 }

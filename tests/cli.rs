@@ -376,3 +376,31 @@ async fn banner_lists_endpoints_and_a_generated_password() {
     let srv = Server::start(cmd);
     assert!(!srv.banner.contains(&pw));
 }
+
+#[test]
+fn many_commands_at_once_on_a_new_data_dir() {
+    // A server and the CLI may create and migrate the catalog at the same time.
+    let env = Env::new(Backend::Sqlite);
+    let children: Vec<_> = (0..8)
+        .map(|i| {
+            let mut c = env.glow();
+            if i % 2 == 0 {
+                c.args(["user", "list"])
+            } else {
+                c.args(["folder", "list"])
+            };
+            c.stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for c in children {
+        let out = c.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}

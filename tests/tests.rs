@@ -10,5 +10,6 @@ mod cli;
 mod crash;
 mod disk;
 mod files;
+mod hostile;
 mod traversal;
 mod versions;

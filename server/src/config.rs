@@ -25,6 +25,8 @@ pub struct FileConfig {
     pub tls_key: Option<PathBuf>,
     /// `glow serve DIR…`.
     pub folders: Option<Vec<PathBuf>>,
+    /// `--header-timeout`.
+    pub header_timeout: Option<u64>,
 }
 
 /// Settings after merging the file with flags.

@@ -72,6 +72,10 @@ pub struct ServeArgs {
     /// Address of the HTTP front [default: 0.0.0.0:8080]
     #[arg(long, value_name = "ADDR")]
     pub http: Option<String>,
+    /// Seconds a client gets to send a request's headers or finish a TLS
+    /// handshake before it is dropped (slowloris guard) [default: 30]
+    #[arg(long, value_name = "SECS")]
+    pub header_timeout: Option<u64>,
     /// TLS mode: `self-signed` makes (once) and uses a certificate in the data dir
     #[arg(long, value_name = "MODE", conflicts_with_all = ["tls_cert", "tls_key"])]
     pub tls: Option<String>,

@@ -48,6 +48,11 @@ pub async fn run(settings: Settings, args: ServeArgs) -> anyhow::Result<()> {
         (None, None, None) => None,
         _ => bail!("TLS needs both a certificate and a key (--tls-cert and --tls-key)"),
     };
+    let header_timeout = match args.header_timeout.or(settings.file.header_timeout) {
+        Some(0) => bail!("--header-timeout must be at least 1 second"),
+        Some(secs) => Some(std::time::Duration::from_secs(secs)),
+        None => None,
+    };
     let http_addr = settings.http_addr(&args);
     let bind: SocketAddr = http_addr
         .parse()
@@ -74,10 +79,13 @@ pub async fn run(settings: Settings, args: ServeArgs) -> anyhow::Result<()> {
 
     let upkeep = tokio::spawn(fabric.clone().maintain(Arc::new(ScanProgress::new())));
     let app = http::app(fabric.clone(), tls_config.is_some());
-    let opts = ServeOptions {
+    let mut opts = ServeOptions {
         tls: tls_config,
         ..ServeOptions::default()
     };
+    if let Some(t) = header_timeout {
+        opts.header_timeout = t;
+    }
     http::serve(listener, app, opts, shutdown_signal()).await;
     tracing::info!("shutting down");
     upkeep.abort();

@@ -213,13 +213,11 @@ impl Catalog {
         let mut tx = self.pool.begin().await?;
         let mut hashes = Vec::new();
         if purge {
-            hashes = sqlx::query_scalar("SELECT hash FROM versions WHERE trash_id = $1")
+            // Write first: an SQLite transaction that reads before it writes
+            // cannot wait for another writer and fails at once.
+            hashes = sqlx::query_scalar("DELETE FROM versions WHERE trash_id = $1 RETURNING hash")
                 .bind(id)
                 .fetch_all(&mut *tx)
-                .await?;
-            sqlx::query("DELETE FROM versions WHERE trash_id = $1")
-                .bind(id)
-                .execute(&mut *tx)
                 .await?;
         } else {
             sqlx::query("UPDATE versions SET trash_id = NULL WHERE trash_id = $1")

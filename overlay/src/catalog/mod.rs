@@ -59,31 +59,36 @@ impl Catalog {
                 Backend::Sqlite,
             ),
         };
-        let max = if backend == Backend::Sqlite { 8 } else { 16 };
-        let pool = AnyPoolOptions::new()
-            .max_connections(max)
-            .acquire_timeout(Duration::from_secs(30))
-            .after_connect(move |conn, _| {
-                Box::pin(async move {
-                    if backend == Backend::Sqlite {
-                        // Several processes (server and CLI) share the file.
-                        sqlx::query("PRAGMA busy_timeout = 15000")
-                            .execute(&mut *conn)
-                            .await?;
-                    }
-                    Ok(())
+        // Several processes may open a new SQLite file at once (a server and
+        // the CLI); setting WAL and migrating take write locks that SQLite
+        // sometimes refuses at once instead of waiting, so retry for a while.
+        let _guard = if backend == Backend::Sqlite {
+            // sqlx's migrator does not lock SQLite: without this, two processes
+            // opening a new catalog both run the first migration.
+            let lock_path = default_file.with_extension("lock");
+            Some(
+                tokio::task::spawn_blocking(move || -> std::io::Result<std::fs::File> {
+                    let f = std::fs::File::create(lock_path)?;
+                    f.lock()?;
+                    Ok(f)
                 })
-            })
-            .connect(&url)
-            .await?;
-        if backend == Backend::Sqlite {
-            sqlx::query("PRAGMA journal_mode = WAL")
-                .execute(&pool)
-                .await?;
-            sqlx::migrate!("../migrations/sqlite").run(&pool).await?;
+                .await
+                .map_err(std::io::Error::other)??,
+            )
         } else {
-            sqlx::migrate!("../migrations/postgres").run(&pool).await?;
-        }
+            None
+        };
+        let mut tries = 0;
+        let pool = loop {
+            match connect(&url, backend).await {
+                Ok(pool) => break pool,
+                Err(e) if backend == Backend::Sqlite && is_locked(&e) && tries < 100 => {
+                    tries += 1;
+                    tokio::time::sleep(Duration::from_millis(50 + 10 * tries)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        };
         Ok(Catalog { pool, backend })
     }
 
@@ -116,6 +121,44 @@ impl Catalog {
     pub async fn close(&self) {
         self.pool.close().await;
     }
+}
+
+async fn connect(url: &str, backend: Backend) -> Result<AnyPool> {
+    let max = if backend == Backend::Sqlite { 8 } else { 16 };
+    let pool = AnyPoolOptions::new()
+        .max_connections(max)
+        .acquire_timeout(Duration::from_secs(30))
+        .after_connect(move |conn, _| {
+            Box::pin(async move {
+                if backend == Backend::Sqlite {
+                    // Several processes (server and CLI) share the file.
+                    sqlx::query("PRAGMA busy_timeout = 15000")
+                        .execute(&mut *conn)
+                        .await?;
+                    // Safe with WAL: a power cut may lose the last commits,
+                    // never corrupt; the start-up scan recovers from the disk.
+                    sqlx::query("PRAGMA synchronous = NORMAL")
+                        .execute(&mut *conn)
+                        .await?;
+                }
+                Ok(())
+            })
+        })
+        .connect(url)
+        .await?;
+    if backend == Backend::Sqlite {
+        sqlx::query("PRAGMA journal_mode = WAL")
+            .execute(&pool)
+            .await?;
+        sqlx::migrate!("../migrations/sqlite").run(&pool).await?;
+    } else {
+        sqlx::migrate!("../migrations/postgres").run(&pool).await?;
+    }
+    Ok(pool)
+}
+
+fn is_locked(e: &crate::FabricError) -> bool {
+    e.to_string().contains("database is locked")
 }
 
 /// Hides the password of a database URL, for messages and logs.

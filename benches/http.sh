@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# HTTP file serving: Glow against nginx, in the same run, on this machine.
+#
+#   benches/http.sh            # needs nginx, wrk, curl (apt-get install nginx-light wrk curl)
+#
+# Serves one 1 GiB file and a folder of 1,000 small (4 KiB) files from both
+# servers, with HTTP Basic auth on both (nginx with a {PLAIN} htpasswd, its
+# cheapest check), and prints Glow/nginx ratios: large-file throughput with
+# curl (best of RUNS) and small-file requests per second with wrk.
+# Machines here are shared and noisy: read the ratios, not the absolute numbers.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+RUNS=${RUNS:-3}
+WRK_SECONDS=${WRK_SECONDS:-10}
+WRK_CONNECTIONS=${WRK_CONNECTIONS:-32}
+GLOW_PORT=${GLOW_PORT:-18481}
+NGINX_PORT=${NGINX_PORT:-18482}
+PW=bench-password-1
+
+for tool in nginx wrk curl; do
+  command -v "$tool" >/dev/null || { echo "benches/http.sh needs $tool (apt-get install nginx-light wrk curl)"; exit 1; }
+done
+[ -x target/release/glow ] || cargo build --release
+GLOW=$PWD/target/release/glow
+
+work=$(mktemp -d /var/tmp/glow-bench.XXXXXX)
+cleanup() {
+  [ -n "${glow_pid:-}" ] && kill "$glow_pid" 2>/dev/null || true
+  [ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+echo "preparing data in $work"
+mkdir -p "$work/www/large" "$work/www/small"
+head -c $((1 << 30)) /dev/urandom > "$work/www/large/big.bin"
+for i in $(seq -f '%04g' 0 999); do head -c 4096 /dev/urandom > "$work/www/small/f$i.bin"; done
+
+# --- nginx -------------------------------------------------------------
+printf 'admin:{PLAIN}%s\n' "$PW" > "$work/htpasswd"
+mkdir -p "$work/nginx-tmp"
+cat > "$work/nginx.conf" <<CONF
+worker_processes auto;
+pid $work/nginx.pid;
+error_log $work/nginx-error.log;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  sendfile on;
+  tcp_nopush on;
+  tcp_nodelay on;
+  keepalive_requests 1000000;
+  client_body_temp_path $work/nginx-tmp;
+  proxy_temp_path $work/nginx-tmp;
+  fastcgi_temp_path $work/nginx-tmp;
+  uwsgi_temp_path $work/nginx-tmp;
+  scgi_temp_path $work/nginx-tmp;
+  types { application/octet-stream bin; }
+  server {
+    listen 127.0.0.1:$NGINX_PORT;
+    root $work/www;
+    auth_basic "bench";
+    auth_basic_user_file $work/htpasswd;
+  }
+}
+CONF
+nginx -c "$work/nginx.conf" -p "$work"
+
+# --- glow --------------------------------------------------------------
+GLOW_ADMIN_PASSWORD=$PW GLOW_LOG=warn "$GLOW" serve "$work/www/large" "$work/www/small" \
+  --data-dir "$work/glow-data" --http "127.0.0.1:$GLOW_PORT" > "$work/glow.log" 2>&1 &
+glow_pid=$!
+echo "waiting for Glow to index the folders (first scan hashes and copies 1 GiB)"
+for folder in large small; do
+  until GLOW_LOG=error "$GLOW" --data-dir "$work/glow-data" folder verify "admin/$folder" >/dev/null 2>&1; do sleep 1; done
+done
+
+glow_url() { echo "http://127.0.0.1:$GLOW_PORT/u/admin/$1"; }
+nginx_url() { echo "http://127.0.0.1:$NGINX_PORT/$1"; }
+
+# --- large file ----------------------------------------------------------
+speed() { curl -s -o /dev/null -u "admin:$PW" -w '%{speed_download}' "$1"; }
+best() { sort -g | tail -n 1; }
+echo "large file (1 GiB, curl, best of $RUNS)"
+g_large=$(for _ in $(seq "$RUNS"); do speed "$(glow_url large/big.bin)"; echo; done | best)
+n_large=$(for _ in $(seq "$RUNS"); do speed "$(nginx_url large/big.bin)"; echo; done | best)
+
+# --- small files ---------------------------------------------------------
+auth=$(printf 'admin:%s' "$PW" | base64)
+lua() {
+  cat > "$work/$1.lua" <<LUA
+counter = 0
+request = function()
+  counter = counter + 1
+  return wrk.format("GET", string.format("$2/f%04d.bin", counter % 1000), { ["Authorization"] = "Basic $auth" })
+end
+LUA
+}
+lua glow "/u/admin/small"
+lua nginx "/small"
+rps() { wrk -t2 -c"$WRK_CONNECTIONS" -d"${WRK_SECONDS}s" -s "$work/$1.lua" "$2" | awk '/Requests\/sec/ {print $2}'; }
+echo "small files (1,000 x 4 KiB, wrk -t2 -c$WRK_CONNECTIONS, ${WRK_SECONDS}s each)"
+rps glow "http://127.0.0.1:$GLOW_PORT" >/dev/null   # warm-up
+g_small=$(rps glow "http://127.0.0.1:$GLOW_PORT")
+n_small=$(rps nginx "http://127.0.0.1:$NGINX_PORT")
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+mib() { awk -v a="$1" 'BEGIN { printf "%.0f MiB/s", a / 1048576 }'; }
+echo
+printf '%-28s %14s %14s %8s\n' "" "glow" "nginx" "ratio"
+printf '%-28s %14s %14s %8s\n' "1 GiB file (curl)" "$(mib "$g_large")" "$(mib "$n_large")" "$(ratio "$g_large" "$n_large")x"
+printf '%-28s %14s %14s %8s\n' "4 KiB files (wrk, req/s)" "$g_small" "$n_small" "$(ratio "$g_small" "$n_small")x"
