@@ -25,6 +25,7 @@ done
 GLOW=$PWD/target/release/glow
 
 work=$(mktemp -d /var/tmp/glow-bench.XXXXXX)
+chmod 755 "$work"   # nginx workers run as an unprivileged user
 cleanup() {
   [ -n "${glow_pid:-}" ] && kill "$glow_pid" 2>/dev/null || true
   [ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" 2>/dev/null || true
@@ -36,6 +37,7 @@ echo "preparing data in $work"
 mkdir -p "$work/www/large" "$work/www/small"
 head -c $((1 << 30)) /dev/urandom > "$work/www/large/big.bin"
 for i in $(seq -f '%04g' 0 999); do head -c 4096 /dev/urandom > "$work/www/small/f$i.bin"; done
+chmod -R a+rX "$work/www"
 
 # --- nginx -------------------------------------------------------------
 printf 'admin:{PLAIN}%s\n' "$PW" > "$work/htpasswd"
@@ -79,6 +81,13 @@ done
 glow_url() { echo "http://127.0.0.1:$GLOW_PORT/u/admin/$1"; }
 nginx_url() { echo "http://127.0.0.1:$NGINX_PORT/$1"; }
 
+# Both must answer 200 with the same bytes before anything is timed.
+for u in "$(glow_url small/f0007.bin)" "$(nginx_url small/f0007.bin)" "$(glow_url large/big.bin)" "$(nginx_url large/big.bin)"; do
+  code=$(curl -s -o /dev/null -r 0-0 -u "admin:$PW" -w '%{http_code}' "$u")
+  [ "$code" = 206 ] || { echo "$u answered $code"; exit 1; }
+done
+cmp <(curl -s -u "admin:$PW" "$(glow_url small/f0007.bin)") <(curl -s -u "admin:$PW" "$(nginx_url small/f0007.bin)")
+
 # --- large file ----------------------------------------------------------
 speed() { curl -s -o /dev/null -u "admin:$PW" -w '%{speed_download}' "$1"; }
 best() { sort -g | tail -n 1; }
@@ -99,7 +108,12 @@ LUA
 }
 lua glow "/u/admin/small"
 lua nginx "/small"
-rps() { wrk -t2 -c"$WRK_CONNECTIONS" -d"${WRK_SECONDS}s" -s "$work/$1.lua" "$2" | awk '/Requests\/sec/ {print $2}'; }
+rps() {
+  local out
+  out=$(wrk -t2 -c"$WRK_CONNECTIONS" -d"${WRK_SECONDS}s" -s "$work/$1.lua" "$2")
+  if grep -q 'Non-2xx' <<<"$out"; then echo "$1 answered errors under load:" >&2; echo "$out" >&2; exit 1; fi
+  awk '/Requests\/sec/ {print $2}' <<<"$out"
+}
 echo "small files (1,000 x 4 KiB, wrk -t2 -c$WRK_CONNECTIONS, ${WRK_SECONDS}s each)"
 rps glow "http://127.0.0.1:$GLOW_PORT" >/dev/null   # warm-up
 g_small=$(rps glow "http://127.0.0.1:$GLOW_PORT")

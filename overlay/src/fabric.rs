@@ -114,7 +114,8 @@ pub(crate) struct Resolved {
 
 #[derive(Default)]
 struct FolderIndex {
-    by_name: HashMap<(String, String), Arc<Folder>>,
+    /// owner name -> folder name -> folder (nested so lookups need no allocation).
+    by_name: HashMap<String, HashMap<String, Arc<Folder>>>,
     loaded_at: Option<Instant>,
 }
 
@@ -355,10 +356,12 @@ impl Fabric {
         password: &str,
         addr: Option<IpAddr>,
     ) -> Result<Principal> {
-        self.inner.limiter.check(name, addr)?;
+        // Credentials verified a moment ago pass without argon2; a lockout
+        // (from someone else's guesses) then does not shut out the owner.
         if let Some(p) = self.inner.cache.get(name, password) {
             return Ok(p);
         }
+        self.inner.limiter.check(name, addr)?;
         let user = self.inner.catalog.user_by_name(name).await?;
         let apps = match &user {
             Some(u) => self.inner.catalog.app_passwords(&u.id).await?,
@@ -498,6 +501,7 @@ impl Fabric {
         let mut out: Vec<Arc<Folder>> = index
             .by_name
             .values()
+            .flat_map(|m| m.values())
             .filter(|f| owner.is_none_or(|o| f.owner == o))
             .filter(|f| authorize(who, f, Op::Read).is_ok())
             .cloned()
@@ -526,10 +530,14 @@ impl Fabric {
             .folders
             .write()
             .unwrap_or_else(|e| e.into_inner());
-        index.by_name = list
-            .into_iter()
-            .map(|f| ((f.owner.clone(), f.name.clone()), Arc::new(f)))
-            .collect();
+        index.by_name.clear();
+        for f in list {
+            index
+                .by_name
+                .entry(f.owner.clone())
+                .or_default()
+                .insert(f.name.clone(), Arc::new(f));
+        }
         index.loaded_at = Some(Instant::now());
         Ok(())
     }
@@ -552,10 +560,7 @@ impl Fabric {
 
     fn find_folder(&self, owner: &str, name: &str) -> Option<Arc<Folder>> {
         let index = self.inner.folders.read().unwrap_or_else(|e| e.into_inner());
-        index
-            .by_name
-            .get(&(owner.to_owned(), name.to_owned()))
-            .cloned()
+        index.by_name.get(owner)?.get(name).cloned()
     }
 
     /// The folder of an address, if `who` may use it for `op`.
@@ -609,7 +614,12 @@ impl Fabric {
     /// Every folder in the index (for the scanner and watcher).
     pub(crate) fn all_folders(&self) -> Vec<Arc<Folder>> {
         let index = self.inner.folders.read().unwrap_or_else(|e| e.into_inner());
-        index.by_name.values().cloned().collect()
+        index
+            .by_name
+            .values()
+            .flat_map(|m| m.values())
+            .cloned()
+            .collect()
     }
 }
 

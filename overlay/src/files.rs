@@ -21,6 +21,37 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
 /// Buffer for streaming writes.
 const WRITE_CHUNK: usize = 256 * 1024;
+/// Files up to this size are read whole when opened.
+pub const INLINE_LIMIT: u64 = 64 * 1024;
+
+/// A file opened for reading.
+#[derive(Debug)]
+pub struct OpenFile {
+    /// What it is.
+    pub entry: Entry,
+    /// Its content.
+    pub body: FileBody,
+}
+
+/// The content of an opened file.
+#[derive(Debug)]
+pub enum FileBody {
+    /// A small file, read whole (up to [`INLINE_LIMIT`] bytes; the entry's
+    /// size is that of these bytes).
+    Inline(bytes::Bytes),
+    /// A larger file, open for streaming and seeking.
+    File(tokio::fs::File),
+}
+
+impl OpenFile {
+    /// The content as a reader.
+    pub fn into_reader(self) -> Box<dyn AsyncRead + Unpin + Send> {
+        match self.body {
+            FileBody::Inline(b) => Box::new(std::io::Cursor::new(b)),
+            FileBody::File(f) => Box::new(f),
+        }
+    }
+}
 
 impl Fabric {
     /// Describes one file or directory.
@@ -43,24 +74,38 @@ impl Fabric {
     }
 
     /// Opens a file for reading; the caller seeks for ranges.
-    pub async fn open_file(
-        &self,
-        who: &Principal,
-        addr: &Address,
-    ) -> Result<(tokio::fs::File, Entry)> {
-        let r = self.resolve(who, addr, Op::Read, false).await?;
-        let name = entry_name(&r);
-        let rel = r.rel.clone();
-        let (file, entry) = blocking(move || {
-            let f = fs::File::open(&r.disk)?;
+    ///
+    /// Confinement, open and (for small files) the read happen in one trip
+    /// to the blocking pool: this is the hot path of every file server.
+    pub async fn open_file(&self, who: &Principal, addr: &Address) -> Result<OpenFile> {
+        let folder = self.folder_for(who, addr, Op::Read).await?;
+        let root = folder.path.clone();
+        let rel = addr.path.clone();
+        let name = if rel.is_root() {
+            folder.name.clone()
+        } else {
+            rel.name().to_owned()
+        };
+        blocking(move || {
+            let disk = local::confine(&root, &rel, false)?;
+            let f = fs::File::open(&disk)?;
             let meta = f.metadata()?;
             if meta.is_dir() {
                 return Err(FabricError::WrongKind("is a directory"));
             }
-            Ok((f, local::entry_from(rel, name, &meta)))
+            let mut entry = local::entry_from(rel, name, &meta);
+            let body = if entry.size <= INLINE_LIMIT {
+                let mut buf = Vec::with_capacity(entry.size as usize);
+                f.take(INLINE_LIMIT + 1).read_to_end(&mut buf)?;
+                // What was read is the content, even if the file changed since the stat.
+                entry.size = buf.len() as u64;
+                FileBody::Inline(bytes::Bytes::from(buf))
+            } else {
+                FileBody::File(tokio::fs::File::from_std(f))
+            };
+            Ok(OpenFile { entry, body })
         })
-        .await?;
-        Ok((tokio::fs::File::from_std(file), entry))
+        .await
     }
 
     /// Reads up to `len` bytes at `offset` (positional access for SFTP).
@@ -308,8 +353,8 @@ impl Fabric {
                         self.mkdir(who, &target).await?;
                     }
                     EntryKind::File => {
-                        let (file, _) = self.open_file(who, &from.with_path(rel)).await?;
-                        self.write(who, &target, file, front).await?;
+                        let file = self.open_file(who, &from.with_path(rel)).await?;
+                        self.write(who, &target, file.into_reader(), front).await?;
                     }
                 }
             }
@@ -322,8 +367,8 @@ impl Fabric {
                     self.delete(who, to, front).await?;
                 }
             }
-            let (file, _) = self.open_file(who, from).await?;
-            self.write(who, to, file, front).await?;
+            let file = self.open_file(who, from).await?;
+            self.write(who, to, file.into_reader(), front).await?;
         }
         Ok(())
     }

@@ -12,7 +12,7 @@ pub mod auth;
 pub mod catalog;
 mod error;
 mod fabric;
-mod files;
+pub mod files;
 pub mod path;
 pub mod resource;
 pub mod scan;
@@ -23,6 +23,7 @@ mod watch;
 pub use access::{Op, Principal};
 pub use error::{FabricError, Result};
 pub use fabric::{Address, Fabric, FabricConfig, FolderOptions};
+pub use files::{FileBody, INLINE_LIMIT, OpenFile};
 pub use path::RelPath;
 pub use resource::{
     AppPassword, Entry, EntryKind, Folder, SshKey, TrashItem, User, Version, WriteOutcome,

@@ -16,7 +16,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::TryStreamExt;
-use overlay::{Address, Entry, FabricError, Principal};
+use overlay::{Address, Entry, FabricError, FileBody, OpenFile, Principal};
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
@@ -98,7 +98,10 @@ async fn get(
     fp: &FilePath,
     req: &Parts,
 ) -> Result<Response, HttpError> {
-    let (file, entry) = match state.fabric.open_file(who, addr).await {
+    let OpenFile {
+        entry,
+        body: content,
+    } = match state.fabric.open_file(who, addr).await {
         Ok(x) => x,
         Err(FabricError::WrongKind(_)) => return listing(state, who, addr, fp, req).await,
         Err(e) => return Err(e.into()),
@@ -166,16 +169,18 @@ async fn get(
         }
     };
     base.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
-    let body = if req.method == Method::HEAD {
-        Body::empty()
-    } else {
-        let mut file = file;
-        if start > 0 {
-            file.seek(std::io::SeekFrom::Start(start))
-                .await
-                .map_err(FabricError::from)?;
+    let body = match content {
+        _ if req.method == Method::HEAD => Body::empty(),
+        FileBody::Inline(bytes) => Body::from(bytes.slice(start as usize..(start + len) as usize)),
+        FileBody::File(mut file) => {
+            if start > 0 {
+                file.seek(std::io::SeekFrom::Start(start))
+                    .await
+                    .map_err(FabricError::from)?;
+            }
+            let buf = READ_CHUNK.min(len.max(1) as usize);
+            Body::from_stream(ReaderStream::with_capacity(file.take(len), buf))
         }
-        Body::from_stream(ReaderStream::with_capacity(file.take(len), READ_CHUNK))
     };
     let mut r = Response::new(body);
     *r.status_mut() = status;
