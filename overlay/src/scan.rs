@@ -75,19 +75,7 @@ impl Fabric {
             match s.kind {
                 EntryKind::Dir => {
                     if k.is_none_or(|k| k.deleted || k.kind() != EntryKind::Dir) {
-                        self.inner
-                            .catalog
-                            .record_entry(
-                                &folder.id,
-                                self.node_id(),
-                                s.rel.as_str(),
-                                EntryKind::Dir,
-                                0,
-                                s.mtime_ns,
-                                None,
-                                false,
-                            )
-                            .await?;
+                        self.record_dir(folder, &s.rel, s.mtime_ns).await?;
                         changed += 1;
                     }
                 }
@@ -225,36 +213,12 @@ impl Fabric {
                 // A directory appeared (created, or moved in with content).
                 let (root, base) = (folder.path.clone(), disk.clone());
                 let seen = blocking(move || walk_below(&root, &base)).await?;
-                self.inner
-                    .catalog
-                    .record_entry(
-                        &folder.id,
-                        self.node_id(),
-                        rel.as_str(),
-                        EntryKind::Dir,
-                        0,
-                        local::mtime_ns(&m),
-                        None,
-                        false,
-                    )
-                    .await?;
+                self.record_dir(folder, &rel, local::mtime_ns(&m)).await?;
                 for s in seen {
                     if s.kind == EntryKind::File {
                         self.observe_file(folder, &s.rel).await?;
                     } else {
-                        self.inner
-                            .catalog
-                            .record_entry(
-                                &folder.id,
-                                self.node_id(),
-                                s.rel.as_str(),
-                                EntryKind::Dir,
-                                0,
-                                s.mtime_ns,
-                                None,
-                                false,
-                            )
-                            .await?;
+                        self.record_dir(folder, &s.rel, s.mtime_ns).await?;
                     }
                 }
             }
@@ -273,6 +237,23 @@ impl Fabric {
             }
         }
         Ok(())
+    }
+
+    /// Records a directory as present.
+    async fn record_dir(&self, folder: &Folder, rel: &RelPath, mtime_ns: i64) -> Result<()> {
+        self.inner
+            .catalog
+            .record_entry(
+                &folder.id,
+                self.node_id(),
+                rel.as_str(),
+                EntryKind::Dir,
+                0,
+                mtime_ns,
+                None,
+                false,
+            )
+            .await
     }
 
     /// Hashes a file that changed on disk and records it; keeps the content it

@@ -1,0 +1,239 @@
+//! The fabric API on a real temp dir and SQLite catalog: the operations that
+//! later fronts (WebDAV MOVE/COPY, SFTP rename) rely on, with the catalog
+//! checked against the disk after each.
+
+use overlay::{Address, Fabric, FabricConfig, FabricError, FolderOptions, Principal, RelPath};
+use std::path::PathBuf;
+
+struct World {
+    _tmp: tempfile::TempDir,
+    fabric: Fabric,
+    root: PathBuf,
+    alice: Principal,
+    bob: Principal,
+}
+
+async fn world() -> World {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("docs");
+    std::fs::create_dir_all(root.join("d/e")).unwrap();
+    std::fs::write(root.join("d/e/f.txt"), b"deep").unwrap();
+    std::fs::write(root.join("a.txt"), b"alpha").unwrap();
+    let fabric = Fabric::open(FabricConfig {
+        data_dir: tmp.path().join("data"),
+        database_url: None,
+    })
+    .await
+    .unwrap();
+    fabric
+        .create_user("alice", "alice-password", false)
+        .await
+        .unwrap();
+    fabric
+        .create_user("bob", "bob-password-1", false)
+        .await
+        .unwrap();
+    let folder = fabric
+        .add_folder("alice", "docs", &root, FolderOptions::default())
+        .await
+        .unwrap();
+    fabric
+        .scan_folder(&std::sync::Arc::new(folder), true, &overlay::NoProgress)
+        .await
+        .unwrap();
+    let alice = fabric
+        .authenticate("alice", "alice-password", None)
+        .await
+        .unwrap();
+    let bob = fabric
+        .authenticate("bob", "bob-password-1", None)
+        .await
+        .unwrap();
+    let root = std::fs::canonicalize(root).unwrap();
+    World {
+        _tmp: tmp,
+        fabric,
+        root,
+        alice,
+        bob,
+    }
+}
+
+fn at(path: &str) -> Address {
+    Address::new("alice", "docs", RelPath::parse(path).unwrap())
+}
+
+async fn assert_in_sync(w: &World) {
+    let diffs = w
+        .fabric
+        .verify_folder(&Principal::System, &at(""))
+        .await
+        .unwrap();
+    assert!(diffs.is_empty(), "catalog and disk differ: {diffs:?}");
+}
+
+#[tokio::test]
+async fn rename_moves_files_and_trees_and_the_catalog_follows() {
+    let w = world().await;
+    w.fabric
+        .rename(&w.alice, &at("a.txt"), &at("b.txt"), false, "test")
+        .await
+        .unwrap();
+    assert!(!w.root.join("a.txt").exists());
+    assert_eq!(std::fs::read(w.root.join("b.txt")).unwrap(), b"alpha");
+    assert_in_sync(&w).await;
+
+    w.fabric
+        .rename(&w.alice, &at("d"), &at("moved"), false, "test")
+        .await
+        .unwrap();
+    assert_eq!(
+        std::fs::read(w.root.join("moved/e/f.txt")).unwrap(),
+        b"deep"
+    );
+    assert_in_sync(&w).await;
+
+    let err = w
+        .fabric
+        .rename(&w.alice, &at("moved"), &at("moved/e/inside"), false, "test")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, FabricError::Invalid(_)), "{err:?}");
+}
+
+#[tokio::test]
+async fn rename_over_a_file_needs_overwrite_and_keeps_a_version() {
+    let w = world().await;
+    std::fs::write(w.root.join("other.txt"), b"other").unwrap();
+    w.fabric
+        .scan_folder(
+            &w.fabric.folders(&w.alice, Some("alice")).await.unwrap()[0],
+            false,
+            &overlay::NoProgress,
+        )
+        .await
+        .unwrap();
+    let err = w
+        .fabric
+        .rename(&w.alice, &at("a.txt"), &at("other.txt"), false, "test")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, FabricError::AlreadyExists), "{err:?}");
+    w.fabric
+        .rename(&w.alice, &at("a.txt"), &at("other.txt"), true, "test")
+        .await
+        .unwrap();
+    assert_eq!(std::fs::read(w.root.join("other.txt")).unwrap(), b"alpha");
+    let versions = w.fabric.versions(&w.alice, &at("other.txt")).await.unwrap();
+    assert_eq!(versions.len(), 1);
+    assert_eq!(versions[0].size, 5);
+    assert_eq!(versions[0].reason, "overwrite");
+    assert_in_sync(&w).await;
+}
+
+#[tokio::test]
+async fn copy_duplicates_a_tree() {
+    let w = world().await;
+    w.fabric
+        .copy(&w.alice, &at("d"), &at("d2"), false, "test")
+        .await
+        .unwrap();
+    assert_eq!(std::fs::read(w.root.join("d2/e/f.txt")).unwrap(), b"deep");
+    assert_eq!(std::fs::read(w.root.join("d/e/f.txt")).unwrap(), b"deep");
+    w.fabric
+        .copy(&w.alice, &at("a.txt"), &at("d2/a-copy.txt"), false, "test")
+        .await
+        .unwrap();
+    assert_eq!(
+        std::fs::read(w.root.join("d2/a-copy.txt")).unwrap(),
+        b"alpha"
+    );
+    let err = w
+        .fabric
+        .copy(&w.alice, &at("a.txt"), &at("d2/a-copy.txt"), false, "test")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, FabricError::AlreadyExists));
+    assert_in_sync(&w).await;
+}
+
+#[tokio::test]
+async fn deleted_trees_come_back_from_the_trash() {
+    let w = world().await;
+    let id = w.fabric.delete(&w.alice, &at("d"), "test").await.unwrap();
+    assert!(!w.root.join("d").exists());
+    assert_in_sync(&w).await;
+    let trash = w.fabric.trash(&w.alice, "alice").await.unwrap();
+    assert_eq!(trash.len(), 1);
+    assert_eq!((trash[0].id, trash[0].files, trash[0].size), (id, 1, 4));
+    assert!(
+        w.fabric.trash(&w.bob, "alice").await.is_err(),
+        "bob cannot see alice's trash"
+    );
+    w.fabric
+        .restore_trash(&w.alice, "alice", id, "test")
+        .await
+        .unwrap();
+    assert_eq!(std::fs::read(w.root.join("d/e/f.txt")).unwrap(), b"deep");
+    assert!(w.fabric.trash(&w.alice, "alice").await.unwrap().is_empty());
+    assert_in_sync(&w).await;
+
+    let id = w
+        .fabric
+        .delete(&w.alice, &at("a.txt"), "test")
+        .await
+        .unwrap();
+    w.fabric
+        .purge_trash(&w.alice, "alice", Some(id))
+        .await
+        .unwrap();
+    assert!(w.fabric.trash(&w.alice, "alice").await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn other_namespaces_and_bad_targets_are_refused() {
+    let w = world().await;
+    assert!(matches!(
+        w.fabric.stat(&w.bob, &at("a.txt")).await,
+        Err(FabricError::NotFound)
+    ));
+    assert!(matches!(
+        w.fabric.delete(&w.bob, &at("a.txt"), "t").await,
+        Err(FabricError::NotFound)
+    ));
+    assert!(
+        w.fabric
+            .folders(&w.bob, Some("alice"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(matches!(
+        w.fabric.mkdir(&w.alice, &at("x/y")).await,
+        Err(FabricError::ParentMissing)
+    ));
+    assert!(matches!(
+        w.fabric.mkdir(&w.alice, &at("d")).await,
+        Err(FabricError::AlreadyExists)
+    ));
+    assert!(matches!(
+        w.fabric.delete(&w.alice, &at(""), "t").await,
+        Err(FabricError::Forbidden)
+    ));
+    let empty: &[u8] = b"";
+    assert!(matches!(
+        w.fabric.write(&w.alice, &at(""), empty, "t").await,
+        Err(FabricError::WrongKind(_))
+    ));
+    assert!(matches!(
+        w.fabric.write(&w.alice, &at("d"), empty, "t").await,
+        Err(FabricError::WrongKind(_))
+    ));
+    let read = w
+        .fabric
+        .read_at(&w.alice, &at("a.txt"), 1, 3)
+        .await
+        .unwrap();
+    assert_eq!(read, b"lph");
+    assert_in_sync(&w).await;
+}
