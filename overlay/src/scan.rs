@@ -213,7 +213,7 @@ impl Fabric {
                 // A directory appeared (created, or moved in with content).
                 let (root, base) = (folder.path.clone(), disk.clone());
                 let seen = blocking(move || walk_below(&root, &base)).await?;
-                self.record_dir(folder, &rel, local::mtime_ns(&m)).await?;
+                self.record_dir(folder, rel, local::mtime_ns(&m)).await?;
                 for s in seen {
                     if s.kind == EntryKind::File {
                         self.observe_file(folder, &s.rel).await?;
