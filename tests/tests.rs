@@ -11,5 +11,6 @@ mod crash;
 mod disk;
 mod files;
 mod hostile;
+mod share;
 mod traversal;
 mod versions;

@@ -4,6 +4,7 @@
 //! authorization decision in Glow; fronts never decide access themselves.
 
 use crate::error::{FabricError, Result};
+use crate::path::RelPath;
 use crate::resource::Folder;
 
 /// The party on whose behalf a fabric call is made.
@@ -16,9 +17,66 @@ pub enum Principal {
         /// User name.
         name: String,
     },
+    /// Whoever holds a share link (already checked: live, and unlocked if it
+    /// has a password).
+    Share(ShareScope),
     /// The local operator (the `glow` CLI on this node's data dir): may do
     /// anything, as they can read the data dir anyway.
     System,
+}
+
+/// What a share link reaches and allows.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ShareScope {
+    /// Share id.
+    pub id: String,
+    /// Folder the link points into.
+    pub folder_id: String,
+    /// The shared file or directory; nothing outside it is reachable.
+    pub root: RelPath,
+    /// What the link allows.
+    pub permission: SharePermission,
+}
+
+/// What a share link allows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SharePermission {
+    /// List and download.
+    Read,
+    /// Upload new files only: no listing, no download, no overwrite (a drop box).
+    Upload,
+    /// Everything the owner can do inside the shared directory.
+    ReadWrite,
+}
+
+impl SharePermission {
+    /// The catalog's and the CLI's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SharePermission::Read => "read",
+            SharePermission::Upload => "upload",
+            SharePermission::ReadWrite => "readwrite",
+        }
+    }
+
+    /// Parses the catalog's spelling.
+    pub fn parse(s: &str) -> Option<SharePermission> {
+        match s {
+            "read" => Some(SharePermission::Read),
+            "upload" => Some(SharePermission::Upload),
+            "readwrite" => Some(SharePermission::ReadWrite),
+            _ => None,
+        }
+    }
+
+    /// Whether the link allows `op`.
+    pub fn allows(self, op: Op) -> bool {
+        match self {
+            SharePermission::Read => op == Op::Read,
+            SharePermission::Upload => op == Op::Create,
+            SharePermission::ReadWrite => op != Op::History,
+        }
+    }
 }
 
 impl Principal {
@@ -26,30 +84,44 @@ impl Principal {
     pub fn actor(&self) -> &str {
         match self {
             Principal::User { name, .. } => name,
+            Principal::Share(_) => "share-link",
             Principal::System => "system",
         }
     }
 }
 
-/// What a call wants to do with a folder.
+/// What a call wants to do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Op {
     /// Stat, list, read, list versions.
     Read,
-    /// Create, overwrite, rename, delete, restore.
+    /// Create a file or directory that does not exist yet.
+    Create,
+    /// Overwrite, rename, delete, restore.
     Write,
+    /// See earlier versions and the trash: owners only, never share links.
+    History,
 }
 
-/// Decides whether `who` may do `op` in `folder`.
+/// Decides whether `who` may do `op` at `path` in `folder`.
 ///
-/// A folder that is not the principal's is reported as [`FabricError::NotFound`]:
-/// other namespaces are invisible, not merely closed.
-pub fn authorize(who: &Principal, folder: &Folder, op: Op) -> Result<()> {
-    let _ = op; // Sharing between users will make read and write differ.
+/// A folder that is not the principal's, or a path outside a share link, is
+/// reported as [`FabricError::NotFound`]: other namespaces are invisible, not
+/// merely closed.
+pub fn authorize(who: &Principal, folder: &Folder, path: &RelPath, op: Op) -> Result<()> {
     match who {
         Principal::System => Ok(()),
         Principal::User { id, .. } if *id == folder.owner_id => Ok(()),
         Principal::User { .. } => Err(FabricError::NotFound),
+        Principal::Share(s) => {
+            if s.folder_id != folder.id || !path.starts_with(&s.root) {
+                Err(FabricError::NotFound)
+            } else if s.permission.allows(op) {
+                Ok(())
+            } else {
+                Err(FabricError::Forbidden)
+            }
+        }
     }
 }
 
@@ -58,6 +130,54 @@ pub fn authorize_namespace(who: &Principal, owner_id: &str) -> Result<()> {
     match who {
         Principal::System => Ok(()),
         Principal::User { id, .. } if id == owner_id => Ok(()),
-        Principal::User { .. } => Err(FabricError::NotFound),
+        _ => Err(FabricError::NotFound),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn folder() -> Folder {
+        Folder {
+            id: "f".into(),
+            owner_id: "u".into(),
+            owner: "alice".into(),
+            name: "docs".into(),
+            path: "/x".into(),
+            keep_copies: true,
+            media: false,
+            sequence: 0,
+        }
+    }
+
+    fn share(root: &str, permission: SharePermission) -> Principal {
+        Principal::Share(ShareScope {
+            id: "s".into(),
+            folder_id: "f".into(),
+            root: RelPath::parse(root).unwrap(),
+            permission,
+        })
+    }
+
+    #[test]
+    fn table() {
+        let f = folder();
+        let p = |s| RelPath::parse(s).unwrap();
+        let owner = Principal::User { id: "u".into(), name: "alice".into() };
+        let other = Principal::User { id: "v".into(), name: "bob".into() };
+        assert!(authorize(&owner, &f, &p("a"), Op::Write).is_ok());
+        assert!(matches!(authorize(&other, &f, &p("a"), Op::Read), Err(FabricError::NotFound)));
+        let read = share("pub", SharePermission::Read);
+        assert!(authorize(&read, &f, &p("pub/x"), Op::Read).is_ok());
+        assert!(matches!(authorize(&read, &f, &p("pub/x"), Op::Create), Err(FabricError::Forbidden)));
+        assert!(matches!(authorize(&read, &f, &p("public"), Op::Read), Err(FabricError::NotFound)));
+        assert!(matches!(authorize(&read, &f, &p(""), Op::Read), Err(FabricError::NotFound)));
+        let drop = share("in", SharePermission::Upload);
+        assert!(authorize(&drop, &f, &p("in/new"), Op::Create).is_ok());
+        assert!(matches!(authorize(&drop, &f, &p("in/new"), Op::Read), Err(FabricError::Forbidden)));
+        assert!(matches!(authorize(&drop, &f, &p("in/new"), Op::Write), Err(FabricError::Forbidden)));
+        let rw = share("", SharePermission::ReadWrite);
+        assert!(authorize(&rw, &f, &p("any/thing"), Op::Write).is_ok());
     }
 }

@@ -37,6 +37,10 @@ pub enum FabricError {
     /// Too many failed sign-ins; retry after this many seconds (429).
     #[error("too many failed attempts, retry in {0} s")]
     RateLimited(u64),
+    /// The thing existed but is no more: a revoked, expired or used-up share
+    /// link (410), with a reason for a person.
+    #[error("{0}")]
+    Gone(&'static str),
     /// Wrong user name or password (401).
     #[error("wrong user name or password")]
     BadCredentials,

@@ -503,7 +503,7 @@ impl Fabric {
             .values()
             .flat_map(|m| m.values())
             .filter(|f| owner.is_none_or(|o| f.owner == o))
-            .filter(|f| authorize(who, f, Op::Read).is_ok())
+            .filter(|f| authorize(who, f, &RelPath::root(), Op::Read).is_ok())
             .cloned()
             .collect();
         out.sort_by(|a, b| (&a.owner, &a.name).cmp(&(&b.owner, &b.name)));
@@ -580,12 +580,17 @@ impl Fabric {
                     .ok_or(FabricError::NotFound)?
             }
         };
-        authorize(who, &folder, op)?;
+        authorize(who, &folder, &addr.path, op)?;
         Ok(folder)
     }
 
     /// Resolves an address for `op`: authorizes, then confines the path to the
     /// folder on disk. `create` allows a missing final component.
+    /// The sign-in rate limiter (also used for link passwords).
+    pub(crate) fn limiter_ref(&self) -> &RateLimiter {
+        &self.inner.limiter
+    }
+
     pub(crate) async fn resolve(
         &self,
         who: &Principal,

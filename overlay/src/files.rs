@@ -7,7 +7,7 @@
 //! catalog records the entry. The commit runs under the folder's lock so that
 //! the disk watcher never mistakes Glow's own writes for outside edits.
 
-use crate::access::{Op, Principal};
+use crate::access::{Op, Principal, authorize};
 use crate::error::{FabricError, Result};
 use crate::fabric::{Address, Fabric, Resolved, blocking};
 use crate::path::RelPath;
@@ -137,7 +137,7 @@ impl Fabric {
         body: impl AsyncRead + Unpin + Send,
         front: &str,
     ) -> Result<WriteOutcome> {
-        let r = self.resolve(who, addr, Op::Write, true).await?;
+        let r = self.resolve(who, addr, Op::Create, true).await?;
         if r.rel.is_root() {
             return Err(FabricError::WrongKind("is a directory"));
         }
@@ -146,7 +146,7 @@ impl Fabric {
         let mut guard = RemoveOnDrop(Some(tmp.clone()));
         let hash = stream_to_file(body, tokio::fs::File::from_std(file)).await?;
         let outcome = self
-            .commit_write(&r, &tmp, &hash, who.actor(), front)
+            .commit_write(who, &r, &tmp, &hash, front)
             .await?;
         guard.0 = None;
         Ok(outcome)
@@ -156,12 +156,13 @@ impl Fabric {
     /// record the entry. Runs under the folder lock.
     async fn commit_write(
         &self,
+        who: &Principal,
         r: &Resolved,
         tmp: &Path,
         hash: &str,
-        actor: &str,
         front: &str,
     ) -> Result<WriteOutcome> {
+        let actor = who.actor();
         let lock = self.folder_lock(&r.folder.id);
         let _held = lock.lock().await;
         let target = r.disk.clone();
@@ -172,6 +173,10 @@ impl Fabric {
             Err(e) => return Err(e.into()),
         };
         if existed {
+            // Replacing needs more than creating (a drop box may only add).
+            if authorize(who, &r.folder, &r.rel, Op::Write).is_err() {
+                return Err(FabricError::AlreadyExists);
+            }
             self.keep_version(&r.folder, &r.rel, &target, "overwrite", front, actor, None)
                 .await?;
         }
@@ -201,7 +206,7 @@ impl Fabric {
 
     /// Creates a directory; its parent must exist.
     pub async fn mkdir(&self, who: &Principal, addr: &Address) -> Result<Entry> {
-        let r = self.resolve(who, addr, Op::Write, true).await?;
+        let r = self.resolve(who, addr, Op::Create, true).await?;
         let lock = self.folder_lock(&r.folder.id);
         let _held = lock.lock().await;
         let (disk, rel) = (r.disk.clone(), r.rel.clone());
@@ -240,7 +245,7 @@ impl Fabric {
         front: &str,
     ) -> Result<()> {
         let src = self.resolve(who, from, Op::Write, false).await?;
-        let dst = self.resolve(who, to, Op::Write, true).await?;
+        let dst = self.resolve(who, to, Op::Create, true).await?;
         if src.rel.is_root() || dst.rel.is_root() {
             return Err(FabricError::Forbidden);
         }
@@ -329,7 +334,7 @@ impl Fabric {
         front: &str,
     ) -> Result<()> {
         let src = self.resolve(who, from, Op::Read, false).await?;
-        let dst = self.resolve(who, to, Op::Write, true).await?;
+        let dst = self.resolve(who, to, Op::Create, true).await?;
         if dst.rel.is_root() {
             return Err(FabricError::Forbidden);
         }
@@ -385,7 +390,7 @@ impl Fabric {
         let Ok(meta) = tokio::fs::symlink_metadata(&dst.disk).await else {
             return Ok(false);
         };
-        if !overwrite {
+        if !overwrite || authorize(who, &dst.folder, &dst.rel, Op::Write).is_err() {
             return Err(FabricError::AlreadyExists);
         }
         let addr = Address::new(

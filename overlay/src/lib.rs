@@ -16,11 +16,12 @@ pub mod files;
 pub mod path;
 pub mod resource;
 pub mod scan;
+pub mod shares;
 pub mod store;
 mod versions;
 mod watch;
 
-pub use access::{Op, Principal};
+pub use access::{Op, Principal, SharePermission, ShareScope};
 pub use error::{FabricError, Result};
 pub use fabric::{Address, Fabric, FabricConfig, FolderOptions};
 pub use files::{FileBody, INLINE_LIMIT, OpenFile};
@@ -29,3 +30,4 @@ pub use resource::{
     AppPassword, Entry, EntryKind, Folder, SshKey, TrashItem, User, Version, WriteOutcome,
 };
 pub use scan::{NoProgress, ScanObserver};
+pub use shares::{Share, ShareOptions};

@@ -61,7 +61,7 @@ impl Fabric {
 
     /// Earlier contents of a file, newest first.
     pub async fn versions(&self, who: &Principal, addr: &Address) -> Result<Vec<Version>> {
-        let folder = self.folder_for(who, addr, Op::Read).await?;
+        let folder = self.folder_for(who, addr, Op::History).await?;
         self.inner
             .catalog
             .versions(&folder.id, addr.path.as_str())
@@ -75,7 +75,7 @@ impl Fabric {
         addr: &Address,
         id: i64,
     ) -> Result<(tokio::fs::File, Version)> {
-        let folder = self.folder_for(who, addr, Op::Read).await?;
+        let folder = self.folder_for(who, addr, Op::History).await?;
         let v = self
             .inner
             .catalog

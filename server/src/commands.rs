@@ -4,7 +4,7 @@
 //! within seconds.
 
 use crate::config::Settings;
-use crate::flags::{Command, FolderCommand, KeyCommand, TrashCommand, UserCommand};
+use crate::flags::{Command, FolderCommand, KeyCommand, ShareCommand, TrashCommand, UserCommand};
 use crate::serve::open_fabric;
 use anyhow::{Context, bail};
 use overlay::{Address, Fabric, FolderOptions, Principal};
@@ -13,7 +13,10 @@ use std::io::{BufRead, IsTerminal, Read};
 /// Runs one management command.
 pub async fn run(settings: Settings, cmd: Command) -> anyhow::Result<()> {
     let fabric = open_fabric(&settings).await?;
-    let result = dispatch(&fabric, cmd).await;
+    let result = match cmd {
+        Command::Share(s) => share(&fabric, &settings, s).await,
+        other => dispatch(&fabric, other).await,
+    };
     fabric.close().await;
     result
 }
@@ -21,7 +24,7 @@ pub async fn run(settings: Settings, cmd: Command) -> anyhow::Result<()> {
 async fn dispatch(fabric: &Fabric, cmd: Command) -> anyhow::Result<()> {
     let system = Principal::System;
     match cmd {
-        Command::Serve(_) => unreachable!("handled by serve::run"),
+        Command::Serve(_) | Command::Share(_) => unreachable!("dispatched elsewhere"),
         Command::User(u) => user(fabric, u).await?,
         Command::Folder(FolderCommand::Add {
             name,
@@ -225,6 +228,61 @@ async fn user(fabric: &Fabric, cmd: UserCommand) -> anyhow::Result<()> {
             eprintln!(
                 "app password {label:?} for {user}: shown only this once; use it in place of the password"
             );
+        }
+    }
+    Ok(())
+}
+
+async fn share(fabric: &Fabric, settings: &Settings, cmd: ShareCommand) -> anyhow::Result<()> {
+    let system = Principal::System;
+    match cmd {
+        ShareCommand::Create { address, expires, password_stdin, max_downloads, upload_only, read_write, public_url } => {
+            let addr = Address::parse(&address)?;
+            let expires_at = match expires {
+                Some(text) => {
+                    let d = humantime::parse_duration(&text)
+                        .with_context(|| format!("--expires {text:?}: use a duration such as 30m, 12h or 7d"))?;
+                    Some(overlay::resource::now_ms() + d.as_millis() as i64)
+                }
+                None => None,
+            };
+            let password = if password_stdin { Some(read_password_line()?) } else { None };
+            let permission = if upload_only {
+                overlay::SharePermission::Upload
+            } else if read_write {
+                overlay::SharePermission::ReadWrite
+            } else {
+                overlay::SharePermission::Read
+            };
+            let opts = overlay::ShareOptions { permission, expires_at, password, max_downloads };
+            let s = fabric.create_share(&system, &addr, opts).await?;
+            println!("{}/s/{}/", settings.public_url(public_url.as_deref()), s.token);
+        }
+        ShareCommand::List { user, public_url } => {
+            let base = settings.public_url(public_url.as_deref());
+            for s in fabric.shares(&system, user.as_deref()).await? {
+                let state = s.dead_reason(overlay::resource::now_ms()).map(|_| "dead").unwrap_or("live");
+                let limit = s.max_downloads.map(|m| format!("/{m}")).unwrap_or_default();
+                let expiry = s.expires_at.map(format_ms).unwrap_or_else(|| "never".into());
+                println!(
+                    "{base}/s/{}/\t{}/{}/{}\t{}\t{state}{}\texpires {expiry}\t{} download(s){limit}\t{} open(s)\tid {}",
+                    s.token,
+                    s.owner,
+                    s.folder,
+                    s.path,
+                    s.permission.as_str(),
+                    if s.has_password { ", password" } else { "" },
+                    s.downloads,
+                    s.uses,
+                    s.id
+                );
+            }
+        }
+        ShareCommand::Revoke { token } => {
+            // Accept the whole URL as printed by `share create`.
+            let t = token.trim_end_matches('/').rsplit('/').next().unwrap_or(&token).to_owned();
+            fabric.revoke_share(&system, &t).await?;
+            println!("revoked");
         }
     }
     Ok(())

@@ -60,6 +60,50 @@ pub enum Command {
     /// List, restore or purge deleted files
     #[command(subcommand)]
     Trash(TrashCommand),
+    /// Create, list and revoke share links
+    #[command(subcommand)]
+    Share(ShareCommand),
+}
+
+/// `glow share …`.
+#[derive(Debug, Subcommand)]
+pub enum ShareCommand {
+    /// Create a link to USER/FOLDER[/PATH] and print its URL
+    Create {
+        /// What to share, as USER/FOLDER[/PATH]
+        address: String,
+        /// Expire after this long (e.g. 90s, 30m, 12h, 7d)
+        #[arg(long, value_name = "DURATION")]
+        expires: Option<String>,
+        /// Read a password for the link from standard input (one line)
+        #[arg(long)]
+        password_stdin: bool,
+        /// Allow this many downloads, then refuse
+        #[arg(long, value_name = "N")]
+        max_downloads: Option<i64>,
+        /// Visitors may only upload (a drop box): no listing, no downloads
+        #[arg(long, conflicts_with = "read_write")]
+        upload_only: bool,
+        /// Visitors may also upload, replace and delete
+        #[arg(long)]
+        read_write: bool,
+        /// Start of printed links, e.g. https://files.example.org [default: from --http]
+        #[arg(long, env = "GLOW_PUBLIC_URL", value_name = "URL")]
+        public_url: Option<String>,
+    },
+    /// List share links (of one user, or everyone's)
+    List {
+        /// User name
+        user: Option<String>,
+        /// Start of printed links [default: from --http]
+        #[arg(long, env = "GLOW_PUBLIC_URL", value_name = "URL")]
+        public_url: Option<String>,
+    },
+    /// Revoke a share link (by token, URL or id)
+    Revoke {
+        /// The token, the whole URL, or the id from `glow share list`
+        token: String,
+    },
 }
 
 /// `glow serve`.

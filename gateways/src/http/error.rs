@@ -52,6 +52,7 @@ impl IntoResponse for HttpError {
                 FabricError::NotEmpty => (StatusCode::CONFLICT, "directory not empty".into()),
                 FabricError::Invalid(m) => (StatusCode::BAD_REQUEST, m),
                 FabricError::NoSpace => (StatusCode::INSUFFICIENT_STORAGE, "no space left".into()),
+                FabricError::Gone(why) => (StatusCode::GONE, why.into()),
                 FabricError::RateLimited(secs) => {
                     let mut r = (
                         StatusCode::TOO_MANY_REQUESTS,

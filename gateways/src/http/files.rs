@@ -109,6 +109,14 @@ async fn get(
     if fp.trailing_slash {
         return Err(FabricError::NotFound.into());
     }
+    send_file(req, OpenFile { entry, body: content }, false).await
+}
+
+/// Answers a GET or HEAD for an opened file: validators (304), a single
+/// range (206/416), the content streamed. With `attachment`, browsers are
+/// told to save it rather than show it.
+pub(super) async fn send_file(req: &Parts, opened: OpenFile, attachment: bool) -> Result<Response, HttpError> {
+    let OpenFile { entry, body: content } = opened;
     let headers = &req.headers;
     let etag = entry.etag();
     let modified = mtime(&entry);
@@ -169,6 +177,18 @@ async fn get(
         }
     };
     base.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    if attachment {
+        // RFC 6266 / 5987: everything but unreserved characters encoded.
+        const ATTR: &percent_encoding::AsciiSet =
+            &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+        let v = format!(
+            "attachment; filename*=UTF-8''{}",
+            percent_encoding::utf8_percent_encode(&entry.name, ATTR)
+        );
+        if let Ok(v) = HeaderValue::from_str(&v) {
+            base.insert(header::CONTENT_DISPOSITION, v);
+        }
+    }
     let body = match content {
         _ if req.method == Method::HEAD => Body::empty(),
         FileBody::Inline(bytes) => Body::from(bytes.slice(start as usize..(start + len) as usize)),

@@ -6,8 +6,10 @@ mod auth;
 mod error;
 mod files;
 mod listing;
+mod pages;
 mod range;
 mod serve;
+mod share;
 mod uri;
 
 pub use error::HttpError;
@@ -33,6 +35,10 @@ pub fn app(fabric: Fabric, tls: bool) -> Router {
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/login", post(auth::login))
         .route("/logout", post(auth::logout))
+        .route("/static/glow.css", get(pages::stylesheet))
+        .route("/s/{token}", any(share::bare))
+        .route("/s/{token}/", any(share::handle))
+        .route("/s/{token}/{*rest}", any(share::handle))
         .route("/u", any(files::handle))
         .route("/u/", any(files::handle))
         .route("/u/{*rest}", any(files::handle))

@@ -10,10 +10,12 @@
 mod entries;
 mod folders;
 mod history;
+mod shares;
 mod users;
 
 pub use entries::EntryRow;
 pub use history::{NewVersion, TrashRow};
+pub use shares::ShareRow;
 pub use users::{AppPasswordRow, UserRow};
 
 use crate::error::Result;
