@@ -131,6 +131,39 @@ async fn session_cookies_sign_in_and_out(b: Backend) {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
+    // A password change ends every session.
+    let mut child = env
+        .glow()
+        .args(["user", "passwd", "admin", "--password-stdin"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(
+        &mut child.stdin.take().unwrap(),
+        format!("{ADMIN_PW}\n").as_bytes(),
+    )
+    .unwrap();
+    assert!(child.wait().unwrap().success());
+    let r = client()
+        .get(srv.file("hello.txt"))
+        .header(header::COOKIE, &pair)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let r = client()
+        .post(format!("{}/login", srv.base))
+        .form(&[("user", "admin"), ("password", ADMIN_PW)])
+        .send()
+        .await
+        .unwrap();
+    let pair = r.headers()[header::SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
     let r = client()
         .request(Method::POST, format!("{}/logout", srv.base))
         .header(header::COOKIE, &pair)

@@ -100,6 +100,18 @@ async fn symlinks_out_of_the_folder_are_refused(b: Backend) {
         SECRET
     );
     assert!(!env.path("new.txt").exists() && !env.path("nowhere").exists());
+    // Changes act on the name, never through a link: the target stays intact.
+    let r = admin(reqwest::Method::DELETE, &srv.file("link-in"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 403);
+    let r = put_admin(&srv.file("link-in"), "through the link").await;
+    assert_eq!(r.status().as_u16(), 403);
+    assert_eq!(
+        std::fs::read_to_string(env.share().join("hello.txt")).unwrap(),
+        "hello, world\n"
+    );
     // A link that stays inside the folder works, and listings hide the others.
     assert_eq!(
         get_admin(&srv.file("link-in")).await.text().await.unwrap(),

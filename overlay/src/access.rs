@@ -164,19 +164,43 @@ mod tests {
     fn table() {
         let f = folder();
         let p = |s| RelPath::parse(s).unwrap();
-        let owner = Principal::User { id: "u".into(), name: "alice".into() };
-        let other = Principal::User { id: "v".into(), name: "bob".into() };
+        let owner = Principal::User {
+            id: "u".into(),
+            name: "alice".into(),
+        };
+        let other = Principal::User {
+            id: "v".into(),
+            name: "bob".into(),
+        };
         assert!(authorize(&owner, &f, &p("a"), Op::Write).is_ok());
-        assert!(matches!(authorize(&other, &f, &p("a"), Op::Read), Err(FabricError::NotFound)));
+        assert!(matches!(
+            authorize(&other, &f, &p("a"), Op::Read),
+            Err(FabricError::NotFound)
+        ));
         let read = share("pub", SharePermission::Read);
         assert!(authorize(&read, &f, &p("pub/x"), Op::Read).is_ok());
-        assert!(matches!(authorize(&read, &f, &p("pub/x"), Op::Create), Err(FabricError::Forbidden)));
-        assert!(matches!(authorize(&read, &f, &p("public"), Op::Read), Err(FabricError::NotFound)));
-        assert!(matches!(authorize(&read, &f, &p(""), Op::Read), Err(FabricError::NotFound)));
+        assert!(matches!(
+            authorize(&read, &f, &p("pub/x"), Op::Create),
+            Err(FabricError::Forbidden)
+        ));
+        assert!(matches!(
+            authorize(&read, &f, &p("public"), Op::Read),
+            Err(FabricError::NotFound)
+        ));
+        assert!(matches!(
+            authorize(&read, &f, &p(""), Op::Read),
+            Err(FabricError::NotFound)
+        ));
         let drop = share("in", SharePermission::Upload);
         assert!(authorize(&drop, &f, &p("in/new"), Op::Create).is_ok());
-        assert!(matches!(authorize(&drop, &f, &p("in/new"), Op::Read), Err(FabricError::Forbidden)));
-        assert!(matches!(authorize(&drop, &f, &p("in/new"), Op::Write), Err(FabricError::Forbidden)));
+        assert!(matches!(
+            authorize(&drop, &f, &p("in/new"), Op::Read),
+            Err(FabricError::Forbidden)
+        ));
+        assert!(matches!(
+            authorize(&drop, &f, &p("in/new"), Op::Write),
+            Err(FabricError::Forbidden)
+        ));
         let rw = share("", SharePermission::ReadWrite);
         assert!(authorize(&rw, &f, &p("any/thing"), Op::Write).is_ok());
     }

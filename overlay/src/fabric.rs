@@ -157,6 +157,7 @@ impl Fabric {
     /// Opens the fabric: creates the data dir, opens and migrates the catalog,
     /// opens the blob store and loads the folder index.
     pub async fn open(cfg: FabricConfig) -> Result<Fabric> {
+        local::mark_start();
         std::fs::create_dir_all(&cfg.data_dir)?;
         let data_dir = std::fs::canonicalize(&cfg.data_dir)?;
         let catalog =
@@ -259,6 +260,7 @@ impl Fabric {
             .catalog
             .set_password_hash(&user.id, &hash)
             .await?;
+        self.inner.catalog.delete_sessions_of(&user.id).await?;
         self.inner.cache.clear();
         Ok(())
     }
@@ -602,7 +604,17 @@ impl Fabric {
         let root = folder.path.clone();
         let rel = addr.path.clone();
         let r2 = rel.clone();
-        let disk = blocking(move || local::confine(&root, &r2, create)).await?;
+        let scope = share_root(who, &folder);
+        let disk = blocking(move || {
+            let disk = if op == Op::Read {
+                local::confine(&root, &r2, create)?
+            } else {
+                local::confine_for_change(&root, &r2, !create)?
+            };
+            check_share_bound(scope.as_deref(), &disk)?;
+            Ok(disk)
+        })
+        .await?;
         Ok(Resolved { folder, rel, disk })
     }
 
@@ -625,6 +637,26 @@ impl Fabric {
             .flat_map(|m| m.values())
             .cloned()
             .collect()
+    }
+}
+
+/// For a share link, the directory (or file) on disk it is bounded to.
+pub(crate) fn share_root(who: &Principal, folder: &Folder) -> Option<PathBuf> {
+    match who {
+        Principal::Share(s) => Some(s.root.to_disk(&folder.path)),
+        _ => None,
+    }
+}
+
+/// Refuses a resolved disk path outside a share link's own subtree (a
+/// symbolic link inside it may point elsewhere in the folder). Blocking.
+pub(crate) fn check_share_bound(scope: Option<&Path>, disk: &Path) -> Result<()> {
+    let Some(scope) = scope else { return Ok(()) };
+    let bound = std::fs::canonicalize(scope).map_err(|_| FabricError::NotFound)?;
+    if disk.starts_with(&bound) {
+        Ok(())
+    } else {
+        Err(FabricError::NotFound)
     }
 }
 

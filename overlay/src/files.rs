@@ -86,8 +86,10 @@ impl Fabric {
         } else {
             rel.name().to_owned()
         };
+        let scope = crate::fabric::share_root(who, &folder);
         blocking(move || {
             let disk = local::confine(&root, &rel, false)?;
+            crate::fabric::check_share_bound(scope.as_deref(), &disk)?;
             let f = fs::File::open(&disk)?;
             let meta = f.metadata()?;
             if meta.is_dir() {
@@ -145,9 +147,7 @@ impl Fabric {
         let (tmp, file) = blocking(move || local::create_temp(&target)).await?;
         let mut guard = RemoveOnDrop(Some(tmp.clone()));
         let hash = stream_to_file(body, tokio::fs::File::from_std(file)).await?;
-        let outcome = self
-            .commit_write(who, &r, &tmp, &hash, front)
-            .await?;
+        let outcome = self.commit_write(who, &r, &tmp, &hash, front).await?;
         guard.0 = None;
         Ok(outcome)
     }
@@ -346,10 +346,9 @@ impl Fabric {
         let src_is_dir = tokio::fs::metadata(&src.disk).await?.is_dir();
         if src_is_dir {
             self.replace_target(who, &dst, overwrite, front).await?;
-            let root = src.folder.path.clone();
             let base = src.disk.clone();
             let base_rel = src.rel.clone();
-            let items = blocking(move || walk(&root, &base, &base_rel)).await?;
+            let items = blocking(move || walk(&base, &base_rel)).await?;
             self.mkdir(who, to).await?;
             for (rel, kind) in items {
                 let target = to.with_path(rel.rebase(&src.rel, &dst.rel));
@@ -444,8 +443,8 @@ impl Fabric {
             )
             .await?;
         let files = if meta.is_dir() {
-            let (root, base, rel) = (r.folder.path.clone(), r.disk.clone(), r.rel.clone());
-            blocking(move || walk(&root, &base, &rel)).await?
+            let (base, rel) = (r.disk.clone(), r.rel.clone());
+            blocking(move || walk(&base, &rel)).await?
         } else {
             vec![(r.rel.clone(), EntryKind::File)]
         };
@@ -568,8 +567,10 @@ async fn stream_to_file(
 }
 
 /// Every file and directory below `base` (not `base` itself), parents first.
-/// Symbolic links and internal files are skipped.
-fn walk(root: &Path, base: &Path, base_rel: &RelPath) -> Result<Vec<(RelPath, EntryKind)>> {
+/// Symbolic links are skipped. A regular file (or directory) whose name Glow
+/// cannot address (not UTF-8, reserved) is an error: callers that delete or
+/// copy the tree would otherwise lose or drop it silently.
+fn walk(base: &Path, base_rel: &RelPath) -> Result<Vec<(RelPath, EntryKind)>> {
     let mut out = Vec::new();
     for item in walkdir::WalkDir::new(base)
         .min_depth(1)
@@ -582,14 +583,20 @@ fn walk(root: &Path, base: &Path, base_rel: &RelPath) -> Result<Vec<(RelPath, En
             continue;
         }
         let Some(rest) = RelPath::from_disk(base, item.path()) else {
-            continue;
+            return Err(FabricError::Invalid(format!(
+                "{} holds a name Glow cannot handle ({}); rename or remove it on disk first",
+                base_rel,
+                item.path()
+                    .strip_prefix(base)
+                    .unwrap_or(item.path())
+                    .display()
+            )));
         };
         let rel = if base_rel.is_root() {
             rest
         } else {
-            RelPath::parse(&format!("{}/{}", base_rel, rest))?
+            RelPath::parse(&format!("{base_rel}/{rest}"))?
         };
-        let _ = root;
         out.push((
             rel,
             if ft.is_dir() {

@@ -7,7 +7,7 @@
 //! node or process sharing the catalog can check it, and changing the
 //! password invalidates it.
 
-use crate::access::{Principal, ShareScope, SharePermission, authorize_namespace};
+use crate::access::{Principal, SharePermission, ShareScope, authorize_namespace};
 use crate::auth;
 use crate::catalog::{ShareRow, hex, new_id, random_bytes};
 use crate::error::{FabricError, Result};
@@ -98,20 +98,31 @@ impl Share {
 
 impl Fabric {
     /// Creates a share link for a file or directory `who` may write.
-    pub async fn create_share(&self, who: &Principal, addr: &Address, opts: ShareOptions) -> Result<Share> {
+    pub async fn create_share(
+        &self,
+        who: &Principal,
+        addr: &Address,
+        opts: ShareOptions,
+    ) -> Result<Share> {
         if matches!(who, Principal::Share(_)) {
             return Err(FabricError::Forbidden);
         }
         let folder = self.folder_for(who, addr, crate::Op::Write).await?;
         let entry = self.stat(who, addr).await?;
         if entry.kind == EntryKind::File && opts.permission != SharePermission::Read {
-            return Err(FabricError::Invalid("upload and read-write links need a directory".into()));
+            return Err(FabricError::Invalid(
+                "upload and read-write links need a directory".into(),
+            ));
         }
         if opts.max_downloads.is_some_and(|m| m < 1) {
-            return Err(FabricError::Invalid("a download limit must be at least 1".into()));
+            return Err(FabricError::Invalid(
+                "a download limit must be at least 1".into(),
+            ));
         }
         let password_hash = match opts.password {
-            Some(p) if p.is_empty() => return Err(FabricError::Invalid("an empty link password".into())),
+            Some(p) if p.is_empty() => {
+                return Err(FabricError::Invalid("an empty link password".into()));
+            }
             Some(p) => Some(blocking(move || auth::hash_password(&p)).await?),
             None => None,
         };
@@ -168,7 +179,12 @@ impl Fabric {
         if token.len() > 64 || !token.bytes().all(|b| b.is_ascii_alphanumeric()) {
             return Err(FabricError::NotFound);
         }
-        let row = self.inner.catalog.share_by_token(token).await?.ok_or(FabricError::NotFound)?;
+        let row = self
+            .inner
+            .catalog
+            .share_by_token(token)
+            .await?
+            .ok_or(FabricError::NotFound)?;
         let share = self.share_from_row(row).await?;
         if let Some(why) = share.dead_reason(now_ms()) {
             return Err(FabricError::Gone(why));
@@ -179,10 +195,20 @@ impl Fabric {
 
     /// Checks a link's password; returns the proof to keep in a cookie.
     /// Wrong passwords are rate-limited per link and per address.
-    pub async fn unlock_share(&self, share: &Share, password: &str, addr: Option<IpAddr>) -> Result<String> {
+    pub async fn unlock_share(
+        &self,
+        share: &Share,
+        password: &str,
+        addr: Option<IpAddr>,
+    ) -> Result<String> {
         let key = format!("share:{}", share.id);
         self.limiter_ref().check(&key, addr)?;
-        let row = self.inner.catalog.share_by_token(&share.token).await?.ok_or(FabricError::NotFound)?;
+        let row = self
+            .inner
+            .catalog
+            .share_by_token(&share.token)
+            .await?
+            .ok_or(FabricError::NotFound)?;
         let Some(hash) = row.password_hash.clone() else {
             return Ok(String::new());
         };
@@ -198,11 +224,19 @@ impl Fabric {
 
     /// True if `proof` unlocks the link (or the link has no password).
     pub async fn share_unlocked(&self, share: &Share, proof: Option<&str>) -> Result<bool> {
-        let row = self.inner.catalog.share_by_token(&share.token).await?.ok_or(FabricError::NotFound)?;
+        let row = self
+            .inner
+            .catalog
+            .share_by_token(&share.token)
+            .await?
+            .ok_or(FabricError::NotFound)?;
         match (row.password_hash, proof) {
             (None, _) => Ok(true),
             (Some(_), None) => Ok(false),
-            (Some(hash), Some(p)) => Ok(constant_time_eq(p, &self.share_proof(&share.token, &hash).await?)),
+            (Some(hash), Some(p)) => Ok(constant_time_eq(
+                p,
+                &self.share_proof(&share.token, &hash).await?,
+            )),
         }
     }
 
@@ -212,12 +246,18 @@ impl Fabric {
         if self.inner.catalog.take_share_download(&share.id).await? {
             Ok(())
         } else {
-            Err(FabricError::Gone("this link has reached its download limit"))
+            Err(FabricError::Gone(
+                "this link has reached its download limit",
+            ))
         }
     }
 
     async fn share_proof(&self, token: &str, password_hash: &str) -> Result<String> {
-        let secret = self.inner.catalog.meta_init("share_secret", &hex(&random_bytes::<32>())).await?;
+        let secret = self
+            .inner
+            .catalog
+            .meta_init("share_secret", &hex(&random_bytes::<32>()))
+            .await?;
         let key: [u8; 32] = *blake3::hash(secret.as_bytes()).as_bytes();
         let mut h = blake3::Hasher::new_keyed(&key);
         h.update(token.as_bytes());
@@ -228,7 +268,10 @@ impl Fabric {
 
     async fn share_from_row(&self, row: ShareRow) -> Result<Share> {
         let folders = self.folders(&Principal::System, None).await?;
-        let folder = folders.iter().find(|f| f.id == row.folder_id).ok_or(FabricError::NotFound)?;
+        let folder = folders
+            .iter()
+            .find(|f| f.id == row.folder_id)
+            .ok_or(FabricError::NotFound)?;
         Ok(Share {
             id: row.id,
             token: row.token,
@@ -250,7 +293,11 @@ impl Fabric {
 }
 
 fn constant_time_eq(a: &str, b: &str) -> bool {
-    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
 }
 
 /// Lower-case RFC 4648 base32 without padding: URL-safe and easy to read out.

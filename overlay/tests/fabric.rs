@@ -191,6 +191,23 @@ async fn deleted_trees_come_back_from_the_trash() {
 }
 
 #[tokio::test]
+async fn trees_with_names_glow_cannot_keep_are_not_deleted() {
+    let w = world().await;
+    std::fs::write(w.root.join("d/back\\slash.txt"), b"precious").unwrap();
+    let err = w
+        .fabric
+        .delete(&w.alice, &at("d"), "test")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, FabricError::Invalid(_)), "{err:?}");
+    assert_eq!(
+        std::fs::read(w.root.join("d/back\\slash.txt")).unwrap(),
+        b"precious"
+    );
+    assert!(w.root.join("d/e/f.txt").exists());
+}
+
+#[tokio::test]
 async fn other_namespaces_and_bad_targets_are_refused() {
     let w = world().await;
     assert!(matches!(

@@ -236,17 +236,30 @@ async fn user(fabric: &Fabric, cmd: UserCommand) -> anyhow::Result<()> {
 async fn share(fabric: &Fabric, settings: &Settings, cmd: ShareCommand) -> anyhow::Result<()> {
     let system = Principal::System;
     match cmd {
-        ShareCommand::Create { address, expires, password_stdin, max_downloads, upload_only, read_write, public_url } => {
+        ShareCommand::Create {
+            address,
+            expires,
+            password_stdin,
+            max_downloads,
+            upload_only,
+            read_write,
+            public_url,
+        } => {
             let addr = Address::parse(&address)?;
             let expires_at = match expires {
                 Some(text) => {
-                    let d = humantime::parse_duration(&text)
-                        .with_context(|| format!("--expires {text:?}: use a duration such as 30m, 12h or 7d"))?;
+                    let d = humantime::parse_duration(&text).with_context(|| {
+                        format!("--expires {text:?}: use a duration such as 30m, 12h or 7d")
+                    })?;
                     Some(overlay::resource::now_ms() + d.as_millis() as i64)
                 }
                 None => None,
             };
-            let password = if password_stdin { Some(read_password_line()?) } else { None };
+            let password = if password_stdin {
+                Some(read_password_line()?)
+            } else {
+                None
+            };
             let permission = if upload_only {
                 overlay::SharePermission::Upload
             } else if read_write {
@@ -254,16 +267,31 @@ async fn share(fabric: &Fabric, settings: &Settings, cmd: ShareCommand) -> anyho
             } else {
                 overlay::SharePermission::Read
             };
-            let opts = overlay::ShareOptions { permission, expires_at, password, max_downloads };
+            let opts = overlay::ShareOptions {
+                permission,
+                expires_at,
+                password,
+                max_downloads,
+            };
             let s = fabric.create_share(&system, &addr, opts).await?;
-            println!("{}/s/{}/", settings.public_url(public_url.as_deref()), s.token);
+            println!(
+                "{}/s/{}/",
+                settings.public_url(public_url.as_deref()),
+                s.token
+            );
         }
         ShareCommand::List { user, public_url } => {
             let base = settings.public_url(public_url.as_deref());
             for s in fabric.shares(&system, user.as_deref()).await? {
-                let state = s.dead_reason(overlay::resource::now_ms()).map(|_| "dead").unwrap_or("live");
+                let state = s
+                    .dead_reason(overlay::resource::now_ms())
+                    .map(|_| "dead")
+                    .unwrap_or("live");
                 let limit = s.max_downloads.map(|m| format!("/{m}")).unwrap_or_default();
-                let expiry = s.expires_at.map(format_ms).unwrap_or_else(|| "never".into());
+                let expiry = s
+                    .expires_at
+                    .map(format_ms)
+                    .unwrap_or_else(|| "never".into());
                 println!(
                     "{base}/s/{}/\t{}/{}/{}\t{}\t{state}{}\texpires {expiry}\t{} download(s){limit}\t{} open(s)\tid {}",
                     s.token,
@@ -280,7 +308,12 @@ async fn share(fabric: &Fabric, settings: &Settings, cmd: ShareCommand) -> anyho
         }
         ShareCommand::Revoke { token } => {
             // Accept the whole URL as printed by `share create`.
-            let t = token.trim_end_matches('/').rsplit('/').next().unwrap_or(&token).to_owned();
+            let t = token
+                .trim_end_matches('/')
+                .rsplit('/')
+                .next()
+                .unwrap_or(&token)
+                .to_owned();
             fabric.revoke_share(&system, &t).await?;
             println!("revoked");
         }

@@ -67,20 +67,36 @@ impl Settings {
     /// The start of links given to others: flag, else file, else this node's
     /// first LAN address and the HTTP port.
     pub fn public_url(&self, flag: Option<&str>) -> String {
-        if let Some(u) = flag.map(str::to_owned).or_else(|| self.file.public_url.clone()) {
+        if let Some(u) = flag
+            .map(str::to_owned)
+            .or_else(|| self.file.public_url.clone())
+        {
             return u.trim_end_matches('/').to_owned();
         }
-        let http = self.file.http.clone().unwrap_or_else(|| "0.0.0.0:8080".into());
-        let addr: std::net::SocketAddr = http.parse().unwrap_or_else(|_| ([0, 0, 0, 0], 8080).into());
+        let http = self
+            .file
+            .http
+            .clone()
+            .unwrap_or_else(|| "0.0.0.0:8080".into());
+        let addr: std::net::SocketAddr =
+            http.parse().unwrap_or_else(|_| ([0, 0, 0, 0], 8080).into());
         let host = if addr.ip().is_unspecified() {
             if_addrs::get_if_addrs()
                 .ok()
-                .and_then(|l| l.into_iter().map(|i| i.ip()).find(|ip| ip.is_ipv4() && !ip.is_loopback()))
+                .and_then(|l| {
+                    l.into_iter()
+                        .map(|i| i.ip())
+                        .find(|ip| ip.is_ipv4() && !ip.is_loopback())
+                })
                 .unwrap_or_else(|| [127, 0, 0, 1].into())
         } else {
             addr.ip()
         };
-        let scheme = if self.file.tls.is_some() || self.file.tls_cert.is_some() { "https" } else { "http" };
+        let scheme = if self.file.tls.is_some() || self.file.tls_cert.is_some() {
+            "https"
+        } else {
+            "http"
+        };
         match host {
             std::net::IpAddr::V6(h) => format!("{scheme}://[{h}]:{}", addr.port()),
             h => format!("{scheme}://{h}:{}", addr.port()),

@@ -109,14 +109,29 @@ async fn get(
     if fp.trailing_slash {
         return Err(FabricError::NotFound.into());
     }
-    send_file(req, OpenFile { entry, body: content }, false).await
+    send_file(
+        req,
+        OpenFile {
+            entry,
+            body: content,
+        },
+        false,
+    )
+    .await
 }
 
 /// Answers a GET or HEAD for an opened file: validators (304), a single
 /// range (206/416), the content streamed. With `attachment`, browsers are
 /// told to save it rather than show it.
-pub(super) async fn send_file(req: &Parts, opened: OpenFile, attachment: bool) -> Result<Response, HttpError> {
-    let OpenFile { entry, body: content } = opened;
+pub(super) async fn send_file(
+    req: &Parts,
+    opened: OpenFile,
+    attachment: bool,
+) -> Result<Response, HttpError> {
+    let OpenFile {
+        entry,
+        body: content,
+    } = opened;
     let headers = &req.headers;
     let etag = entry.etag();
     let modified = mtime(&entry);
@@ -130,6 +145,16 @@ pub(super) async fn send_file(req: &Parts, opened: OpenFile, attachment: bool) -
         HeaderValue::from_str(&httpdate::fmt_http_date(modified)).expect("date"),
     );
     base.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    // A served HTML or SVG file must not run script on Glow's origin (where
+    // the session cookie lives): sandbox it, and no type sniffing.
+    base.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("sandbox"),
+    );
+    base.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
     if not_modified(headers, &etag, modified) {
         let mut r = StatusCode::NOT_MODIFIED.into_response();
         r.headers_mut().extend(base);
@@ -179,8 +204,11 @@ pub(super) async fn send_file(req: &Parts, opened: OpenFile, attachment: bool) -
     base.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
     if attachment {
         // RFC 6266 / 5987: everything but unreserved characters encoded.
-        const ATTR: &percent_encoding::AsciiSet =
-            &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+        const ATTR: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+            .remove(b'-')
+            .remove(b'.')
+            .remove(b'_')
+            .remove(b'~');
         let v = format!(
             "attachment; filename*=UTF-8''{}",
             percent_encoding::utf8_percent_encode(&entry.name, ATTR)

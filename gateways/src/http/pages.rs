@@ -12,10 +12,18 @@ pub fn html<T: Template>(status: StatusCode, page: T) -> Response {
     match page.render() {
         Ok(body) => {
             let mut r = (status, body).into_response();
-            r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
-            r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-            r.headers_mut().insert("x-frame-options", HeaderValue::from_static("DENY"));
-            r.headers_mut().insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/html; charset=utf-8"),
+            );
+            r.headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            r.headers_mut()
+                .insert("x-frame-options", HeaderValue::from_static("DENY"));
+            r.headers_mut().insert(
+                "x-content-type-options",
+                HeaderValue::from_static("nosniff"),
+            );
             r
         }
         Err(e) => {
@@ -38,8 +46,14 @@ pub struct Message<'a> {
 /// `GET /static/glow.css`.
 pub async fn stylesheet() -> Response {
     let mut r = include_str!("../../../web/static/glow.css").into_response();
-    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/css; charset=utf-8"));
-    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=3600"));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/css; charset=utf-8"),
+    );
+    r.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=3600"),
+    );
     r
 }
 
@@ -67,7 +81,11 @@ impl Row {
             name: e.name.clone(),
             href: format!("{}{slash}", super::uri::encode_segment(&e.name)),
             is_dir: e.is_dir(),
-            size: if e.is_dir() { String::new() } else { human_size(e.size) },
+            size: if e.is_dir() {
+                String::new()
+            } else {
+                human_size(e.size)
+            },
             modified: human_time(e.mtime_ns),
             icon: icon(&e.name, e.is_dir()),
         }
@@ -85,12 +103,18 @@ pub struct Crumb {
 /// Breadcrumbs for `base` (a URL prefix ending in `/`, shown as `top`)
 /// followed by each component of `path`.
 pub fn crumbs(base: &str, top: &str, path: &overlay::RelPath) -> Vec<Crumb> {
-    let mut out = vec![Crumb { name: top.to_owned(), href: base.to_owned() }];
+    let mut out = vec![Crumb {
+        name: top.to_owned(),
+        href: base.to_owned(),
+    }];
     let mut href = base.to_owned();
     for part in path.as_str().split('/').filter(|p| !p.is_empty()) {
         href.push_str(&super::uri::encode_segment(part));
         href.push('/');
-        out.push(Crumb { name: part.to_owned(), href: href.clone() });
+        out.push(Crumb {
+            name: part.to_owned(),
+            href: href.clone(),
+        });
     }
     out
 }
@@ -154,7 +178,11 @@ pub fn human_size(n: u64) -> String {
         v /= 1024.0;
         u += 1;
     }
-    if v < 10.0 { format!("{v:.1} {}", UNITS[u]) } else { format!("{v:.0} {}", UNITS[u]) }
+    if v < 10.0 {
+        format!("{v:.1} {}", UNITS[u])
+    } else {
+        format!("{v:.0} {}", UNITS[u])
+    }
 }
 
 /// `2026-11-25 14:03` (UTC) from nanoseconds since the epoch.

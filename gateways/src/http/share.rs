@@ -65,7 +65,10 @@ pub async fn bare(req: Request) -> Response {
 }
 
 /// Every method under `/s/<token>/`.
-pub async fn handle(axum::extract::State(state): axum::extract::State<AppState>, req: Request) -> Response {
+pub async fn handle(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    req: Request,
+) -> Response {
     match serve(&state, req).await {
         Ok(r) => r,
         Err(e) => error_page(e),
@@ -75,16 +78,26 @@ pub async fn handle(axum::extract::State(state): axum::extract::State<AppState>,
 /// Turns errors into pages a visitor understands.
 fn error_page(e: HttpError) -> Response {
     match e {
-        HttpError::Fabric(FabricError::Gone(why)) => {
-            html(StatusCode::GONE, Message { title: "This link no longer works", message: why })
-        }
+        HttpError::Fabric(FabricError::Gone(why)) => html(
+            StatusCode::GONE,
+            Message {
+                title: "This link no longer works",
+                message: why,
+            },
+        ),
         HttpError::Fabric(FabricError::NotFound) => html(
             StatusCode::NOT_FOUND,
-            Message { title: "Not found", message: "There is nothing at this address. Check the link you were given." },
+            Message {
+                title: "Not found",
+                message: "There is nothing at this address. Check the link you were given.",
+            },
         ),
         HttpError::Fabric(FabricError::Forbidden) => html(
             StatusCode::FORBIDDEN,
-            Message { title: "Not allowed", message: "This link does not allow that." },
+            Message {
+                title: "Not allowed",
+                message: "This link does not allow that.",
+            },
         ),
         other => other.into_response(),
     }
@@ -94,12 +107,19 @@ async fn serve(state: &AppState, req: Request) -> Result<Response, HttpError> {
     let raw = req.uri().path().to_owned();
     let (token, rest, trailing) = decode(&raw)?;
     let share = state.fabric.open_share(&token).await?;
-    let peer = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0);
     let base = format!("/s/{token}/");
 
     if share.has_password {
         let proof = super::auth::cookie(req.headers(), PROOF_COOKIE);
-        if !state.fabric.share_unlocked(&share, proof.as_deref()).await? {
+        if !state
+            .fabric
+            .share_unlocked(&share, proof.as_deref())
+            .await?
+        {
             return unlock(state, &share, req, &base, peer).await;
         }
     }
@@ -111,7 +131,10 @@ async fn serve(state: &AppState, req: Request) -> Result<Response, HttpError> {
     if share.kind == EntryKind::File {
         // `/s/<t>/` is the preview page; `/s/<t>/<name>` the file itself.
         if !matches!(parts.method, Method::GET | Method::HEAD) {
-            return Err(HttpError::Status(StatusCode::METHOD_NOT_ALLOWED, "a file link is read-only"));
+            return Err(HttpError::Status(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "a file link is read-only",
+            ));
         }
         let addr = share.address();
         let opened = state.fabric.open_file(&who, &addr).await?;
@@ -133,13 +156,23 @@ async fn serve(state: &AppState, req: Request) -> Result<Response, HttpError> {
         return download(state, &share, &parts, opened, !inline).await;
     }
 
-    let addr = Address::new(share.owner.clone(), share.folder.clone(), join(&share.path, &rest)?);
+    let addr = Address::new(
+        share.owner.clone(),
+        share.folder.clone(),
+        join(&share.path, &rest)?,
+    );
     match parts.method {
         Method::GET | Method::HEAD => {
             if share.permission == SharePermission::Upload {
                 if rest.is_root() {
                     let sent = query.strip_prefix("sent=").and_then(|n| n.parse().ok());
-                    return Ok(html(StatusCode::OK, DropPage { owner: share.owner.clone(), sent }));
+                    return Ok(html(
+                        StatusCode::OK,
+                        DropPage {
+                            owner: share.owner.clone(),
+                            sent,
+                        },
+                    ));
                 }
                 return Err(FabricError::Forbidden.into());
             }
@@ -148,13 +181,28 @@ async fn serve(state: &AppState, req: Request) -> Result<Response, HttpError> {
                 Ok(_) => Err(FabricError::NotFound.into()),
                 Err(FabricError::WrongKind(_)) => {
                     if !trailing {
-                        return Ok(Redirect::permanent(&format!("{}/", parts.uri.path())).into_response());
+                        return Ok(
+                            Redirect::permanent(&format!("{}/", parts.uri.path())).into_response()
+                        );
                     }
-                    let mut rows: Vec<Row> =
-                        state.fabric.list(&who, &addr).await?.iter().map(Row::from_entry).collect();
+                    let mut rows: Vec<Row> = state
+                        .fabric
+                        .list(&who, &addr)
+                        .await?
+                        .iter()
+                        .map(Row::from_entry)
+                        .collect();
                     rows.sort_by(|a, b| b.is_dir.cmp(&a.is_dir).then_with(|| a.name.cmp(&b.name)));
-                    let top = if share.path.is_root() { share.folder.clone() } else { share.path.name().to_owned() };
-                    let title = if rest.is_root() { top.clone() } else { rest.name().to_owned() };
+                    let top = if share.path.is_root() {
+                        share.folder.clone()
+                    } else {
+                        share.path.name().to_owned()
+                    };
+                    let title = if rest.is_root() {
+                        top.clone()
+                    } else {
+                        rest.name().to_owned()
+                    };
                     let page = BrowsePage {
                         title,
                         crumbs: crumbs(&base, &top, &rest),
@@ -168,13 +216,25 @@ async fn serve(state: &AppState, req: Request) -> Result<Response, HttpError> {
         }
         Method::PUT => {
             let stream = body.into_data_stream().map_err(std::io::Error::other);
-            let out = state.fabric.write(&who, &addr, StreamReader::new(stream), "share").await?;
-            Ok(if out.created { StatusCode::CREATED } else { StatusCode::NO_CONTENT }.into_response())
+            let out = state
+                .fabric
+                .write(&who, &addr, StreamReader::new(stream), "share")
+                .await?;
+            Ok(if out.created {
+                StatusCode::CREATED
+            } else {
+                StatusCode::NO_CONTENT
+            }
+            .into_response())
         }
         Method::POST => {
             let req = Request::from_parts(parts, body);
             let n = upload_form(state, &who, &addr, &share, req).await?;
-            let to = if share.permission == SharePermission::Upload { format!("{base}?sent={n}") } else { raw.clone() };
+            let to = if share.permission == SharePermission::Upload {
+                format!("{base}?sent={n}")
+            } else {
+                raw.clone()
+            };
             let mut r = Redirect::to(&to).into_response();
             *r.status_mut() = StatusCode::SEE_OTHER;
             Ok(r)
@@ -183,7 +243,10 @@ async fn serve(state: &AppState, req: Request) -> Result<Response, HttpError> {
             state.fabric.delete(&who, &addr, "share").await?;
             Ok(StatusCode::NO_CONTENT.into_response())
         }
-        _ => Err(HttpError::Status(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")),
+        _ => Err(HttpError::Status(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method not allowed",
+        )),
     }
 }
 
@@ -231,10 +294,15 @@ async fn unlock(
     let form = axum::Form::<Form>::from_request(req, state)
         .await
         .map_err(|_| HttpError::Status(StatusCode::BAD_REQUEST, "expected a password form"))?;
-    match state.fabric.unlock_share(share, &form.password, peer.map(|p| p.ip())).await {
+    match state
+        .fabric
+        .unlock_share(share, &form.password, peer.map(|p| p.ip()))
+        .await
+    {
         Ok(proof) => {
             let secure = if state.tls { "; Secure" } else { "" };
-            let cookie = format!("{PROOF_COOKIE}={proof}; Path={base}; HttpOnly; SameSite=Lax{secure}");
+            let cookie =
+                format!("{PROOF_COOKIE}={proof}; Path={base}; HttpOnly; SameSite=Lax{secure}");
             let mut r = Redirect::to(&uri).into_response();
             *r.status_mut() = StatusCode::SEE_OTHER;
             if let Ok(v) = HeaderValue::from_str(&cookie) {
@@ -242,9 +310,12 @@ async fn unlock(
             }
             Ok(r)
         }
-        Err(FabricError::BadCredentials) => {
-            Ok(html(StatusCode::FORBIDDEN, PasswordPage { error: Some("Wrong password. Try again.") }))
-        }
+        Err(FabricError::BadCredentials) => Ok(html(
+            StatusCode::FORBIDDEN,
+            PasswordPage {
+                error: Some("Wrong password. Try again."),
+            },
+        )),
         Err(e) => Err(e.into()),
     }
 }
@@ -267,7 +338,9 @@ async fn upload_form(
         .await
         .map_err(|_| HttpError::Status(StatusCode::BAD_REQUEST, "malformed multipart form"))?
     {
-        let Some(name) = field.file_name().map(base_name) else { continue };
+        let Some(name) = field.file_name().map(base_name) else {
+            continue;
+        };
         if name.is_empty() {
             continue;
         }
@@ -294,7 +367,11 @@ async fn upload_form(
 
 /// The last component of a browser-supplied file name (some send paths).
 fn base_name(name: &str) -> String {
-    name.rsplit(['/', '\\']).next().unwrap_or("").trim().to_owned()
+    name.rsplit(['/', '\\'])
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_owned()
 }
 
 /// `a.txt`, `a (1).txt`, `a (2).txt`, …

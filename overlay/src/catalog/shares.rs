@@ -87,8 +87,13 @@ impl Catalog {
 
     /// The share with this token.
     pub async fn share_by_token(&self, token: &str) -> Result<Option<ShareRow>> {
-        let q = sqlx::AssertSqlSafe(format!("SELECT {SHARE_COLUMNS} FROM shares WHERE token = $1"));
-        Ok(sqlx::query_as(q).bind(token).fetch_optional(&self.pool).await?)
+        let q = sqlx::AssertSqlSafe(format!(
+            "SELECT {SHARE_COLUMNS} FROM shares WHERE token = $1"
+        ));
+        Ok(sqlx::query_as(q)
+            .bind(token)
+            .fetch_optional(&self.pool)
+            .await?)
     }
 
     /// A user's shares (every user's with `None`), newest first.
@@ -101,7 +106,9 @@ impl Catalog {
                 sqlx::query_as(q).bind(o).fetch_all(&self.pool).await?
             }
             None => {
-                let q = sqlx::AssertSqlSafe(format!("SELECT {SHARE_COLUMNS} FROM shares ORDER BY created_at DESC"));
+                let q = sqlx::AssertSqlSafe(format!(
+                    "SELECT {SHARE_COLUMNS} FROM shares ORDER BY created_at DESC"
+                ));
                 sqlx::query_as(q).fetch_all(&self.pool).await?
             }
         };

@@ -233,6 +233,15 @@ impl Catalog {
         .await?)
     }
 
+    /// Ends every session of a user (after a password change).
+    pub async fn delete_sessions_of(&self, user_id: &str) -> Result<()> {
+        sqlx::query("DELETE FROM sessions WHERE user_id = $1")
+            .bind(user_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     /// Ends a session.
     pub async fn delete_session(&self, token_hash: &str) -> Result<()> {
         sqlx::query("DELETE FROM sessions WHERE token_hash = $1")

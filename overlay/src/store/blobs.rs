@@ -120,6 +120,12 @@ impl BlobStore {
             fs::create_dir_all(dir)?;
         }
         fs::rename(tmp, &dst)?;
+        // Make the rename (and any new fan-out directory) durable before the
+        // caller replaces the file this blob keeps a version of.
+        crate::store::local::sync_parent(&dst);
+        if let Some(fan) = dst.parent() {
+            crate::store::local::sync_parent(fan);
+        }
         Ok(())
     }
 }

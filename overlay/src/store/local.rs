@@ -66,6 +66,41 @@ pub fn confine(root: &Path, rel: &RelPath, create: bool) -> Result<PathBuf> {
     }
 }
 
+/// Resolves `rel` for changing it (write, rename, delete): the parent is
+/// confined like [`confine`], but the final component is never followed, so
+/// an operation acts on the name itself; a symbolic link there is refused.
+/// With `must_exist`, a missing target is [`FabricError::NotFound`].
+pub fn confine_for_change(root: &Path, rel: &RelPath, must_exist: bool) -> Result<PathBuf> {
+    if rel.is_root() {
+        return Ok(root.to_path_buf());
+    }
+    let missing = if must_exist {
+        FabricError::NotFound
+    } else {
+        FabricError::ParentMissing
+    };
+    let parent = match fs::canonicalize(rel.parent().to_disk(root)) {
+        Ok(p) => p,
+        Err(e) if e.kind() == io::ErrorKind::NotFound || e.raw_os_error() == Some(20) => {
+            return Err(missing);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if !parent.starts_with(root) {
+        return Err(FabricError::Forbidden);
+    }
+    if !parent.is_dir() {
+        return Err(missing);
+    }
+    let target = parent.join(rel.name());
+    match fs::symlink_metadata(&target) {
+        Ok(m) if m.file_type().is_symlink() => Err(FabricError::Forbidden),
+        Ok(_) => Ok(target),
+        Err(e) if e.kind() == io::ErrorKind::NotFound && !must_exist => Ok(target),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// Nanoseconds since the epoch of a file's modification time.
 pub fn mtime_ns(meta: &Metadata) -> i64 {
     meta.mtime()
@@ -157,12 +192,27 @@ pub fn sync_parent(path: &Path) {
     }
 }
 
-/// Removes temp files left by writes that a crash interrupted.
+/// When this process started: temp files older than that cannot belong to
+/// one of its writes.
+static STARTED: std::sync::LazyLock<std::time::SystemTime> =
+    std::sync::LazyLock::new(std::time::SystemTime::now);
+
+/// Notes the process start (call early, before any write).
+pub fn mark_start() {
+    let _ = *STARTED;
+}
+
+/// Removes a temp file left by a write that a crash interrupted; a temp file
+/// newer than this process's start may be an upload in progress and stays.
 pub fn remove_stale_temp(path: &Path) {
-    if path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .is_some_and(is_internal_name)
+    let stale = fs::symlink_metadata(path)
+        .and_then(|m| m.modified())
+        .is_ok_and(|t| t < *STARTED);
+    if stale
+        && path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(is_internal_name)
     {
         match fs::remove_file(path) {
             Ok(()) => {
@@ -218,5 +268,30 @@ mod tests {
             confine(&root, &p("sub/new"), true).unwrap(),
             root.join("sub/new")
         );
+        // Changes act on names, never through a final symbolic link.
+        assert!(matches!(
+            confine_for_change(&root, &p("in"), true),
+            Err(FabricError::Forbidden)
+        ));
+        assert!(matches!(
+            confine_for_change(&root, &p("out"), true),
+            Err(FabricError::Forbidden)
+        ));
+        assert!(matches!(
+            confine_for_change(&root, &p("updir/x"), false),
+            Err(FabricError::Forbidden)
+        ));
+        assert_eq!(
+            confine_for_change(&root, &p("in/a"), true).unwrap(),
+            root.join("sub/a")
+        );
+        assert!(matches!(
+            confine_for_change(&root, &p("sub/none"), true),
+            Err(FabricError::NotFound)
+        ));
+        assert!(matches!(
+            confine_for_change(&root, &p("none/x"), false),
+            Err(FabricError::ParentMissing)
+        ));
     }
 }
