@@ -14,3 +14,4 @@ mod hostile;
 mod share;
 mod traversal;
 mod versions;
+mod web;

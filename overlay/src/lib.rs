@@ -18,6 +18,7 @@ pub mod resource;
 pub mod scan;
 pub mod shares;
 pub mod store;
+pub mod thumbs;
 mod versions;
 mod watch;
 

@@ -17,27 +17,88 @@ pub const SESSION_COOKIE: &str = "glow_session";
 /// How long a session lasts.
 const SESSION_TTL: Duration = Duration::from_secs(14 * 24 * 3600);
 
-/// The principal of a request, or `None` if it carries no credentials.
-/// Wrong credentials are an error (401, or 429 when rate-limited).
-pub async fn principal(
+/// A signed-in caller and how they signed in.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// Who.
+    pub who: Principal,
+    /// The session token when signed in with the cookie (not Basic).
+    pub session: Option<String>,
+}
+
+impl Caller {
+    /// The CSRF token pages embed for this caller (empty for Basic auth).
+    pub fn csrf(&self) -> String {
+        self.session.as_deref().map(csrf_token).unwrap_or_default()
+    }
+}
+
+/// The caller of a request, if it carries credentials.
+pub async fn caller(
     state: &AppState,
     headers: &HeaderMap,
     peer: Option<SocketAddr>,
-) -> Result<Option<Principal>, HttpError> {
+) -> Result<Option<Caller>, HttpError> {
     if let Some((user, password)) = basic_credentials(headers) {
         let who = state
             .fabric
             .authenticate(&user, &password, peer.map(|p| p.ip()))
             .await?;
-        return Ok(Some(who));
+        return Ok(Some(Caller { who, session: None }));
     }
     if let Some(token) = cookie(headers, SESSION_COOKIE) {
         return match state.fabric.session(&token).await {
-            Ok(who) => Ok(Some(who)),
+            Ok(who) => Ok(Some(Caller {
+                who,
+                session: Some(token),
+            })),
             Err(_) => Ok(None),
         };
     }
     Ok(None)
+}
+
+/// The CSRF token of a session: a hash of the (HttpOnly, secret) session
+/// token, so a page can carry it and another site cannot compute it.
+pub fn csrf_token(session: &str) -> String {
+    let mut h = blake3::Hasher::new();
+    h.update(b"glow csrf v1\0");
+    h.update(session.as_bytes());
+    h.finalize().to_hex()[..32].to_owned()
+}
+
+/// Refuses a state-changing request that another site could have sent:
+/// with a session cookie it must carry the session's CSRF token (header
+/// `X-CSRF-Token` or form field `csrf`); with any credentials a browser
+/// that says the request is cross-site is refused.
+pub fn check_csrf(
+    headers: &HeaderMap,
+    caller: &Caller,
+    form_token: Option<&str>,
+) -> Result<(), HttpError> {
+    let cross = headers
+        .get("sec-fetch-site")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v == "cross-site");
+    if cross {
+        return Err(HttpError::Status(
+            StatusCode::FORBIDDEN,
+            "cross-site request refused",
+        ));
+    }
+    if let Some(session) = &caller.session {
+        let sent = headers
+            .get("x-csrf-token")
+            .and_then(|v| v.to_str().ok())
+            .or(form_token);
+        if sent != Some(csrf_token(session).as_str()) {
+            return Err(HttpError::Status(
+                StatusCode::FORBIDDEN,
+                "missing or wrong CSRF token; reload the page",
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The user name and password of an `Authorization: Basic` header.
@@ -72,6 +133,8 @@ pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
 pub struct LoginForm {
     user: String,
     password: String,
+    /// Where to go afterwards (a same-site path).
+    next: Option<String>,
 }
 
 /// `POST /login`: checks the form's credentials and sets a session cookie.
@@ -80,18 +143,43 @@ pub async fn login(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Form(form): Form<LoginForm>,
 ) -> Result<Response, HttpError> {
-    let who = state
+    let who = match state
         .fabric
         .authenticate(&form.user, &form.password, Some(peer.ip()))
-        .await?;
+        .await
+    {
+        Ok(who) => who,
+        Err(overlay::FabricError::BadCredentials) => {
+            return Ok(super::browse::login_failed(
+                form.next.as_deref(),
+                "Wrong user name or password.",
+                StatusCode::UNAUTHORIZED,
+            ));
+        }
+        Err(overlay::FabricError::RateLimited(secs)) => {
+            let msg = format!("Too many failed attempts; try again in {secs} s.");
+            let mut r = super::browse::login_failed(
+                form.next.as_deref(),
+                &msg,
+                StatusCode::TOO_MANY_REQUESTS,
+            );
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            return Ok(r);
+        }
+        Err(e) => return Err(e.into()),
+    };
     let token = state.fabric.create_session(&who, SESSION_TTL).await?;
     let secure = if state.tls { "; Secure" } else { "" };
     let cookie = format!(
         "{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}{secure}",
         SESSION_TTL.as_secs()
     );
-    let mut r =
-        Redirect::to(&format!("/u/{}/", super::uri::encode_segment(who.actor()))).into_response();
+    let to = match super::browse::safe_next(form.next.as_deref()) {
+        "/" => format!("/u/{}/", super::uri::encode_segment(who.actor())),
+        next => next.to_owned(),
+    };
+    let mut r = Redirect::to(&to).into_response();
     *r.status_mut() = StatusCode::SEE_OTHER;
     r.headers_mut().insert(
         header::SET_COOKIE,

@@ -14,6 +14,8 @@ pub enum HttpError {
     Fabric(FabricError),
     /// A status with a short message for the client.
     Status(StatusCode, &'static str),
+    /// A status with a message made for this request (bad input explained).
+    Detail(StatusCode, String),
     /// Credentials are needed (401 with a Basic challenge).
     Unauthorized,
 }
@@ -31,6 +33,7 @@ impl IntoResponse for HttpError {
     fn into_response(self) -> Response {
         let (status, msg): (StatusCode, String) = match self {
             HttpError::Status(s, m) => (s, m.to_owned()),
+            HttpError::Detail(s, m) => (s, m),
             HttpError::Unauthorized | HttpError::Fabric(FabricError::BadCredentials) => {
                 let mut r = (StatusCode::UNAUTHORIZED, "sign-in required\n").into_response();
                 r.headers_mut()

@@ -5,9 +5,9 @@
 //! stream into the fabric's atomic write.
 
 use super::AppState;
-use super::auth::principal;
+use super::auth::{Caller, caller, check_csrf};
+use super::browse;
 use super::error::HttpError;
-use super::listing::{Row, render};
 use super::range::{RangeAnswer, answer};
 use super::uri::{FilePath, decode, encode_segment};
 use axum::body::Body;
@@ -31,20 +31,27 @@ const ALLOW: &str = "GET, HEAD, PUT, DELETE";
 pub async fn handle(State(state): State<AppState>, req: Request) -> Result<Response, HttpError> {
     let (req, body) = req.into_parts();
     let peer = req.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
-    let who = principal(&state, &req.headers, peer)
-        .await?
-        .ok_or(HttpError::Unauthorized)?;
+    let Some(c) = caller(&state, &req.headers, peer).await? else {
+        if browse::wants_html(&req.headers) && matches!(req.method, Method::GET | Method::HEAD) {
+            return Ok(browse::to_login(req.uri.path()));
+        }
+        return Err(HttpError::Unauthorized);
+    };
+    if !matches!(req.method, Method::GET | Method::HEAD) {
+        check_csrf(&req.headers, &c, None)?;
+    }
     let fp = decode(req.uri.path(), "/u")?;
     let method = req.method.clone();
     let (Some(user), Some(folder)) = (fp.user.clone(), fp.folder.clone()) else {
-        return namespace(&state, &who, &fp, &req).await;
+        return namespace(&state, &c, &fp, &req).await;
     };
     let addr = Address::new(user, folder, fp.path.clone());
+    let who = &c.who;
     match method {
-        Method::GET | Method::HEAD => get(&state, &who, &addr, &fp, &req).await,
-        Method::PUT => put(&state, &who, &addr, &fp, &req, body).await,
+        Method::GET | Method::HEAD => get(&state, &c, &addr, &fp, &req).await,
+        Method::PUT => put(&state, who, &addr, &fp, &req, body).await,
         Method::DELETE => {
-            state.fabric.delete(&who, &addr, "http").await?;
+            state.fabric.delete(who, &addr, "http").await?;
             Ok(StatusCode::NO_CONTENT.into_response())
         }
         _ => Ok(method_not_allowed()),
@@ -61,7 +68,7 @@ fn method_not_allowed() -> Response {
 /// `/u/` and `/u/<user>/`: the signed-in user's folders.
 async fn namespace(
     state: &AppState,
-    who: &Principal,
+    c: &Caller,
     fp: &FilePath,
     req: &Parts,
 ) -> Result<Response, HttpError> {
@@ -69,43 +76,101 @@ async fn namespace(
         return Ok(method_not_allowed());
     }
     let Some(user) = &fp.user else {
-        return Ok(redirect(&format!("/u/{}/", encode_segment(who.actor()))));
+        return Ok(redirect(&format!("/u/{}/", encode_segment(c.who.actor()))));
     };
     if !fp.trailing_slash {
         return Ok(redirect(&format!("{}/", req.uri.path())));
     }
-    state.fabric.namespace(who, user).await?;
-    let folders = state.fabric.folders(who, Some(user)).await?;
-    let mut rows: Vec<Row> = folders
-        .iter()
-        .map(|f| Row {
-            name: &f.name,
-            dir: true,
-            size: 0,
-            mtime_ns: 0,
-        })
-        .collect();
-    Ok(html(
-        render(&format!("{user}/"), false, &mut rows),
-        &req.method,
-    ))
+    state.fabric.namespace(&c.who, user).await?;
+    let folders = state.fabric.folders(&c.who, Some(user)).await?;
+    Ok(browse::namespace_page(state, c, user, &folders).await)
 }
 
 async fn get(
     state: &AppState,
-    who: &Principal,
+    c: &Caller,
     addr: &Address,
     fp: &FilePath,
     req: &Parts,
 ) -> Result<Response, HttpError> {
+    let who = &c.who;
+    let query = req.uri.query().unwrap_or("");
+    let flag = |name: &str| {
+        query
+            .split('&')
+            .any(|kv| kv == name || kv.starts_with(&format!("{name}=")))
+    };
+    if flag("thumb") {
+        let jpeg = state.fabric.thumbnail(who, addr).await?;
+        let mut r = jpeg.into_response();
+        r.headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static("image/jpeg"));
+        r.headers_mut().insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("private, max-age=300"),
+        );
+        return Ok(r);
+    }
+    if flag("versions") {
+        return browse::versions_page(state, c, addr).await;
+    }
+    if let Some(id) = query.split('&').find_map(|kv| kv.strip_prefix("version=")) {
+        let id: i64 = id
+            .parse()
+            .map_err(|_| HttpError::Status(StatusCode::BAD_REQUEST, "bad version id"))?;
+        let (file, v) = state.fabric.open_version(who, addr, id).await?;
+        let entry = overlay::Entry {
+            path: addr.path.clone(),
+            name: addr.path.name().to_owned(),
+            kind: overlay::EntryKind::File,
+            size: v.size,
+            mtime_ns: v.mtime_ns,
+            inode: v.id as u64,
+        };
+        return send_file(
+            req,
+            OpenFile {
+                entry,
+                body: FileBody::File(file),
+            },
+            true,
+        )
+        .await;
+    }
     let OpenFile {
         entry,
         body: content,
     } = match state.fabric.open_file(who, addr).await {
         Ok(x) => x,
-        Err(FabricError::WrongKind(_)) => return listing(state, who, addr, fp, req).await,
+        Err(FabricError::WrongKind(_)) => {
+            if !fp.trailing_slash {
+                let mut to = format!("{}/", req.uri.path());
+                if !query.is_empty() {
+                    to = format!("{to}?{query}");
+                }
+                return Ok(redirect(&to));
+            }
+            if flag("zip") {
+                let name = if addr.path.is_root() {
+                    addr.folder.clone()
+                } else {
+                    addr.path.name().to_owned()
+                };
+                return Ok(super::zip::download(state, who, addr, &name));
+            }
+            let entries = state.fabric.list(who, addr).await?;
+            return Ok(browse::dir_page(
+                c,
+                addr,
+                entries,
+                browse::Sort::from_query(query),
+            ));
+        }
         Err(e) => return Err(e.into()),
     };
+    if flag("view") && !fp.trailing_slash && req.method == Method::GET {
+        return browse::viewer_page(state, c, addr).await;
+    }
     if fp.trailing_slash {
         return Err(FabricError::NotFound.into());
     }
@@ -236,28 +301,6 @@ pub(super) async fn send_file(
     Ok(r)
 }
 
-async fn listing(
-    state: &AppState,
-    who: &Principal,
-    addr: &Address,
-    fp: &FilePath,
-    req: &Parts,
-) -> Result<Response, HttpError> {
-    if !fp.trailing_slash {
-        let mut to = format!("{}/", req.uri.path());
-        if let Some(q) = req.uri.query() {
-            to = format!("{to}?{q}");
-        }
-        return Ok(redirect(&to));
-    }
-    let entries = state.fabric.list(who, addr).await?;
-    let mut rows: Vec<Row> = entries.iter().map(Row::from).collect();
-    Ok(html(
-        render(&format!("{addr}/"), true, &mut rows),
-        &req.method,
-    ))
-}
-
 async fn put(
     state: &AppState,
     who: &Principal,
@@ -323,23 +366,6 @@ fn redirect(to: &str) -> Response {
     if let Ok(v) = HeaderValue::from_str(to) {
         r.headers_mut().insert(header::LOCATION, v);
     }
-    r
-}
-
-fn html(page: String, method: &Method) -> Response {
-    let len = page.len();
-    let body = if method == Method::HEAD {
-        Body::empty()
-    } else {
-        Body::from(page)
-    };
-    let mut r = Response::new(body);
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/html; charset=utf-8"),
-    );
-    r.headers_mut()
-        .insert(header::CONTENT_LENGTH, HeaderValue::from(len));
     r
 }
 

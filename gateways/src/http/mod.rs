@@ -2,15 +2,17 @@
 //! PUT, DELETE), sign-in sessions, `/healthz`, and the listener that serves
 //! it over plain TCP or TLS.
 
+mod api;
 mod auth;
+mod browse;
 mod error;
 mod files;
-mod listing;
 mod pages;
 mod range;
 mod serve;
 mod share;
 mod uri;
+mod zip;
 
 pub use error::HttpError;
 pub use serve::{Listener, ServeOptions, serve};
@@ -33,7 +35,26 @@ pub fn app(fabric: Fabric, tls: bool) -> Router {
     let state = AppState { fabric, tls };
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
-        .route("/login", post(auth::login))
+        .route("/", get(browse::root))
+        .route("/login", get(browse::login_page).post(auth::login))
+        .route("/trash", get(browse::trash_page))
+        .route("/links", get(browse::links_page))
+        .route("/static/glow.js", get(pages::script))
+        .route("/api/v1/openapi.json", get(api::openapi))
+        .route("/api/v1/me", get(api::me))
+        .route("/api/v1/folders", get(api::folders))
+        .route("/api/v1/list", get(api::list))
+        .route("/api/v1/mkdir", post(api::mkdir))
+        .route("/api/v1/move", post(api::move_))
+        .route("/api/v1/copy", post(api::copy))
+        .route("/api/v1/delete", post(api::delete))
+        .route("/api/v1/versions", get(api::versions))
+        .route("/api/v1/restore", post(api::restore))
+        .route("/api/v1/trash", get(api::trash))
+        .route("/api/v1/trash/restore", post(api::trash_restore))
+        .route("/api/v1/trash/empty", post(api::trash_empty))
+        .route("/api/v1/shares", get(api::shares).post(api::create_share))
+        .route("/api/v1/shares/revoke", post(api::revoke_share))
         .route("/logout", post(auth::logout))
         .route("/static/glow.css", get(pages::stylesheet))
         .route("/s/{token}", any(share::bare))

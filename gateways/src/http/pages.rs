@@ -57,6 +57,18 @@ pub async fn stylesheet() -> Response {
     r
 }
 
+/// `GET /static/glow.js`.
+pub async fn script() -> Response {
+    let mut r = include_str!("../../../web/static/glow.js").into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/javascript; charset=utf-8"),
+    );
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    r
+}
+
 /// One row of a file listing.
 pub struct Row {
     /// Shown name.

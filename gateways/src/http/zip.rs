@@ -1,0 +1,134 @@
+//! Folder downloads as zip, streamed: entries are written into a pipe as
+//! they are read, so nothing is buffered whole and no temp file is made.
+//! Already-compressed media are stored, everything else deflated. Names are
+//! UTF-8 (flagged as such in the archive).
+
+use super::AppState;
+use async_zip::base::write::ZipFileWriter;
+use async_zip::{Compression, ZipEntryBuilder};
+use axum::body::Body;
+use axum::http::{HeaderValue, header};
+use axum::response::Response;
+use futures_util::AsyncWriteExt;
+use overlay::{Address, Fabric, Principal};
+use tokio_util::compat::TokioAsyncWriteCompatExt;
+use tokio_util::io::ReaderStream;
+
+/// Size of the pipe between the zip writer and the response.
+const PIPE: usize = 256 * 1024;
+
+/// A streamed zip of the directory at `addr`, named `name.zip`.
+pub fn download(state: &AppState, who: &Principal, addr: &Address, name: &str) -> Response {
+    let (tx, rx) = tokio::io::duplex(PIPE);
+    let (fabric, who, addr) = (state.fabric.clone(), who.clone(), addr.clone());
+    tokio::spawn(async move {
+        if let Err(e) = write(&fabric, &who, &addr, tx).await {
+            // The client sees a truncated archive, which unzip reports.
+            tracing::warn!(folder = %addr, "zip download stopped: {e}");
+        }
+    });
+    let mut r = Response::new(Body::from_stream(ReaderStream::with_capacity(rx, PIPE)));
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/zip"),
+    );
+    const ATTR: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'.')
+        .remove(b'_')
+        .remove(b'~');
+    let disposition = format!(
+        "attachment; filename*=UTF-8''{}.zip",
+        percent_encoding::utf8_percent_encode(name, ATTR)
+    );
+    if let Ok(v) = HeaderValue::from_str(&disposition) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    r
+}
+
+async fn write(
+    fabric: &Fabric,
+    who: &Principal,
+    top: &Address,
+    out: tokio::io::DuplexStream,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let mut zip = ZipFileWriter::new(out.compat_write());
+    let mut stack = vec![(top.clone(), String::new())];
+    while let Some((dir, prefix)) = stack.pop() {
+        let mut entries = fabric.list(who, &dir).await?;
+        entries.sort_by(|a, b| b.name.cmp(&a.name)); // popped in name order
+        for e in entries {
+            let child = dir.with_path(e.path.clone());
+            let name = format!("{prefix}{}", e.name);
+            if e.is_dir() {
+                let b = ZipEntryBuilder::new(format!("{name}/").into(), Compression::Stored);
+                zip.write_entry_whole(b, &[]).await?;
+                stack.push((child, format!("{name}/")));
+                continue;
+            }
+            let compression = if already_compressed(&e.name) {
+                Compression::Stored
+            } else {
+                Compression::Deflate
+            };
+            let b = ZipEntryBuilder::new(name.into(), compression).unix_permissions(0o644);
+            let mut entry = zip.write_entry_stream(b).await?;
+            let mut reader = fabric.open_file(who, &child).await?.into_reader();
+            let mut buf = vec![0u8; 64 * 1024];
+            loop {
+                let n = tokio::io::AsyncReadExt::read(&mut reader, &mut buf).await?;
+                if n == 0 {
+                    break;
+                }
+                entry.write_all(&buf[..n]).await?;
+            }
+            entry.close().await?;
+        }
+    }
+    zip.close().await?;
+    Ok(())
+}
+
+/// Media and archives gain nothing from deflate.
+fn already_compressed(name: &str) -> bool {
+    let ext = name.rsplit('.').next().unwrap_or("").to_ascii_lowercase();
+    matches!(
+        ext.as_str(),
+        "jpg"
+            | "jpeg"
+            | "png"
+            | "gif"
+            | "webp"
+            | "heic"
+            | "avif"
+            | "mp4"
+            | "m4v"
+            | "mkv"
+            | "webm"
+            | "mov"
+            | "avi"
+            | "mp3"
+            | "m4a"
+            | "aac"
+            | "ogg"
+            | "opus"
+            | "flac"
+            | "zip"
+            | "gz"
+            | "tgz"
+            | "xz"
+            | "zst"
+            | "7z"
+            | "rar"
+            | "bz2"
+            | "pdf"
+            | "docx"
+            | "xlsx"
+            | "pptx"
+            | "odt"
+            | "ods"
+            | "epub"
+    )
+}

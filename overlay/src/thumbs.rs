@@ -1,0 +1,105 @@
+//! Image thumbnails, made on first request and cached under
+//! `<data dir>/thumbs/`, keyed by the file's identity and modification, so
+//! an edited image gets a new one and stale ones are simply never read.
+
+use crate::access::{Op, Principal};
+use crate::error::{FabricError, Result};
+use crate::fabric::{Address, Fabric, blocking, check_share_bound, share_root};
+use crate::store::local;
+use std::io::Cursor;
+use std::path::Path;
+
+/// Longest side of a thumbnail, in pixels.
+pub const THUMB_SIZE: u32 = 256;
+
+/// Whether Glow can make a thumbnail of a file with this name.
+pub fn can_thumbnail(name: &str) -> bool {
+    let ext = name.rsplit('.').next().unwrap_or("").to_ascii_lowercase();
+    matches!(ext.as_str(), "jpg" | "jpeg" | "png" | "gif" | "webp")
+}
+
+impl Fabric {
+    /// A JPEG thumbnail of an image (at most [`THUMB_SIZE`] pixels a side).
+    pub async fn thumbnail(&self, who: &Principal, addr: &Address) -> Result<Vec<u8>> {
+        if !can_thumbnail(addr.path.name()) {
+            return Err(FabricError::Invalid("not an image Glow can preview".into()));
+        }
+        let folder = self.folder_for(who, addr, Op::Read).await?;
+        let (root, rel) = (folder.path.clone(), addr.path.clone());
+        let scope = share_root(who, &folder);
+        let cache_dir = self.data_dir().join("thumbs");
+        let folder_id = folder.id.clone();
+        blocking(move || {
+            let disk = local::confine(&root, &rel, false)?;
+            check_share_bound(scope.as_deref(), &disk)?;
+            let meta = std::fs::metadata(&disk)?;
+            let key = blake3::hash(
+                format!(
+                    "{folder_id}\0{rel}\0{}\0{}\0{THUMB_SIZE}",
+                    meta.len(),
+                    local::mtime_ns(&meta)
+                )
+                .as_bytes(),
+            )
+            .to_hex()
+            .to_string();
+            let cached = cache_dir.join(&key[..2]).join(format!("{key}.jpg"));
+            if let Ok(bytes) = std::fs::read(&cached) {
+                return Ok(bytes);
+            }
+            let bytes = render(&disk)?;
+            store(&cached, &bytes);
+            Ok(bytes)
+        })
+        .await
+    }
+}
+
+fn render(path: &Path) -> Result<Vec<u8>> {
+    let bad = |e: image::ImageError| FabricError::Invalid(format!("cannot read this image: {e}"));
+    let img = image::ImageReader::open(path)?
+        .with_guessed_format()?
+        .decode()
+        .map_err(bad)?;
+    let thumb = img.thumbnail(THUMB_SIZE, THUMB_SIZE).to_rgb8();
+    let mut out = Cursor::new(Vec::new());
+    thumb
+        .write_to(&mut out, image::ImageFormat::Jpeg)
+        .map_err(bad)?;
+    Ok(out.into_inner())
+}
+
+/// Writes a cache entry atomically; a failure only costs a re-render later.
+fn store(path: &Path, bytes: &[u8]) {
+    let Some(dir) = path.parent() else { return };
+    if std::fs::create_dir_all(dir).is_err() {
+        return;
+    }
+    let tmp = dir.join(format!(
+        ".tmp-{}",
+        crate::catalog::hex(&crate::catalog::random_bytes::<8>())
+    ));
+    if std::fs::write(&tmp, bytes).is_ok() && std::fs::rename(&tmp, path).is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_a_small_jpeg_of_a_png() {
+        let dir = tempfile::tempdir().unwrap();
+        let png = dir.path().join("big.png");
+        image::RgbImage::from_pixel(1000, 500, image::Rgb([200, 30, 30]))
+            .save(&png)
+            .unwrap();
+        let jpeg = render(&png).unwrap();
+        let back = image::load_from_memory(&jpeg).unwrap();
+        assert_eq!((back.width(), back.height()), (256, 128));
+        std::fs::write(dir.path().join("junk.png"), b"not a png").unwrap();
+        assert!(render(&dir.path().join("junk.png")).is_err());
+        assert!(can_thumbnail("A.JPG") && !can_thumbnail("a.txt"));
+    }
+}

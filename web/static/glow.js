@@ -1,0 +1,123 @@
+// Glow's pages: uploads with progress, and the buttons that call /api/v1.
+// Plain JavaScript, no framework; every request carries the CSRF token.
+"use strict";
+(function () {
+  const csrf = (document.querySelector('meta[name="csrf"]') || {}).content || "";
+  const table = document.getElementById("files");
+  const here = table ? table.dataset.here : "";
+
+  async function api(path, body) {
+    const r = await fetch("/api/v1/" + path, {
+      method: "POST",
+      headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf },
+      body: JSON.stringify(body || {}),
+      credentials: "same-origin",
+    });
+    const data = await r.json().catch(() => ({}));
+    if (!r.ok) throw new Error(data.error || r.statusText);
+    return data;
+  }
+  const fail = (e) => alert(e.message || e);
+
+  // Uploads: one PUT per file, streamed by the browser, with a progress bar.
+  function upload(files) {
+    const box = document.getElementById("progress");
+    let pending = files.length;
+    for (const f of files) {
+      const row = document.createElement("div");
+      row.innerHTML = '<span class="muted"></span><progress max="100" value="0"></progress>';
+      row.firstChild.textContent = f.name;
+      box.appendChild(row);
+      const xhr = new XMLHttpRequest();
+      xhr.open("PUT", location.pathname + encodeURIComponent(f.name));
+      xhr.setRequestHeader("X-CSRF-Token", csrf);
+      xhr.upload.onprogress = (e) => { if (e.lengthComputable) row.lastChild.value = (100 * e.loaded) / e.total; };
+      xhr.onloadend = () => {
+        if (xhr.status >= 300) row.firstChild.textContent = f.name + ": failed (" + xhr.status + ")";
+        if (--pending === 0) location.reload();
+      };
+      xhr.send(f);
+    }
+  }
+  const pick = document.getElementById("pick");
+  if (pick) pick.addEventListener("change", () => upload(pick.files));
+  const drop = document.getElementById("drop");
+  if (drop) {
+    const on = (e) => { e.preventDefault(); drop.classList.add("over"); };
+    const off = () => drop.classList.remove("over");
+    document.addEventListener("dragover", on);
+    document.addEventListener("dragleave", off);
+    document.addEventListener("drop", (e) => { e.preventDefault(); off(); if (e.dataTransfer.files.length) upload(e.dataTransfer.files); });
+  }
+
+  // Share dialog.
+  const dialog = document.getElementById("share-dialog");
+  let sharePath = "";
+  if (dialog) {
+    document.getElementById("share-create").addEventListener("click", async () => {
+      const f = document.getElementById("share-form");
+      const body = { path: sharePath.replace(/\/$/, ""), permission: f.permission.value };
+      if (f.expires.value) body.expires_in = Number(f.expires.value);
+      if (f.password.value) body.password = f.password.value;
+      if (f.max_downloads.value) body.max_downloads = Number(f.max_downloads.value);
+      document.getElementById("share-error").textContent = "";
+      try {
+        const s = await api("shares", body);
+        const out = document.getElementById("share-url");
+        out.value = location.origin + s.url;
+        out.select();
+      } catch (e) {
+        document.getElementById("share-error").textContent = e.message;
+      }
+    });
+  }
+
+  document.addEventListener("click", async (e) => {
+    const b = e.target.closest("[data-action]");
+    if (!b) return;
+    const row = b.closest("tr");
+    const name = row ? row.dataset.name : "";
+    try {
+      switch (b.dataset.action) {
+        case "mkdir": {
+          const n = prompt("Name of the new folder");
+          if (n) { await api("mkdir", { path: here + n }); location.reload(); }
+          break;
+        }
+        case "rename": {
+          const n = prompt("New name (a path such as other/" + name + " moves it)", name);
+          if (n && n !== name) { await api("move", { from: here + name, to: here + n }); location.reload(); }
+          break;
+        }
+        case "delete":
+          if (confirm("Move " + name + " to the trash?")) { await api("delete", { path: here + name }); location.reload(); }
+          break;
+        case "share":
+          sharePath = b.dataset.path;
+          document.getElementById("share-what").textContent = sharePath;
+          document.getElementById("share-url").value = "";
+          dialog.showModal();
+          break;
+        case "restore-trash":
+          await api("trash/restore", { id: Number(b.dataset.id) }); location.reload();
+          break;
+        case "empty-trash":
+          if (confirm("Delete everything in the trash for good?")) { await api("trash/empty", {}); location.reload(); }
+          break;
+        case "revoke":
+          if (confirm("Revoke this link? Nobody will be able to open it any more.")) { await api("shares/revoke", { id: b.dataset.id }); location.reload(); }
+          break;
+      }
+    } catch (err) { fail(err); }
+  });
+
+  document.addEventListener("submit", async (e) => {
+    const f = e.target.closest("form[data-restore]");
+    if (!f) return;
+    e.preventDefault();
+    try {
+      await api("restore", { path: f.dataset.path, version: Number(f.dataset.restore) });
+      location.reload();
+    } catch (err) { fail(err); }
+  });
+})();
