@@ -6,6 +6,7 @@
 #[macro_use]
 mod fixtures;
 mod auth;
+mod browser;
 mod cli;
 mod crash;
 mod disk;
