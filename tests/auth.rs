@@ -170,6 +170,28 @@ async fn session_cookies_sign_in_and_out(b: Backend) {
         .send()
         .await
         .unwrap();
+    assert_eq!(
+        r.status(),
+        StatusCode::FORBIDDEN,
+        "signing out needs the CSRF token"
+    );
+    let me: serde_json::Value = client()
+        .get(format!("{}/api/v1/me", srv.base))
+        .header(header::COOKIE, &pair)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let csrf = me["csrf"].as_str().unwrap().to_owned();
+    let r = client()
+        .request(Method::POST, format!("{}/logout", srv.base))
+        .header("x-csrf-token", &csrf)
+        .header(header::COOKIE, &pair)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
     let r = client()
         .get(srv.file("hello.txt"))

@@ -88,6 +88,9 @@ async fn read_links_serve_a_folder_and_refuse_changes(b: Backend) {
     );
     let r = get(&format!("{url}sub")).await;
     assert!(r.status().is_redirection());
+    let r = get(&format!("{url}?zip")).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(&r.bytes().await.unwrap()[..2], b"PK");
 
     // Read-only: no uploads, no deletes, nothing outside the folder.
     let r = client()

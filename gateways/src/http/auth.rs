@@ -192,12 +192,42 @@ pub async fn login(
 /// `POST /logout`: ends the session.
 pub async fn logout(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    req: axum::extract::Request,
 ) -> Result<Response, HttpError> {
+    #[derive(serde::Deserialize, Default)]
+    struct LogoutForm {
+        csrf: Option<String>,
+    }
+    let headers = req.headers().clone();
+    let is_form = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+    let form = if is_form {
+        use axum::extract::FromRequest;
+        Form::<LogoutForm>::from_request(req, &state)
+            .await
+            .map(|Form(f)| f)
+            .unwrap_or_default()
+    } else {
+        LogoutForm::default()
+    };
     if let Some(token) = cookie(&headers, SESSION_COOKIE) {
+        // Signing someone out is a change too: the page's token is needed.
+        let c = Caller {
+            who: overlay::Principal::System,
+            session: Some(token.clone()),
+        };
+        check_csrf(&headers, &c, form.csrf.as_deref())?;
         state.fabric.end_session(&token).await?;
     }
-    let mut r = StatusCode::NO_CONTENT.into_response();
+    let mut r = if is_form {
+        let mut r = Redirect::to("/login").into_response();
+        *r.status_mut() = StatusCode::SEE_OTHER;
+        r
+    } else {
+        StatusCode::NO_CONTENT.into_response()
+    };
     r.headers_mut().insert(
         header::SET_COOKIE,
         HeaderValue::from_static("glow_session=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0"),

@@ -185,6 +185,16 @@ async fn serve(state: &AppState, req: Request) -> Result<Response, HttpError> {
                             Redirect::permanent(&format!("{}/", parts.uri.path())).into_response()
                         );
                     }
+                    if query.split('&').any(|q| q == "zip") {
+                        // A whole-folder download counts as one download.
+                        state.fabric.count_share_download(&share).await?;
+                        let name = if addr.path.is_root() {
+                            addr.folder.clone()
+                        } else {
+                            addr.path.name().to_owned()
+                        };
+                        return Ok(super::zip::download(state, &who, &addr, &name));
+                    }
                     let mut rows: Vec<Row> = state
                         .fabric
                         .list(&who, &addr)
