@@ -22,6 +22,9 @@ pub enum FabricError {
     /// The target exists and overwriting was not asked for (412 / 405).
     #[error("already exists")]
     AlreadyExists,
+    /// A conditional request's condition did not hold (412).
+    #[error("precondition failed")]
+    PreconditionFailed,
     /// The parent of the target is missing or is not a directory (409).
     #[error("parent directory missing")]
     ParentMissing,

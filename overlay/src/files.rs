@@ -24,6 +24,19 @@ const WRITE_CHUNK: usize = 256 * 1024;
 /// Files up to this size are read whole when opened.
 pub const INLINE_LIMIT: u64 = 64 * 1024;
 
+/// What must hold for a conditional write to be committed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Precondition {
+    /// Nothing.
+    None,
+    /// The target must not exist (`If-None-Match: *`).
+    Absent,
+    /// The target must exist (`If-Match: *`).
+    Exists,
+    /// The target's current ETag must be this one (`If-Match: "…"`).
+    Etag(String),
+}
+
 /// A file opened for reading.
 #[derive(Debug)]
 pub struct OpenFile {
@@ -139,6 +152,21 @@ impl Fabric {
         body: impl AsyncRead + Unpin + Send,
         front: &str,
     ) -> Result<WriteOutcome> {
+        self.write_if(who, addr, body, front, &Precondition::None)
+            .await
+    }
+
+    /// [`Fabric::write`], but only if `pre` holds when the new content is
+    /// committed (checked under the folder's lock, so two conditional
+    /// writers cannot both win): HTTP's If-Match / If-None-Match, WebDAV's If.
+    pub async fn write_if(
+        &self,
+        who: &Principal,
+        addr: &Address,
+        body: impl AsyncRead + Unpin + Send,
+        front: &str,
+        pre: &Precondition,
+    ) -> Result<WriteOutcome> {
         let r = self.resolve(who, addr, Op::Create, true).await?;
         if r.rel.is_root() {
             return Err(FabricError::WrongKind("is a directory"));
@@ -147,7 +175,7 @@ impl Fabric {
         let (tmp, file) = blocking(move || local::create_temp(&target)).await?;
         let mut guard = RemoveOnDrop(Some(tmp.clone()));
         let hash = stream_to_file(body, tokio::fs::File::from_std(file)).await?;
-        let outcome = self.commit_write(who, &r, &tmp, &hash, front).await?;
+        let outcome = self.commit_write(who, &r, &tmp, &hash, front, pre).await?;
         guard.0 = None;
         Ok(outcome)
     }
@@ -161,17 +189,28 @@ impl Fabric {
         tmp: &Path,
         hash: &str,
         front: &str,
+        pre: &Precondition,
     ) -> Result<WriteOutcome> {
         let actor = who.actor();
         let lock = self.folder_lock(&r.folder.id);
         let _held = lock.lock().await;
         let target = r.disk.clone();
-        let existed = match tokio::fs::symlink_metadata(&target).await {
+        let current = match tokio::fs::symlink_metadata(&target).await {
             Ok(m) if m.is_dir() => return Err(FabricError::WrongKind("is a directory")),
-            Ok(_) => true,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => false,
+            Ok(m) => Some(local::entry_from(r.rel.clone(), r.rel.name().to_owned(), &m).etag()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
             Err(e) => return Err(e.into()),
         };
+        let holds = match pre {
+            Precondition::None => true,
+            Precondition::Absent => current.is_none(),
+            Precondition::Exists => current.is_some(),
+            Precondition::Etag(e) => current.as_deref() == Some(e.as_str()),
+        };
+        if !holds {
+            return Err(FabricError::PreconditionFailed);
+        }
+        let existed = current.is_some();
         if existed {
             // Replacing needs more than creating (a drop box may only add).
             if authorize(who, &r.folder, &r.rel, Op::Write).is_err() {

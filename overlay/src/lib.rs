@@ -25,7 +25,7 @@ mod watch;
 pub use access::{Op, Principal, SharePermission, ShareScope};
 pub use error::{FabricError, Result};
 pub use fabric::{Address, Fabric, FabricConfig, FolderOptions};
-pub use files::{FileBody, INLINE_LIMIT, OpenFile};
+pub use files::{FileBody, INLINE_LIMIT, OpenFile, Precondition};
 pub use path::RelPath;
 pub use resource::{
     AppPassword, Entry, EntryKind, Folder, SshKey, TrashItem, User, Version, WriteOutcome,

@@ -208,6 +208,53 @@ async fn trees_with_names_glow_cannot_keep_are_not_deleted() {
 }
 
 #[tokio::test]
+async fn conditional_writes_check_under_the_lock() {
+    use overlay::Precondition;
+    let w = world().await;
+    let body: &[u8] = b"new";
+    let err = w
+        .fabric
+        .write_if(&w.alice, &at("a.txt"), body, "t", &Precondition::Absent)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, FabricError::PreconditionFailed));
+    let err = w
+        .fabric
+        .write_if(&w.alice, &at("none.txt"), body, "t", &Precondition::Exists)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, FabricError::PreconditionFailed));
+    let etag = w.fabric.stat(&w.alice, &at("a.txt")).await.unwrap().etag();
+    let out = w
+        .fabric
+        .write_if(
+            &w.alice,
+            &at("a.txt"),
+            body,
+            "t",
+            &Precondition::Etag(etag.clone()),
+        )
+        .await
+        .unwrap();
+    assert_ne!(out.entry.etag(), etag);
+    // The old validator no longer matches: a lost update is refused.
+    let err = w
+        .fabric
+        .write_if(&w.alice, &at("a.txt"), body, "t", &Precondition::Etag(etag))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, FabricError::PreconditionFailed));
+    assert_eq!(std::fs::read(w.root.join("a.txt")).unwrap(), b"new");
+    // Nothing is left behind by refused writes.
+    let stray = std::fs::read_dir(&w.root)
+        .unwrap()
+        .flatten()
+        .any(|e| e.file_name().to_string_lossy().starts_with(".glow-tmp"));
+    assert!(!stray);
+    assert_in_sync(&w).await;
+}
+
+#[tokio::test]
 async fn other_namespaces_and_bad_targets_are_refused() {
     let w = world().await;
     assert!(matches!(

@@ -56,6 +56,10 @@ impl IntoResponse for HttpError {
                 FabricError::Invalid(m) => (StatusCode::BAD_REQUEST, m),
                 FabricError::NoSpace => (StatusCode::INSUFFICIENT_STORAGE, "no space left".into()),
                 FabricError::Gone(why) => (StatusCode::GONE, why.into()),
+                FabricError::PreconditionFailed => (
+                    StatusCode::PRECONDITION_FAILED,
+                    "precondition failed".into(),
+                ),
                 FabricError::RateLimited(secs) => {
                     let mut r = (
                         StatusCode::TOO_MANY_REQUESTS,

@@ -16,7 +16,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::TryStreamExt;
-use overlay::{Address, Entry, FabricError, FileBody, OpenFile, Principal};
+use overlay::{Address, Entry, FabricError, FileBody, OpenFile, Precondition, Principal};
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
@@ -329,7 +329,7 @@ async fn put(
             .and_then(|v: &HeaderValue| v.to_str().ok())
     };
     if let Some(im) = header_str(header::IF_MATCH)
-        && !current.as_ref().is_some_and(|e| etag_matches(im, e))
+        && !current.as_ref().is_some_and(|e| etag_matches_strong(im, e))
     {
         return Err(HttpError::Status(
             StatusCode::PRECONDITION_FAILED,
@@ -344,10 +344,21 @@ async fn put(
             "If-None-Match failed",
         ));
     }
+    // The checks above save a wasted upload; this one, made again when the
+    // upload is committed, is the one that holds against a concurrent writer.
+    let pre = match (
+        header_str(header::IF_MATCH),
+        header_str(header::IF_NONE_MATCH),
+    ) {
+        (Some("*"), _) => Precondition::Exists,
+        (Some(one), _) if !one.contains(',') => Precondition::Etag(one.trim().to_owned()),
+        (_, Some("*")) => Precondition::Absent,
+        _ => Precondition::None,
+    };
     let stream = body.into_data_stream().map_err(std::io::Error::other);
     let outcome = state
         .fabric
-        .write(who, addr, StreamReader::new(stream), "http")
+        .write_if(who, addr, StreamReader::new(stream), "http", &pre)
         .await?;
     let status = if outcome.created {
         StatusCode::CREATED
@@ -375,10 +386,19 @@ fn mtime(e: &Entry) -> SystemTime {
 }
 
 /// True if an `If-None-Match` / `If-Match` value lists `etag` (or is `*`).
+/// True if an `If-None-Match` value lists `etag` (weak comparison) or is `*`.
 fn etag_matches(list: &str, etag: &str) -> bool {
     list.split(',')
         .map(str::trim)
         .any(|t| t == "*" || t.trim_start_matches("W/") == etag)
+}
+
+/// True if an `If-Match` value lists `etag` (strong comparison: a weak
+/// validator never matches) or is `*`.
+fn etag_matches_strong(list: &str, etag: &str) -> bool {
+    list.split(',')
+        .map(str::trim)
+        .any(|t| t == "*" || t == etag)
 }
 
 fn not_modified(headers: &HeaderMap, etag: &str, modified: SystemTime) -> bool {
