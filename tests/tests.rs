@@ -16,3 +16,4 @@ mod share;
 mod traversal;
 mod versions;
 mod web;
+mod webdav;

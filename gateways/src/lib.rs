@@ -4,3 +4,4 @@
 //! disk or the catalog themselves.
 
 pub mod http;
+pub mod webdav;

@@ -24,6 +24,71 @@ const WRITE_CHUNK: usize = 256 * 1024;
 /// Files up to this size are read whole when opened.
 pub const INLINE_LIMIT: u64 = 64 * 1024;
 
+/// A write in progress (see [`Fabric::begin_write`]).
+pub struct Upload {
+    fabric: Fabric,
+    who: Principal,
+    resolved: Resolved,
+    tmp: PathBuf,
+    file: std::sync::Arc<fs::File>,
+    guard: RemoveOnDrop,
+    front: String,
+    pre: Precondition,
+}
+
+impl std::fmt::Debug for Upload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Upload")
+            .field("target", &self.resolved.rel)
+            .finish()
+    }
+}
+
+impl Upload {
+    /// Writes `data` at `offset` in the pending content.
+    pub async fn write_at(&mut self, offset: u64, data: bytes::Bytes) -> Result<()> {
+        use std::os::unix::fs::FileExt;
+        let file = self.file.clone();
+        blocking(move || Ok(file.write_all_at(&data, offset)?)).await
+    }
+
+    /// The pending content's size.
+    pub async fn len(&self) -> Result<u64> {
+        let file = self.file.clone();
+        blocking(move || Ok(file.metadata()?.len())).await
+    }
+
+    /// Sets the pending content's size (truncate or extend with zeros).
+    pub async fn set_len(&mut self, len: u64) -> Result<()> {
+        let file = self.file.clone();
+        blocking(move || Ok(file.set_len(len)?)).await
+    }
+
+    /// Makes the pending content the file's, atomically (the old content is
+    /// kept as a version), if the upload's precondition still holds.
+    pub async fn commit(mut self) -> Result<WriteOutcome> {
+        let (file, tmp) = (self.file.clone(), self.tmp.clone());
+        let hash = blocking(move || {
+            file.sync_all()?;
+            Ok(crate::store::blobs::hash_file(&tmp)?.0)
+        })
+        .await?;
+        let outcome = self
+            .fabric
+            .commit_write(
+                &self.who,
+                &self.resolved,
+                &self.tmp,
+                &hash,
+                &self.front,
+                &self.pre,
+            )
+            .await?;
+        self.guard.0 = None;
+        Ok(outcome)
+    }
+}
+
 /// What must hold for a conditional write to be committed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Precondition {
@@ -180,6 +245,52 @@ impl Fabric {
         Ok(outcome)
     }
 
+    /// Starts a write that arrives in pieces, possibly out of order (WebDAV
+    /// PUT, SFTP): the pieces go to a temp file beside the target, and only
+    /// [`Upload::commit`] makes them visible, atomically, keeping the old
+    /// content as a version. With `keep_existing`, the temp file starts as a
+    /// copy of the current content (a partial update or a resumed upload).
+    /// Dropping the upload without committing leaves the target untouched.
+    pub async fn begin_write(
+        &self,
+        who: &Principal,
+        addr: &Address,
+        front: &str,
+        pre: Precondition,
+        keep_existing: bool,
+    ) -> Result<Upload> {
+        let r = self.resolve(who, addr, Op::Create, true).await?;
+        if r.rel.is_root() {
+            return Err(FabricError::WrongKind("is a directory"));
+        }
+        let target = r.disk.clone();
+        let (tmp, file) = blocking(move || {
+            if let Ok(m) = fs::symlink_metadata(&target)
+                && m.is_dir()
+            {
+                return Err(FabricError::WrongKind("is a directory"));
+            }
+            let (tmp, file) = local::create_temp(&target)?;
+            if keep_existing && target.is_file() {
+                let mut guard = RemoveOnDrop(Some(tmp.clone()));
+                io::copy(&mut fs::File::open(&target)?, &mut &file)?;
+                guard.0 = None;
+            }
+            Ok((tmp, file))
+        })
+        .await?;
+        Ok(Upload {
+            fabric: self.clone(),
+            who: who.clone(),
+            resolved: r,
+            guard: RemoveOnDrop(Some(tmp.clone())),
+            tmp,
+            file: std::sync::Arc::new(file),
+            front: front.to_owned(),
+            pre,
+        })
+    }
+
     /// Second half of a write: keep the old content, move the temp file in,
     /// record the entry. Runs under the folder lock.
     async fn commit_write(
@@ -330,6 +441,15 @@ impl Fabric {
             }
         })
         .await?;
+        self.inner
+            .catalog
+            .move_properties(
+                &src.folder.id,
+                src.rel.as_str(),
+                &dst.folder.id,
+                dst.rel.as_str(),
+            )
+            .await?;
         for e in moved {
             let Ok(old) = RelPath::parse(&e.path) else {
                 continue;
@@ -513,6 +633,7 @@ impl Fabric {
             Ok(())
         })
         .await?;
+        cat.drop_properties(&r.folder.id, r.rel.as_str()).await?;
         for e in cat.entries_under(&r.folder.id, r.rel.as_str()).await? {
             cat.record_entry(
                 &r.folder.id,

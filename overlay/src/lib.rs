@@ -14,6 +14,7 @@ mod error;
 mod fabric;
 pub mod files;
 pub mod path;
+mod props;
 pub mod resource;
 pub mod scan;
 pub mod shares;
@@ -25,8 +26,9 @@ mod watch;
 pub use access::{Op, Principal, SharePermission, ShareScope};
 pub use error::{FabricError, Result};
 pub use fabric::{Address, Fabric, FabricConfig, FolderOptions};
-pub use files::{FileBody, INLINE_LIMIT, OpenFile, Precondition};
+pub use files::{FileBody, INLINE_LIMIT, OpenFile, Precondition, Upload};
 pub use path::RelPath;
+pub use props::Property;
 pub use resource::{
     AppPassword, Entry, EntryKind, Folder, SshKey, TrashItem, User, Version, WriteOutcome,
 };

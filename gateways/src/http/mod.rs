@@ -14,6 +14,7 @@ mod share;
 mod uri;
 mod zip;
 
+pub use auth::caller as auth_caller;
 pub use error::HttpError;
 pub use serve::{Listener, ServeOptions, serve};
 
@@ -22,17 +23,20 @@ use axum::routing::{any, get, post};
 use overlay::Fabric;
 
 /// Shared state of the HTTP front's handlers.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct AppState {
     /// The fabric every handler calls.
     pub fabric: Fabric,
     /// Whether the front is served over TLS (cookies get `Secure`).
     pub tls: bool,
+    /// The WebDAV handler (shares its lock table between requests).
+    pub dav: dav_server::DavHandler<overlay::Principal>,
 }
 
 /// The HTTP front's routes. Tests may call it with `oneshot`.
 pub fn app(fabric: Fabric, tls: bool) -> Router {
-    let state = AppState { fabric, tls };
+    let dav = crate::webdav::handler(fabric.clone());
+    let state = AppState { fabric, tls, dav };
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/", get(browse::root))
@@ -60,6 +64,9 @@ pub fn app(fabric: Fabric, tls: bool) -> Router {
         .route("/s/{token}", any(share::bare))
         .route("/s/{token}/", any(share::handle))
         .route("/s/{token}/{*rest}", any(share::handle))
+        .route("/dav", any(crate::webdav::handle))
+        .route("/dav/", any(crate::webdav::handle))
+        .route("/dav/{*rest}", any(crate::webdav::handle))
         .route("/u", any(files::handle))
         .route("/u/", any(files::handle))
         .route("/u/{*rest}", any(files::handle))

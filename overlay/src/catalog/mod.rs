@@ -10,11 +10,13 @@
 mod entries;
 mod folders;
 mod history;
+mod properties;
 mod shares;
 mod users;
 
 pub use entries::EntryRow;
 pub use history::{NewVersion, TrashRow};
+pub use properties::PropertyRow;
 pub use shares::ShareRow;
 pub use users::{AppPasswordRow, UserRow};
 

@@ -1,0 +1,58 @@
+//! The WebDAV front: `/dav/` on the HTTP port, built on dav-server with
+//! [`fs::GlowDavFs`] over the fabric (no second path to the disk). The
+//! signed-in user sees their folders as top-level collections.
+//!
+//! Sign-in is HTTP Basic (password or app password, rate-limited like
+//! every front) or the web session cookie.
+//!
+//! Not yet: locks that survive a restart (an in-memory lock system serves
+//! class 2 for now), dead properties, quota properties.
+
+mod error;
+pub mod fs;
+
+use crate::http::auth_caller;
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use dav_server::DavHandler;
+use overlay::{Fabric, Principal};
+use std::net::SocketAddr;
+
+/// Builds the WebDAV handler for `fabric`, mounted at `/dav`.
+pub fn handler(fabric: Fabric) -> DavHandler<Principal> {
+    DavHandler::builder()
+        .filesystem(Box::new(fs::GlowDavFs::new(fabric)))
+        .locksystem(dav_server::memls::MemLs::new())
+        .strip_prefix("/dav")
+        .build_handler()
+}
+
+/// Every method under `/dav`.
+pub async fn handle(State(state): State<crate::http::AppState>, req: Request) -> Response {
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0);
+    let caller = match auth_caller(&state, req.headers(), peer).await {
+        Ok(Some(c)) => c,
+        Ok(None) => return crate::http::HttpError::Unauthorized.into_response(),
+        Err(e) => return e.into_response(),
+    };
+    let cross_site = req
+        .headers()
+        .get("sec-fetch-site")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v == "cross-site");
+    if cross_site {
+        return (StatusCode::FORBIDDEN, "cross-site request refused\n").into_response();
+    }
+    let name = caller.who.actor().to_owned();
+    let mut r = state.dav.handle_guarded(req, name, caller.who).await;
+    // macOS Finder and Windows look for this to offer a writable mount.
+    r.headers_mut()
+        .entry(header::HeaderName::from_static("ms-author-via"))
+        .or_insert(HeaderValue::from_static("DAV"));
+    r.map(Body::new)
+}

@@ -1,0 +1,143 @@
+//! The WebDAV front with real clients: the litmus suite (all five test
+//! groups must pass), curl for sign-in and isolation, and writes that land
+//! in the fabric (versions, trash).
+
+use crate::fixtures::*;
+use reqwest::{Method, StatusCode};
+use std::process::Command;
+
+on_both!(
+    litmus_passes_every_suite,
+    webdav_writes_are_versioned_and_isolated
+);
+
+async fn litmus_passes_every_suite(b: Backend) {
+    let env = Env::new(b);
+    let srv = env.serve();
+    let out = Command::new("litmus")
+        .arg(format!("{}/dav/share/", srv.base))
+        .args(["admin", ADMIN_PW])
+        .current_dir(env.tmp.path())
+        .output()
+        .expect("litmus is needed (apt-get install litmus)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let summaries: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("<- summary"))
+        .collect();
+    for suite in ["basic", "copymove", "props", "locks", "http"] {
+        let line = summaries
+            .iter()
+            .find(|l| l.contains(&format!("`{suite}'")))
+            .unwrap_or_else(|| panic!("litmus did not run {suite}:\n{text}"));
+        assert!(line.contains(" 0 failed"), "{line}\n{text}");
+    }
+    assert!(out.status.success(), "{text}");
+}
+
+async fn webdav_writes_are_versioned_and_isolated(b: Backend) {
+    let env = Env::new(b);
+    let srv = env.serve();
+    let dav = |m: &str, path: &str| {
+        admin(
+            Method::from_bytes(m.as_bytes()).unwrap(),
+            &format!("{}/dav/{path}", srv.base),
+        )
+    };
+    // The root lists the user's folders.
+    let r = dav("PROPFIND", "")
+        .header("Depth", "1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 207);
+    let xml = r.text().await.unwrap();
+    assert!(xml.contains("/dav/share/"), "{xml}");
+    // PUT over an existing file keeps the old content as a version.
+    let r = dav("PUT", "share/hello.txt")
+        .body("over webdav")
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    assert_eq!(read(&env.share().join("hello.txt")), b"over webdav");
+    let v = env.ok(&["versions", "admin/share/hello.txt"]);
+    assert!(v.contains("13 bytes\toverwrite via webdav by admin"), "{v}");
+    // DELETE goes to the trash.
+    let r = dav("DELETE", "share/hello.txt").send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    assert!(
+        env.ok(&["trash", "list", "admin"])
+            .contains("share/hello.txt")
+    );
+    // Dead properties are listed once each.
+    dav("PUT", "share/p.txt").body("p").send().await.unwrap();
+    let patch = r#"<?xml version="1.0"?><D:propertyupdate xmlns:D="DAV:" xmlns:Z="urn:glow-test"><D:set><D:prop><Z:colour>blue</Z:colour></D:prop></D:set></D:propertyupdate>"#;
+    let r = dav("PROPPATCH", "share/p.txt")
+        .body(patch)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 207);
+    let r = dav("PROPFIND", "share/p.txt")
+        .header("Depth", "0")
+        .send()
+        .await
+        .unwrap();
+    let xml = r.text().await.unwrap();
+    assert_eq!(xml.matches("blue").count(), 1, "{xml}");
+    // A PROPFIND of a folder of 1,000 files lists every one.
+    std::fs::create_dir(env.share().join("many")).unwrap();
+    for i in 0..1000 {
+        std::fs::write(env.share().join(format!("many/f{i:04}.txt")), b"x").unwrap();
+    }
+    let r = dav("PROPFIND", "share/many/")
+        .header("Depth", "1")
+        .send()
+        .await
+        .unwrap();
+    let xml = r.text().await.unwrap();
+    assert_eq!(xml.matches("<D:response>").count(), 1001);
+    // Wrong credentials: 401 with a realm; another user sees nothing of admin's.
+    let r = client()
+        .request(
+            Method::from_bytes(b"PROPFIND").unwrap(),
+            format!("{}/dav/", srv.base),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert!(
+        r.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .contains("realm=\"Glow\"")
+    );
+    env.ok(&["user", "add", "bob"]);
+    let pw = env.ok(&["user", "app-password", "bob"]).trim().to_owned();
+    let bob = |m: &str, path: &str| {
+        client()
+            .request(
+                Method::from_bytes(m.as_bytes()).unwrap(),
+                format!("{}/dav/{path}", srv.base),
+            )
+            .basic_auth("bob", Some(&pw))
+    };
+    let xml = bob("PROPFIND", "")
+        .header("Depth", "1")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!xml.contains("/dav/share/"), "{xml}");
+    assert_eq!(
+        bob("GET", "share/p.txt").send().await.unwrap().status(),
+        StatusCode::NOT_FOUND
+    );
+    let r = bob("PUT", "share/evil.txt").body("x").send().await.unwrap();
+    assert!(r.status().is_client_error(), "{}", r.status());
+    assert!(!env.share().join("evil.txt").exists());
+}
