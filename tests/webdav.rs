@@ -8,7 +8,8 @@ use std::process::Command;
 
 on_both!(
     litmus_passes_every_suite,
-    webdav_writes_are_versioned_and_isolated
+    webdav_writes_are_versioned_and_isolated,
+    locks_survive_a_restart
 );
 
 async fn litmus_passes_every_suite(b: Backend) {
@@ -140,4 +141,69 @@ async fn webdav_writes_are_versioned_and_isolated(b: Backend) {
     let r = bob("PUT", "share/evil.txt").body("x").send().await.unwrap();
     assert!(r.status().is_client_error(), "{}", r.status());
     assert!(!env.share().join("evil.txt").exists());
+}
+
+async fn locks_survive_a_restart(b: Backend) {
+    let env = Env::new(b);
+    let srv = env.serve();
+    let url = format!("{}/dav/share/hello.txt", srv.base);
+    let lockinfo = r#"<?xml version="1.0"?><D:lockinfo xmlns:D="DAV:"><D:lockscope><D:exclusive/></D:lockscope><D:locktype><D:write/></D:locktype><D:owner>glow test</D:owner></D:lockinfo>"#;
+    let r = admin(Method::from_bytes(b"LOCK").unwrap(), &url)
+        .header("Timeout", "Second-600")
+        .body(lockinfo)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let token = r.headers()["lock-token"]
+        .to_str()
+        .unwrap()
+        .trim_matches(|c| c == '<' || c == '>')
+        .to_owned();
+    assert!(token.starts_with("urn:uuid:"), "{token}");
+    let r = admin(Method::PUT, &url)
+        .body("no token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 423);
+
+    drop(srv);
+    let srv = env.serve();
+    let url = format!("{}/dav/share/hello.txt", srv.base);
+    let r = admin(Method::PUT, &url)
+        .body("no token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 423, "the lock survived the restart");
+    let xml = admin(Method::from_bytes(b"PROPFIND").unwrap(), &url)
+        .header("Depth", "0")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(xml.contains(&token) && xml.contains("glow test"), "{xml}");
+    let r = admin(Method::PUT, &url)
+        .header("If", format!("(<{token}>)"))
+        .body("with token")
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    assert_eq!(read(&env.share().join("hello.txt")), b"with token");
+    let r = admin(Method::from_bytes(b"UNLOCK").unwrap(), &url)
+        .header("Lock-Token", format!("<{token}>"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let r = admin(Method::PUT, &url)
+        .body("unlocked")
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
 }

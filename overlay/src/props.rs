@@ -11,7 +11,45 @@ use crate::fabric::Fabric;
 /// One property: a namespaced name and an opaque value.
 pub type Property = PropertyRow;
 
+/// An advisory lock on a path of a user's namespace.
+pub type Lock = crate::catalog::LockRow;
+
 impl Fabric {
+    /// The live locks in `user`'s namespace. The caller (a front) has
+    /// signed `user` in; locks are advisory and never stop the fabric itself.
+    pub async fn locks(&self, user: &str) -> Result<Vec<Lock>> {
+        self.inner
+            .catalog
+            .locks(user, crate::resource::now_ms())
+            .await
+    }
+
+    /// Records a lock.
+    pub async fn add_lock(&self, lock: &Lock) -> Result<()> {
+        self.inner
+            .catalog
+            .insert_lock(lock, crate::resource::now_ms())
+            .await
+    }
+
+    /// Drops locks.
+    pub async fn remove_locks(&self, tokens: &[String]) -> Result<()> {
+        self.inner.catalog.delete_locks(tokens).await
+    }
+
+    /// Gives a lock a new expiry.
+    pub async fn refresh_lock(
+        &self,
+        token: &str,
+        expires_at: Option<i64>,
+        timeout_ms: Option<i64>,
+    ) -> Result<()> {
+        self.inner
+            .catalog
+            .refresh_lock(token, expires_at, timeout_ms)
+            .await
+    }
+
     /// The properties of an entry.
     pub async fn properties(&self, who: &Principal, addr: &Address) -> Result<Vec<Property>> {
         let folder = self.folder_for(who, addr, Op::Read).await?;

@@ -30,12 +30,12 @@ pub struct AppState {
     /// Whether the front is served over TLS (cookies get `Secure`).
     pub tls: bool,
     /// The WebDAV handler (shares its lock table between requests).
-    pub dav: dav_server::DavHandler<overlay::Principal>,
+    pub dav: crate::webdav::Dav,
 }
 
 /// The HTTP front's routes. Tests may call it with `oneshot`.
 pub fn app(fabric: Fabric, tls: bool) -> Router {
-    let dav = crate::webdav::handler(fabric.clone());
+    let dav = crate::webdav::Dav::new(fabric.clone());
     let state = AppState { fabric, tls, dav };
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))

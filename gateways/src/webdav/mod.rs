@@ -5,11 +5,12 @@
 //! Sign-in is HTTP Basic (password or app password, rate-limited like
 //! every front) or the web session cookie.
 //!
-//! Not yet: locks that survive a restart (an in-memory lock system serves
-//! class 2 for now), dead properties, quota properties.
+//! Class 1 and 2: locks live in the catalog (`locks.rs`) and survive a
+//! restart; dead properties live in the catalog too.
 
 mod error;
 pub mod fs;
+pub mod locks;
 
 use crate::http::auth_caller;
 use axum::body::Body;
@@ -20,13 +21,36 @@ use dav_server::DavHandler;
 use overlay::{Fabric, Principal};
 use std::net::SocketAddr;
 
-/// Builds the WebDAV handler for `fabric`, mounted at `/dav`.
-pub fn handler(fabric: Fabric) -> DavHandler<Principal> {
-    DavHandler::builder()
-        .filesystem(Box::new(fs::GlowDavFs::new(fabric)))
-        .locksystem(dav_server::memls::MemLs::new())
-        .strip_prefix("/dav")
-        .build_handler()
+/// What every WebDAV request shares.
+#[derive(Clone)]
+pub struct Dav {
+    fabric: Fabric,
+    fs: fs::GlowDavFs,
+    lock_gate: std::sync::Arc<tokio::sync::Mutex<()>>,
+}
+
+impl Dav {
+    /// The WebDAV front over `fabric`, mounted at `/dav`.
+    pub fn new(fabric: Fabric) -> Dav {
+        Dav {
+            fs: fs::GlowDavFs::new(fabric.clone()),
+            fabric,
+            lock_gate: Default::default(),
+        }
+    }
+
+    /// A handler bound to one user's namespace (their lock table).
+    fn handler_for(&self, user: &str) -> DavHandler<Principal> {
+        DavHandler::builder()
+            .filesystem(Box::new(self.fs.clone()))
+            .locksystem(Box::new(locks::CatalogLs::new(
+                self.fabric.clone(),
+                user.to_owned(),
+                self.lock_gate.clone(),
+            )))
+            .strip_prefix("/dav")
+            .build_handler()
+    }
 }
 
 /// Every method under `/dav`.
@@ -49,7 +73,11 @@ pub async fn handle(State(state): State<crate::http::AppState>, req: Request) ->
         return (StatusCode::FORBIDDEN, "cross-site request refused\n").into_response();
     }
     let name = caller.who.actor().to_owned();
-    let mut r = state.dav.handle_guarded(req, name, caller.who).await;
+    let mut r = state
+        .dav
+        .handler_for(&name)
+        .handle_guarded(req, name.clone(), caller.who)
+        .await;
     // macOS Finder and Windows look for this to offer a writable mount.
     r.headers_mut()
         .entry(header::HeaderName::from_static("ms-author-via"))

@@ -10,12 +10,14 @@
 mod entries;
 mod folders;
 mod history;
+mod locks;
 mod properties;
 mod shares;
 mod users;
 
 pub use entries::EntryRow;
 pub use history::{NewVersion, TrashRow};
+pub use locks::LockRow;
 pub use properties::PropertyRow;
 pub use shares::ShareRow;
 pub use users::{AppPasswordRow, UserRow};
