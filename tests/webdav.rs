@@ -9,7 +9,8 @@ use std::process::Command;
 on_both!(
     litmus_passes_every_suite,
     webdav_writes_are_versioned_and_isolated,
-    locks_survive_a_restart
+    locks_survive_a_restart,
+    rclone_round_trip_is_byte_exact
 );
 
 async fn litmus_passes_every_suite(b: Backend) {
@@ -99,6 +100,33 @@ async fn webdav_writes_are_versioned_and_isolated(b: Backend) {
         .unwrap();
     let xml = r.text().await.unwrap();
     assert_eq!(xml.matches("<D:response>").count(), 1001);
+    // Quota properties (RFC 4331), so clients can show free space.
+    let body = r#"<?xml version="1.0"?><D:propfind xmlns:D="DAV:"><D:prop><D:quota-available-bytes/><D:quota-used-bytes/></D:prop></D:propfind>"#;
+    let xml = dav("PROPFIND", "")
+        .header("Depth", "0")
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let number = |tag: &str| -> u64 {
+        let start = xml
+            .find(&format!("<D:{tag}>"))
+            .unwrap_or_else(|| panic!("no {tag}: {xml}"))
+            + tag.len()
+            + 4;
+        xml[start..]
+            .split('<')
+            .next()
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    assert!(number("quota-available-bytes") > 0);
+    assert!(number("quota-used-bytes") > 0, "{xml}");
     // Wrong credentials: 401 with a realm; another user sees nothing of admin's.
     let r = client()
         .request(
@@ -206,4 +234,89 @@ async fn locks_survive_a_restart(b: Backend) {
         .await
         .unwrap();
     assert!(r.status().is_success(), "{}", r.status());
+}
+
+/// rclone, an independent WebDAV client: a tree in, listed, back out, the
+/// same bytes; then a move and a delete.
+async fn rclone_round_trip_is_byte_exact(b: Backend) {
+    let env = Env::new(b);
+    let srv = env.serve();
+    let src = env.path("src");
+    std::fs::create_dir_all(src.join("deep/er")).unwrap();
+    let files = [
+        ("a.txt", b"alpha".to_vec()),
+        (
+            "deep/b b.bin",
+            (0..300_000u32)
+                .map(|i| (i % 253) as u8)
+                .collect::<Vec<u8>>(),
+        ),
+        ("deep/er/ü.txt", "ünïcødé".as_bytes().to_vec()),
+    ];
+    for (p, bytes) in &files {
+        std::fs::write(src.join(p), bytes).unwrap();
+    }
+    let conf = env.path("rclone.conf");
+    let obscured = Command::new("rclone")
+        .args(["obscure", ADMIN_PW])
+        .output()
+        .expect("rclone is needed (apt-get install rclone)");
+    let pass = String::from_utf8(obscured.stdout).unwrap();
+    std::fs::write(
+        &conf,
+        format!(
+            "[glow]\ntype = webdav\nurl = {}/dav/\nvendor = other\nuser = admin\npass = {}\n",
+            srv.base,
+            pass.trim()
+        ),
+    )
+    .unwrap();
+    let rclone = |args: &[&str]| {
+        let out = Command::new("rclone")
+            .arg("--config")
+            .arg(&conf)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "rclone {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    rclone(&["copy", src.to_str().unwrap(), "glow:share/tree"]);
+    let listing = rclone(&["lsf", "-R", "glow:share/tree"]);
+    for (p, _) in &files {
+        assert!(
+            listing.lines().any(|l| l == *p),
+            "{p} missing from {listing}"
+        );
+    }
+    let back = env.path("back");
+    rclone(&["copy", "glow:share/tree", back.to_str().unwrap()]);
+    for (p, bytes) in &files {
+        assert_eq!(&read(&back.join(p)), bytes, "{p}");
+        assert_eq!(
+            &read(&env.share().join("tree").join(p)),
+            bytes,
+            "{p} on the server's disk"
+        );
+    }
+    rclone(&[
+        "check",
+        src.to_str().unwrap(),
+        "glow:share/tree",
+        "--size-only",
+    ]);
+    rclone(&[
+        "moveto",
+        "glow:share/tree/a.txt",
+        "glow:share/tree/deep/a-moved.txt",
+    ]);
+    assert_eq!(read(&env.share().join("tree/deep/a-moved.txt")), b"alpha");
+    assert!(!env.share().join("tree/a.txt").exists());
+    rclone(&["delete", "glow:share/tree/deep/er"]);
+    assert!(!env.share().join("tree/deep/er/ü.txt").exists());
+    assert!(env.ok(&["trash", "list", "admin"]).contains("ü.txt"));
 }

@@ -14,7 +14,34 @@ pub type Property = PropertyRow;
 /// An advisory lock on a path of a user's namespace.
 pub type Lock = crate::catalog::LockRow;
 
+/// Space used and left in a user's namespace.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Quota {
+    /// Bytes in the user's files.
+    pub used: u64,
+    /// Bytes still free where the user's folders live (the least of them).
+    pub available: Option<u64>,
+}
+
 impl Fabric {
+    /// What a user has stored, and the room left (no quotas are set yet: the
+    /// disk's free space is the limit).
+    pub async fn quota(&self, who: &Principal) -> Result<Quota> {
+        let folders = self.folders(who, Some(who.actor())).await?;
+        let ids: Vec<String> = folders.iter().map(|f| f.id.clone()).collect();
+        let used = self.inner.catalog.used_bytes(&ids).await?.max(0) as u64;
+        let paths: Vec<std::path::PathBuf> = folders.iter().map(|f| f.path.clone()).collect();
+        let available = crate::fabric::blocking(move || {
+            Ok(paths
+                .iter()
+                .filter_map(|p| rustix::fs::statvfs(p).ok())
+                .map(|s| s.f_bavail.saturating_mul(s.f_frsize))
+                .min())
+        })
+        .await?;
+        Ok(Quota { used, available })
+    }
+
     /// The live locks in `user`'s namespace. The caller (a front) has
     /// signed `user` in; locks are advisory and never stop the fabric itself.
     pub async fn locks(&self, user: &str) -> Result<Vec<Lock>> {

@@ -438,6 +438,14 @@ impl GuardedFileSystem<Principal> for GlowDavFs {
         .boxed()
     }
 
+    fn get_quota<'a>(&'a self, who: &'a Principal) -> FsFuture<'a, (u64, Option<u64>)> {
+        async move {
+            let q = self.fabric.quota(who).await.map_err(to_fs)?;
+            Ok((q.used, q.available.map(|a| a.saturating_add(q.used))))
+        }
+        .boxed()
+    }
+
     fn have_props<'a>(
         &'a self,
         _path: &'a DavPath,

@@ -176,6 +176,21 @@ impl Catalog {
         Ok(())
     }
 
+    /// Bytes in the live files of some folders.
+    pub async fn used_bytes(&self, folder_ids: &[String]) -> FabricResult<i64> {
+        let mut total = 0;
+        for fid in folder_ids {
+            let n: i64 = sqlx::query_scalar(
+                "SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM entries WHERE folder_id = $1 AND deleted = 0 AND kind = 'file'",
+            )
+            .bind(fid)
+            .fetch_one(&self.pool)
+            .await?;
+            total += n;
+        }
+        Ok(total)
+    }
+
     /// True if a live entry or a kept version still points at this blob.
     pub async fn blob_in_use(&self, hash: &str) -> FabricResult<bool> {
         let n: i64 = sqlx::query_scalar(
