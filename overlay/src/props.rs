@@ -80,11 +80,17 @@ impl Fabric {
     /// The properties of an entry.
     pub async fn properties(&self, who: &Principal, addr: &Address) -> Result<Vec<Property>> {
         let folder = self.folder_for(who, addr, Op::Read).await?;
-        self.stat(who, addr).await?;
         self.inner
             .catalog
             .properties(&folder.id, addr.path.as_str())
             .await
+    }
+
+    /// True if anything in the folder of `addr` has properties (a cheap test
+    /// before asking for the properties of every entry of a listing).
+    pub async fn folder_has_properties(&self, who: &Principal, addr: &Address) -> Result<bool> {
+        let folder = self.folder_for(who, addr, Op::Read).await?;
+        self.inner.catalog.folder_has_properties(&folder.id).await
     }
 
     /// Sets (`true`) and removes (`false`) properties of an entry, all or none.

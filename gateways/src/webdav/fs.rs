@@ -21,12 +21,55 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt};
 #[derive(Clone, Debug)]
 pub struct GlowDavFs {
     fabric: Fabric,
+    props_cache: PropsCache,
 }
 
 impl GlowDavFs {
     /// A file system over `fabric`.
     pub fn new(fabric: Fabric) -> Self {
-        GlowDavFs { fabric }
+        GlowDavFs {
+            fabric,
+            props_cache: PropsCache::default(),
+        }
+    }
+}
+
+/// Remembers for a moment whether a folder has any dead properties at all,
+/// so that a PROPFIND of a big folder without any asks the catalog once,
+/// not once per entry.
+#[derive(Clone, Debug, Default)]
+struct PropsCache(
+    std::sync::Arc<
+        std::sync::Mutex<std::collections::HashMap<(String, String), (bool, std::time::Instant)>>,
+    >,
+);
+
+impl PropsCache {
+    const FRESH: Duration = Duration::from_millis(500);
+
+    async fn has(&self, fabric: &Fabric, who: &Principal, addr: &Address) -> bool {
+        let key = (addr.user.clone(), addr.folder.clone());
+        if let Some((has, at)) = self.0.lock().unwrap_or_else(|e| e.into_inner()).get(&key)
+            && at.elapsed() < Self::FRESH
+        {
+            return *has;
+        }
+        let has = fabric
+            .folder_has_properties(who, addr)
+            .await
+            .unwrap_or(true);
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key, (has, std::time::Instant::now()));
+        has
+    }
+
+    fn forget(&self, addr: &Address) {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&(addr.user.clone(), addr.folder.clone()));
     }
 }
 
@@ -448,10 +491,16 @@ impl GuardedFileSystem<Principal> for GlowDavFs {
 
     fn have_props<'a>(
         &'a self,
-        _path: &'a DavPath,
-        _who: &'a Principal,
+        path: &'a DavPath,
+        who: &'a Principal,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send + 'a>> {
-        async { true }.boxed()
+        async move {
+            match target(path, who) {
+                Ok(Target::In(addr)) => self.props_cache.has(&self.fabric, who, &addr).await,
+                _ => false,
+            }
+        }
+        .boxed()
     }
 
     fn patch_props<'a>(
@@ -480,6 +529,7 @@ impl GuardedFileSystem<Principal> for GlowDavFs {
                 .patch_properties(who, &addr, &changes)
                 .await
                 .map_err(to_fs)?;
+            self.props_cache.forget(&addr);
             Ok(patch
                 .into_iter()
                 .map(|(_, p)| (axum::http::StatusCode::OK, DavProp { xml: None, ..p }))

@@ -22,22 +22,51 @@ pub struct CatalogLs {
     user: String,
     /// Serialises check-then-insert in this process.
     gate: Arc<tokio::sync::Mutex<()>>,
+    /// The locks as read at the start of this request (a PROPFIND asks for
+    /// the locks of every entry it lists); changes made through this value
+    /// refresh it.
+    cache: Arc<std::sync::Mutex<Option<Vec<DavLock>>>>,
 }
 
 impl CatalogLs {
     /// The lock system of `user`'s namespace; `gate` is shared by all of them.
     pub fn new(fabric: Fabric, user: String, gate: Arc<tokio::sync::Mutex<()>>) -> Self {
-        CatalogLs { fabric, user, gate }
+        CatalogLs {
+            fabric,
+            user,
+            gate,
+            cache: Arc::default(),
+        }
     }
 
     async fn load(&self) -> Vec<DavLock> {
-        match self.fabric.locks(&self.user).await {
+        if let Some(l) = self
+            .cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+        {
+            let now = SystemTime::now();
+            return l
+                .iter()
+                .filter(|l| l.timeout_at.is_none_or(|t| t > now))
+                .cloned()
+                .collect();
+        }
+        let locks: Vec<DavLock> = match self.fabric.locks(&self.user).await {
             Ok(rows) => rows.into_iter().filter_map(to_dav).collect(),
             Err(e) => {
                 tracing::error!("webdav: cannot read locks: {e}");
-                Vec::new()
+                return Vec::new();
             }
-        }
+        };
+        *self.cache.lock().unwrap_or_else(|e| e.into_inner()) = Some(locks.clone());
+        locks
+    }
+
+    /// Forgets the cached locks after a change.
+    fn changed(&self) {
+        *self.cache.lock().unwrap_or_else(|e| e.into_inner()) = None;
     }
 }
 
@@ -204,6 +233,7 @@ impl DavLockSystem for CatalogLs {
                 shared,
                 deep,
             };
+            self.changed();
             if let Err(e) = self.fabric.add_lock(&row).await {
                 tracing::error!("webdav: cannot store a lock: {e}");
                 return Err(lock);
@@ -219,6 +249,7 @@ impl DavLockSystem for CatalogLs {
             let _gate = self.gate.lock().await;
             let locks = self.load().await;
             let l = find(&locks, &path, &token).ok_or(())?;
+            self.changed();
             self.fabric
                 .remove_locks(std::slice::from_ref(&l.token))
                 .await
@@ -240,6 +271,7 @@ impl DavLockSystem for CatalogLs {
             let mut l = find(&locks, &path, &token).cloned().ok_or(())?;
             l.timeout = timeout;
             l.timeout_at = timeout.map(|d| SystemTime::now() + d);
+            self.changed();
             self.fabric
                 .refresh_lock(
                     &l.token,
@@ -319,6 +351,7 @@ impl DavLockSystem for CatalogLs {
                 .filter(|l| is_prefix(&target, &segs(&l.path)))
                 .map(|l| l.token)
                 .collect();
+            self.changed();
             self.fabric.remove_locks(&doomed).await.map_err(|_| ())
         }
         .boxed()

@@ -30,6 +30,17 @@ impl Catalog {
         .await?)
     }
 
+    /// True if any entry of the folder has a property.
+    pub async fn folder_has_properties(&self, folder_id: &str) -> Result<bool> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM (SELECT 1 FROM properties WHERE folder_id = $1 LIMIT 1) AS t",
+        )
+        .bind(folder_id)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(n > 0)
+    }
+
     /// Sets (`Some`) or removes (`None` value in `set == false`) properties, all at once.
     pub async fn patch_properties(
         &self,
