@@ -38,11 +38,10 @@ impl GlowDavFs {
 /// so that a PROPFIND of a big folder without any asks the catalog once,
 /// not once per entry.
 #[derive(Clone, Debug, Default)]
-struct PropsCache(
-    std::sync::Arc<
-        std::sync::Mutex<std::collections::HashMap<(String, String), (bool, std::time::Instant)>>,
-    >,
-);
+struct PropsCache(std::sync::Arc<std::sync::Mutex<HasProps>>);
+
+/// (user, folder) -> (has properties, when that was read).
+type HasProps = std::collections::HashMap<(String, String), (bool, std::time::Instant)>;
 
 impl PropsCache {
     const FRESH: Duration = Duration::from_millis(500);
