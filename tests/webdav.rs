@@ -100,6 +100,14 @@ async fn webdav_writes_are_versioned_and_isolated(b: Backend) {
         .unwrap();
     let xml = r.text().await.unwrap();
     assert_eq!(xml.matches("<D:response>").count(), 1001);
+    // Depth: infinity is refused as RFC 4918 allows.
+    let r = dav("PROPFIND", "share/")
+        .header("Depth", "infinity")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert!(r.text().await.unwrap().contains("propfind-finite-depth"));
     // Quota properties (RFC 4331), so clients can show free space.
     let body = r#"<?xml version="1.0"?><D:propfind xmlns:D="DAV:"><D:prop><D:quota-available-bytes/><D:quota-used-bytes/></D:prop></D:propfind>"#;
     let xml = dav("PROPFIND", "")

@@ -72,12 +72,24 @@ pub async fn handle(State(state): State<crate::http::AppState>, req: Request) ->
     if cross_site {
         return (StatusCode::FORBIDDEN, "cross-site request refused\n").into_response();
     }
+    // dav-server refuses Depth: infinity PROPFIND with 501; RFC 4918 §9.1
+    // says 403 with the propfind-finite-depth precondition, which clients
+    // understand as "ask level by level".
+    let infinite_propfind = req.method().as_str() == "PROPFIND"
+        && req
+            .headers()
+            .get("depth")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|d| d.eq_ignore_ascii_case("infinity"));
     let name = caller.who.actor().to_owned();
     let mut r = state
         .dav
         .handler_for(&name)
         .handle_guarded(req, name.clone(), caller.who)
         .await;
+    if infinite_propfind && r.status() == StatusCode::NOT_IMPLEMENTED {
+        *r.status_mut() = StatusCode::FORBIDDEN;
+    }
     // macOS Finder and Windows look for this to offer a writable mount.
     r.headers_mut()
         .entry(header::HeaderName::from_static("ms-author-via"))
