@@ -269,19 +269,10 @@ pub(super) async fn send_file(
     };
     base.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
     if attachment {
-        // RFC 6266 / 5987: everything but unreserved characters encoded.
-        const ATTR: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
-            .remove(b'-')
-            .remove(b'.')
-            .remove(b'_')
-            .remove(b'~');
-        let v = format!(
-            "attachment; filename*=UTF-8''{}",
-            percent_encoding::utf8_percent_encode(&entry.name, ATTR)
+        base.insert(
+            header::CONTENT_DISPOSITION,
+            super::uri::attachment(&entry.name),
         );
-        if let Ok(v) = HeaderValue::from_str(&v) {
-            base.insert(header::CONTENT_DISPOSITION, v);
-        }
     }
     let body = match content {
         _ if req.method == Method::HEAD => Body::empty(),

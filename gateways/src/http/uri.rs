@@ -46,6 +46,23 @@ pub fn decode(raw: &str, prefix: &str) -> Result<FilePath, FabricError> {
     })
 }
 
+/// A `Content-Disposition: attachment` value for a file name (RFC 6266 with
+/// the RFC 5987 UTF-8 form: everything but unreserved characters encoded).
+pub fn attachment(name: &str) -> axum::http::HeaderValue {
+    use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+    const ATTR: &AsciiSet = &NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'.')
+        .remove(b'_')
+        .remove(b'~');
+    let v = format!(
+        "attachment; filename*=UTF-8''{}",
+        utf8_percent_encode(name, ATTR)
+    );
+    axum::http::HeaderValue::from_str(&v)
+        .unwrap_or(axum::http::HeaderValue::from_static("attachment"))
+}
+
 /// Percent-encodes one path segment for an `href`.
 pub fn encode_segment(s: &str) -> String {
     use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
@@ -99,6 +116,18 @@ mod tests {
         ] {
             assert!(decode(raw, "/u").is_err(), "{raw} accepted");
         }
+    }
+
+    #[test]
+    fn attachments_name_files_safely() {
+        assert_eq!(
+            attachment("a b;c.zip"),
+            "attachment; filename*=UTF-8''a%20b%3Bc.zip"
+        );
+        assert_eq!(
+            attachment("ü.txt"),
+            "attachment; filename*=UTF-8''%C3%BC.txt"
+        );
     }
 
     #[test]

@@ -33,18 +33,10 @@ pub fn download(state: &AppState, who: &Principal, addr: &Address, name: &str) -
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/zip"),
     );
-    const ATTR: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
-        .remove(b'-')
-        .remove(b'.')
-        .remove(b'_')
-        .remove(b'~');
-    let disposition = format!(
-        "attachment; filename*=UTF-8''{}.zip",
-        percent_encoding::utf8_percent_encode(name, ATTR)
+    h.insert(
+        header::CONTENT_DISPOSITION,
+        super::uri::attachment(&format!("{name}.zip")),
     );
-    if let Ok(v) = HeaderValue::from_str(&disposition) {
-        h.insert(header::CONTENT_DISPOSITION, v);
-    }
     r
 }
 
