@@ -151,19 +151,7 @@ async fn session_cookies_sign_in_and_out(b: Backend) {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
-    let r = client()
-        .post(format!("{}/login", srv.base))
-        .form(&[("user", "admin"), ("password", ADMIN_PW)])
-        .send()
-        .await
-        .unwrap();
-    let pair = r.headers()[header::SET_COOKIE]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
+    let pair = session_cookie(&srv).await;
     let r = client()
         .request(Method::POST, format!("{}/logout", srv.base))
         .header(header::COOKIE, &pair)

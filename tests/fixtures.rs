@@ -343,6 +343,20 @@ pub fn raw_request(addr: &str, head: &str) -> (u16, String) {
     (status, text)
 }
 
+/// Signs the admin in through `POST /login`; returns the `name=value`
+/// cookie pair to send back.
+pub async fn session_cookie(srv: &Server) -> String {
+    let r = client()
+        .post(format!("{}/login", srv.base))
+        .form(&[("user", "admin"), ("password", ADMIN_PW)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), reqwest::StatusCode::SEE_OTHER);
+    let cookie = r.headers()[reqwest::header::SET_COOKIE].to_str().unwrap();
+    cookie.split(';').next().unwrap().to_owned()
+}
+
 /// `Authorization` header value for the admin.
 pub fn admin_basic() -> String {
     use base64::Engine;

@@ -148,19 +148,7 @@ async fn api_does_what_the_pages_do(b: Backend) {
 async fn csrf_guards_cookie_sessions(b: Backend) {
     let env = Env::new(b);
     let srv = env.serve();
-    let r = client()
-        .post(format!("{}/login", srv.base))
-        .form(&[("user", "admin"), ("password", ADMIN_PW)])
-        .send()
-        .await
-        .unwrap();
-    let cookie = r.headers()[header::SET_COOKIE]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
+    let cookie = session_cookie(&srv).await;
     let with_cookie =
         |m: Method, url: String| client().request(m, url).header(header::COOKIE, &cookie);
     let me: Value = with_cookie(Method::GET, format!("{}/api/v1/me", srv.base))
