@@ -100,6 +100,17 @@ async fn webdav_writes_are_versioned_and_isolated(b: Backend) {
         .unwrap();
     let xml = r.text().await.unwrap();
     assert_eq!(xml.matches("<D:response>").count(), 1001);
+    // Windows' redirector probes the server root, unauthenticated.
+    let r = client()
+        .request(Method::OPTIONS, format!("{}/", srv.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["dav"], "1, 2");
+    assert_eq!(r.headers()["ms-author-via"], "DAV");
+    let r = dav("OPTIONS", "").send().await.unwrap();
+    assert!(r.headers()["dav"].to_str().unwrap().contains('2'));
     // Depth: infinity is refused as RFC 4918 allows.
     let r = dav("PROPFIND", "share/")
         .header("Depth", "infinity")

@@ -39,7 +39,7 @@ pub fn app(fabric: Fabric, tls: bool) -> Router {
     let state = AppState { fabric, tls, dav };
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
-        .route("/", get(browse::root))
+        .route("/", get(browse::root).options(crate::webdav::root_options))
         .route("/login", get(browse::login_page).post(auth::login))
         .route("/trash", get(browse::trash_page))
         .route("/links", get(browse::links_page))

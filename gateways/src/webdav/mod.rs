@@ -53,6 +53,27 @@ impl Dav {
     }
 }
 
+/// `OPTIONS /`: Windows' WebDAV redirector (and some other clients) asks the
+/// server root, without credentials, whether it speaks WebDAV before it
+/// mounts `/dav/`; say so.
+pub async fn root_options() -> Response {
+    let mut r = StatusCode::OK.into_response();
+    let h = r.headers_mut();
+    h.insert(
+        header::HeaderName::from_static("dav"),
+        HeaderValue::from_static("1, 2"),
+    );
+    h.insert(
+        header::HeaderName::from_static("ms-author-via"),
+        HeaderValue::from_static("DAV"),
+    );
+    h.insert(
+        header::ALLOW,
+        HeaderValue::from_static("OPTIONS, GET, HEAD"),
+    );
+    r
+}
+
 /// Every method under `/dav`.
 pub async fn handle(State(state): State<crate::http::AppState>, req: Request) -> Response {
     let peer = req
