@@ -10,7 +10,8 @@ on_both!(
     litmus_passes_every_suite,
     webdav_writes_are_versioned_and_isolated,
     locks_survive_a_restart,
-    rclone_round_trip_is_byte_exact
+    rclone_round_trip_is_byte_exact,
+    large_uploads_stream_both_ways
 );
 
 async fn litmus_passes_every_suite(b: Backend) {
@@ -338,4 +339,47 @@ async fn rclone_round_trip_is_byte_exact(b: Backend) {
     rclone(&["delete", "glow:share/tree/deep/er"]);
     assert!(!env.share().join("tree/deep/er/ü.txt").exists());
     assert!(env.ok(&["trash", "list", "admin"]).contains("ü.txt"));
+}
+
+/// Peak resident memory of a process, in KiB.
+fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// 512 MiB up and down over WebDAV: the bytes arrive whole and the server
+/// never holds the file in memory.
+async fn large_uploads_stream_both_ways(b: Backend) {
+    const MIB: usize = 1 << 20;
+    let env = Env::new(b);
+    let srv = env.serve();
+    let before = peak_rss_kib(srv.child.id());
+    let chunks = (0..512u32).map(|i| Ok::<_, std::io::Error>(vec![(i % 251) as u8; MIB]));
+    let body = reqwest::Body::wrap_stream(futures_util::stream::iter(chunks));
+    let url = format!("{}/dav/share/big.bin", srv.base);
+    let r = admin(Method::PUT, &url).body(body).send().await.unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    let r = admin(Method::GET, &url).send().await.unwrap();
+    assert_eq!(
+        r.headers()["content-length"],
+        (512 * MIB).to_string().as_str()
+    );
+    let mut stream = r.bytes_stream();
+    let mut seen = 0usize;
+    use futures_util::StreamExt;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.unwrap();
+        for (k, byte) in chunk.iter().enumerate() {
+            let expected = (((seen + k) / MIB) % 251) as u8;
+            assert_eq!(*byte, expected, "byte {}", seen + k);
+        }
+        seen += chunk.len();
+    }
+    assert_eq!(seen, 512 * MIB);
+    let grown = peak_rss_kib(srv.child.id()).saturating_sub(before);
+    assert!(
+        grown < 128 * 1024,
+        "the server grew by {grown} KiB for a 512 MiB file"
+    );
 }
