@@ -560,6 +560,16 @@ impl Fabric {
         }
     }
 
+    /// A folder by id from the index, re-reading the index once on a miss.
+    pub(crate) async fn folder_by_id(&self, id: &str) -> Result<Arc<Folder>> {
+        let find = || self.all_folders().into_iter().find(|f| f.id == id);
+        if let Some(f) = find() {
+            return Ok(f);
+        }
+        self.reload_folders().await?;
+        find().ok_or(FabricError::NotFound)
+    }
+
     fn find_folder(&self, owner: &str, name: &str) -> Option<Arc<Folder>> {
         let index = self.inner.folders.read().unwrap_or_else(|e| e.into_inner());
         index.by_name.get(owner)?.get(name).cloned()

@@ -163,10 +163,11 @@ impl Fabric {
 
     /// Revokes a link by id or token; only its owner (or the CLI) may.
     pub async fn revoke_share(&self, who: &Principal, id_or_token: &str) -> Result<()> {
-        let all = self.inner.catalog.shares(None).await?;
-        let row = all
-            .into_iter()
-            .find(|s| s.id == id_or_token || s.token == id_or_token)
+        let row = self
+            .inner
+            .catalog
+            .share_by_id_or_token(id_or_token)
+            .await?
             .ok_or(FabricError::NotFound)?;
         authorize_namespace(who, &row.owner_id)?;
         self.inner.catalog.revoke_share(&row.id).await?;
@@ -267,11 +268,8 @@ impl Fabric {
     }
 
     async fn share_from_row(&self, row: ShareRow) -> Result<Share> {
-        let folders = self.folders(&Principal::System, None).await?;
-        let folder = folders
-            .iter()
-            .find(|f| f.id == row.folder_id)
-            .ok_or(FabricError::NotFound)?;
+        // From the in-memory index: this runs on every visit to a link.
+        let folder = self.folder_by_id(&row.folder_id).await?;
         Ok(Share {
             id: row.id,
             token: row.token,

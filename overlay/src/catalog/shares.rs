@@ -85,6 +85,17 @@ impl Catalog {
         Ok(())
     }
 
+    /// The share with this id or token.
+    pub async fn share_by_id_or_token(&self, key: &str) -> Result<Option<ShareRow>> {
+        let q = sqlx::AssertSqlSafe(format!(
+            "SELECT {SHARE_COLUMNS} FROM shares WHERE id = $1 OR token = $1"
+        ));
+        Ok(sqlx::query_as(q)
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
     /// The share with this token.
     pub async fn share_by_token(&self, token: &str) -> Result<Option<ShareRow>> {
         let q = sqlx::AssertSqlSafe(format!(
