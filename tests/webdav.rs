@@ -11,7 +11,9 @@ on_both!(
     webdav_writes_are_versioned_and_isolated,
     locks_survive_a_restart,
     rclone_round_trip_is_byte_exact,
-    large_uploads_stream_both_ways
+    large_uploads_stream_both_ways,
+    finder_metadata_is_kept_without_history,
+    cadaver_session_works
 );
 
 async fn litmus_passes_every_suite(b: Backend) {
@@ -381,5 +383,130 @@ async fn large_uploads_stream_both_ways(b: Backend) {
     assert!(
         grown < 128 * 1024,
         "the server grew by {grown} KiB for a 512 MiB file"
+    );
+}
+
+/// macOS Finder writes `.DS_Store` and AppleDouble `._name` files next to
+/// what it copies and reads them back: Glow stores them, but keeps no
+/// versions, puts no trash item in the way, and hides them from web pages.
+async fn finder_metadata_is_kept_without_history(b: Backend) {
+    let env = Env::new(b);
+    let srv = env.serve();
+    let dav = |m: &str, path: &str| {
+        admin(
+            Method::from_bytes(m.as_bytes()).unwrap(),
+            &format!("{}/dav/{path}", srv.base),
+        )
+    };
+    for body in ["first", "second"] {
+        for name in ["._photo.jpg", ".DS_Store", "photo.jpg"] {
+            let r = dav("PUT", &format!("share/{name}"))
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            assert!(r.status().is_success(), "{name}: {}", r.status());
+        }
+    }
+    // Finder reads them back.
+    let r = dav("GET", "share/._photo.jpg").send().await.unwrap();
+    assert_eq!(r.text().await.unwrap(), "second");
+    let xml = dav("PROPFIND", "share/")
+        .header("Depth", "1")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(xml.contains("/dav/share/._photo.jpg") && xml.contains("/dav/share/.DS_Store"));
+    // The real file has a version; its companions have none.
+    let v = env.ok(&["versions", "admin/share/photo.jpg"]);
+    assert!(v.contains("overwrite via webdav"), "{v}");
+    for name in ["._photo.jpg", ".DS_Store"] {
+        let v = env.ok(&["versions", &format!("admin/share/{name}")]);
+        assert!(!v.contains("overwrite"), "{name}: {v}");
+    }
+    // The web page does not show them.
+    let page = admin(Method::GET, &format!("{}/u/admin/share/", srv.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("photo.jpg"), "{page}");
+    assert!(
+        !page.contains("._photo.jpg") && !page.contains(".DS_Store"),
+        "{page}"
+    );
+    // Deleting them leaves no trash item behind.
+    for name in ["._photo.jpg", ".DS_Store"] {
+        let r = dav("DELETE", &format!("share/{name}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::NO_CONTENT);
+        assert!(!env.share().join(name).exists());
+    }
+    let trash = env.ok(&["trash", "list", "admin"]);
+    assert!(
+        !trash.contains("._photo") && !trash.contains("DS_Store"),
+        "{trash}"
+    );
+}
+
+/// cadaver, the command-line WebDAV client, through a whole session:
+/// make a collection, upload, list, move, download, delete.
+async fn cadaver_session_works(b: Backend) {
+    let env = Env::new(b);
+    let srv = env.serve();
+    let home = env.tmp.path().join("cadaver-home");
+    std::fs::create_dir_all(&home).unwrap();
+    let port = srv.base.rsplit(':').next().unwrap().to_owned();
+    std::fs::write(
+        home.join(".netrc"),
+        format!("machine 127.0.0.1 login admin password {ADMIN_PW}\n"),
+    )
+    .unwrap();
+    let local = env.tmp.path().join("up.bin");
+    let data: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    std::fs::write(&local, &data).unwrap();
+    let back = env.tmp.path().join("back.bin");
+    let script = format!(
+        "mkcol docs\ncd docs\nput {} up.bin\nls\nmove up.bin moved.bin\nget moved.bin {}\nls\ndelete moved.bin\nls\nquit\n",
+        local.display(),
+        back.display()
+    );
+    let mut child = Command::new("cadaver")
+        .arg(format!("http://127.0.0.1:{port}/dav/share/"))
+        .env("HOME", &home)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("cadaver is needed (apt-get install cadaver)");
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(script.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!text.contains("failed"), "{text}");
+    assert!(text.contains("up.bin"), "{text}");
+    assert_eq!(read(&back), data, "cadaver got back what it put");
+    assert!(env.share().join("docs").is_dir());
+    assert!(!env.share().join("docs/moved.bin").exists());
+    assert!(
+        env.ok(&["trash", "list", "admin"])
+            .contains("docs/moved.bin"),
+        "the delete went to the trash"
     );
 }

@@ -332,7 +332,7 @@ impl Fabric {
         }
         let (blobs, keep, tmp, h) = (
             self.inner.blobs.clone(),
-            r.folder.keep_copies,
+            r.folder.keep_copies && !crate::path::is_os_metadata(r.rel.name()),
             tmp.to_path_buf(),
             hash.to_owned(),
         );
@@ -576,8 +576,17 @@ impl Fabric {
     }
 
     /// Moves a file or directory to the trash: its files are kept as versions
-    /// attached to one trash item, then removed from disk. Returns the trash id.
-    pub async fn delete(&self, who: &Principal, addr: &Address, front: &str) -> Result<i64> {
+    /// attached to one trash item, then removed from disk. Returns the trash
+    /// id, or `None` for a lone OS metadata file ([`is_os_metadata`]), which
+    /// is removed without one.
+    ///
+    /// [`is_os_metadata`]: crate::path::is_os_metadata
+    pub async fn delete(
+        &self,
+        who: &Principal,
+        addr: &Address,
+        front: &str,
+    ) -> Result<Option<i64>> {
         let r = self.resolve(who, addr, Op::Write, false).await?;
         if r.rel.is_root() {
             return Err(FabricError::Forbidden);
@@ -591,16 +600,21 @@ impl Fabric {
             EntryKind::File
         };
         let cat = &self.inner.catalog;
-        let trash_id = cat
-            .insert_trash(
-                &r.folder.id,
-                r.rel.as_str(),
-                kind,
-                who.actor(),
-                front,
-                crate::resource::now_ms(),
+        let trash_id = if kind == EntryKind::File && crate::path::is_os_metadata(r.rel.name()) {
+            None
+        } else {
+            Some(
+                cat.insert_trash(
+                    &r.folder.id,
+                    r.rel.as_str(),
+                    kind,
+                    who.actor(),
+                    front,
+                    crate::resource::now_ms(),
+                )
+                .await?,
             )
-            .await?;
+        };
         let files = if meta.is_dir() {
             let (base, rel) = (r.disk.clone(), r.rel.clone());
             blocking(move || walk(&base, &rel)).await?
@@ -617,7 +631,7 @@ impl Fabric {
                     "delete",
                     front,
                     who.actor(),
-                    Some(trash_id),
+                    trash_id,
                 )
                 .await?;
             }

@@ -27,7 +27,7 @@ pub use access::{Op, Principal, SharePermission, ShareScope};
 pub use error::{FabricError, Result};
 pub use fabric::{Address, Fabric, FabricConfig, FolderOptions};
 pub use files::{FileBody, INLINE_LIMIT, OpenFile, Precondition, Upload};
-pub use path::RelPath;
+pub use path::{RelPath, is_os_metadata};
 pub use props::{Lock, Property, Quota};
 pub use resource::{
     AppPassword, Entry, EntryKind, Folder, SshKey, TrashItem, User, Version, WriteOutcome,

@@ -125,6 +125,15 @@ pub fn is_internal_name(name: &str) -> bool {
     name.starts_with(TEMP_PREFIX)
 }
 
+/// True for the metadata files desktop clients scatter over shares: macOS
+/// Finder's `.DS_Store` and AppleDouble `._name` companions (written next to
+/// every copied file that has extended attributes). Glow stores them, since
+/// Finder reads them back, but keeps no versions of them, deletes them
+/// without a trash item, and leaves them out of web listings and zips.
+pub fn is_os_metadata(name: &str) -> bool {
+    name == ".DS_Store" || (name.starts_with("._") && name.len() > 2)
+}
+
 fn check_component(part: &str) -> Result<()> {
     let bad = |why: &str| Err(FabricError::InvalidPath(format!("{why}: {part:?}")));
     if part.is_empty() {

@@ -265,7 +265,10 @@ impl Fabric {
             Ok(m) => m,
             Err(_) => return Ok(false), // gone again; its own event follows
         };
-        let (blobs, keep, d) = (self.inner.blobs.clone(), folder.keep_copies, disk.clone());
+        // OS metadata files (`.DS_Store`, `._*`) get no copies and no versions.
+        let junk = crate::path::is_os_metadata(rel.name());
+        let keep = folder.keep_copies && !junk;
+        let (blobs, d) = (self.inner.blobs.clone(), disk.clone());
         let (hash, _) = blocking(move || {
             if keep {
                 blobs.ingest(&d)
@@ -288,7 +291,7 @@ impl Fabric {
         if matches_disk(known.as_ref(), size, mtime) {
             return Ok(false); // Glow wrote it meanwhile
         }
-        if let Some(k) = known.filter(|k| !k.deleted && k.kind() == EntryKind::File)
+        if let Some(k) = known.filter(|k| !junk && !k.deleted && k.kind() == EntryKind::File)
             && let Some(old) = k
                 .hash
                 .filter(|h| *h != hash && self.inner.blobs.contains(h))
@@ -350,6 +353,7 @@ impl Fabric {
             .hash
             .as_deref()
             .filter(|h| k.kind() == EntryKind::File && self.inner.blobs.contains(h))
+            .filter(|_| !crate::path::is_os_metadata(rel.name()))
         {
             let cat = &self.inner.catalog;
             let trash_id = cat

@@ -30,7 +30,10 @@ impl Fabric {
         front: &str,
         actor: &str,
         trash_id: Option<i64>,
-    ) -> Result<i64> {
+    ) -> Result<Option<i64>> {
+        if crate::path::is_os_metadata(rel.name()) {
+            return Ok(None);
+        }
         let meta = tokio::fs::metadata(disk).await?;
         let (size, mtime) = (meta.len() as i64, local::mtime_ns(&meta));
         let known = self.inner.catalog.entry(&folder.id, rel.as_str()).await?;
@@ -56,7 +59,7 @@ impl Fabric {
             actor,
             trash_id,
         };
-        self.inner.catalog.insert_version(&v, now_ms()).await
+        Ok(Some(self.inner.catalog.insert_version(&v, now_ms()).await?))
     }
 
     /// Earlier contents of a file, newest first.

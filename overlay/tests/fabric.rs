@@ -160,7 +160,12 @@ async fn copy_duplicates_a_tree() {
 #[tokio::test]
 async fn deleted_trees_come_back_from_the_trash() {
     let w = world().await;
-    let id = w.fabric.delete(&w.alice, &at("d"), "test").await.unwrap();
+    let id = w
+        .fabric
+        .delete(&w.alice, &at("d"), "test")
+        .await
+        .unwrap()
+        .unwrap();
     assert!(!w.root.join("d").exists());
     assert_in_sync(&w).await;
     let trash = w.fabric.trash(&w.alice, "alice").await.unwrap();
@@ -183,10 +188,8 @@ async fn deleted_trees_come_back_from_the_trash() {
         .delete(&w.alice, &at("a.txt"), "test")
         .await
         .unwrap();
-    w.fabric
-        .purge_trash(&w.alice, "alice", Some(id))
-        .await
-        .unwrap();
+    assert!(id.is_some(), "a real file gets a trash item");
+    w.fabric.purge_trash(&w.alice, "alice", id).await.unwrap();
     assert!(w.fabric.trash(&w.alice, "alice").await.unwrap().is_empty());
 }
 

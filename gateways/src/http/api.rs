@@ -264,7 +264,8 @@ pub async fn copy(State(state): State<AppState>, req: Request) -> ApiResult<Done
 
 #[derive(Serialize)]
 pub struct TrashId {
-    trash_id: i64,
+    /// `null` for OS metadata files (`.DS_Store`, `._*`), removed for good.
+    trash_id: Option<i64>,
 }
 
 /// `POST /api/v1/delete {"path"}`: to the trash.

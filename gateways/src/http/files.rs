@@ -159,7 +159,8 @@ async fn get(
                 };
                 return Ok(super::zip::download(state, who, addr, &name));
             }
-            let entries = state.fabric.list(who, addr).await?;
+            let mut entries = state.fabric.list(who, addr).await?;
+            entries.retain(|e| !overlay::is_os_metadata(&e.name));
             return Ok(browse::dir_page(
                 c,
                 addr,

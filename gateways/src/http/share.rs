@@ -200,6 +200,7 @@ async fn serve(state: &AppState, req: Request) -> Result<Response, HttpError> {
                         .list(&who, &addr)
                         .await?
                         .iter()
+                        .filter(|e| !overlay::is_os_metadata(&e.name))
                         .map(Row::from_entry)
                         .collect();
                     rows.sort_by(|a, b| b.is_dir.cmp(&a.is_dir).then_with(|| a.name.cmp(&b.name)));

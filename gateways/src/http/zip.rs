@@ -50,6 +50,7 @@ async fn write(
     let mut stack = vec![(top.clone(), String::new())];
     while let Some((dir, prefix)) = stack.pop() {
         let mut entries = fabric.list(who, &dir).await?;
+        entries.retain(|e| !overlay::is_os_metadata(&e.name));
         entries.sort_by(|a, b| b.name.cmp(&a.name)); // popped in name order
         for e in entries {
             let child = dir.with_path(e.path.clone());
