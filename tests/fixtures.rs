@@ -113,6 +113,8 @@ impl Env {
         let mut c = Command::new(env!("CARGO_BIN_EXE_glow"));
         c.env("GLOW_DATA_DIR", self.data_dir())
             .env("GLOW_ADMIN_PASSWORD", ADMIN_PW)
+            // Tests run side by side: never the default SFTP port.
+            .env("GLOW_SFTP", "127.0.0.1:0")
             .env(
                 "GLOW_LOG",
                 std::env::var("GLOW_TEST_LOG").unwrap_or_else(|_| "warn".into()),
@@ -194,6 +196,8 @@ pub struct Server {
     pub base: String,
     pub addr: String,
     pub banner: String,
+    /// The SFTP front's port, from the banner.
+    pub sftp_port: Option<u16>,
 }
 
 impl Server {
@@ -254,6 +258,10 @@ impl Server {
         }
         let base = base.unwrap_or_else(|| panic!("no HTTP address in banner:\n{banner}"));
         let addr = base.split("://").nth(1).unwrap().to_owned();
+        let sftp_port = banner
+            .lines()
+            .find(|l| l.trim_start().starts_with("sftp "))
+            .and_then(|l| l.trim_end_matches('/').rsplit(':').next()?.parse().ok());
         // Keep draining so the server never blocks on a full pipe.
         std::thread::spawn(move || for _ in rx {});
         std::thread::spawn(move || {
@@ -268,6 +276,7 @@ impl Server {
             base,
             addr,
             banner,
+            sftp_port,
         }
     }
 

@@ -4,4 +4,5 @@
 //! disk or the catalog themselves.
 
 pub mod http;
+pub mod sftp;
 pub mod webdav;

@@ -399,6 +399,24 @@ impl Fabric {
         }
     }
 
+    /// Signs a user in with one of their SSH public keys, named by its
+    /// SHA-256 fingerprint (`SHA256:…`, as `glow user key add` stored it).
+    /// The SSH layer has already checked the client's signature.
+    pub async fn authenticate_key(&self, name: &str, fingerprint: &str) -> Result<Principal> {
+        let Some(user) = self.inner.catalog.user_by_name(name).await? else {
+            return Err(FabricError::BadCredentials);
+        };
+        let keys = self.inner.catalog.ssh_keys(&user.id).await?;
+        if keys.iter().any(|k| k.fingerprint == fingerprint) {
+            Ok(Principal::User {
+                id: user.id,
+                name: user.name,
+            })
+        } else {
+            Err(FabricError::BadCredentials)
+        }
+    }
+
     /// Opens a sign-in session for a principal; returns the secret token.
     pub async fn create_session(&self, who: &Principal, ttl: Duration) -> Result<String> {
         let Principal::User { id, .. } = who else {

@@ -45,11 +45,25 @@ impl std::fmt::Debug for Upload {
 }
 
 impl Upload {
-    /// Writes `data` at `offset` in the pending content.
-    pub async fn write_at(&mut self, offset: u64, data: bytes::Bytes) -> Result<()> {
+    /// Writes `data` at `offset` in the pending content. Writes at distinct
+    /// offsets may run concurrently (SFTP clients keep many in flight).
+    pub async fn write_at(&self, offset: u64, data: bytes::Bytes) -> Result<()> {
         use std::os::unix::fs::FileExt;
         let file = self.file.clone();
         blocking(move || Ok(file.write_all_at(&data, offset)?)).await
+    }
+
+    /// Reads up to `len` bytes at `offset` of the pending content (a file
+    /// opened for reading and writing at once).
+    pub async fn read_at(&self, offset: u64, len: usize) -> Result<Vec<u8>> {
+        let file = self.file.clone();
+        blocking(move || read_at(&file, offset, len)).await
+    }
+
+    /// The file the pending content is written to, for positional I/O
+    /// without a trip through the blocking pool per call.
+    pub fn pending_file(&self) -> std::sync::Arc<fs::File> {
+        self.file.clone()
     }
 
     /// The pending content's size.
@@ -87,6 +101,23 @@ impl Upload {
         self.guard.0 = None;
         Ok(outcome)
     }
+}
+
+/// Reads up to `len` bytes at `offset` of `file` (fewer only at its end).
+pub fn read_at(file: &fs::File, offset: u64, len: usize) -> Result<Vec<u8>> {
+    use std::os::unix::fs::FileExt;
+    let mut buf = vec![0u8; len];
+    let mut filled = 0;
+    while filled < len {
+        match file.read_at(&mut buf[filled..], offset + filled as u64) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    buf.truncate(filled);
+    Ok(buf)
 }
 
 /// What must hold for a conditional write to be committed.
@@ -368,6 +399,50 @@ impl Fabric {
         })
         .await?;
         self.record(&r.folder, &entry, None, false).await?;
+        Ok(entry)
+    }
+
+    /// Sets a file's or directory's permission bits (`mode & 0o777`) and
+    /// modification time (SFTP's setstat: `chmod`, `put -p`). The content is
+    /// unchanged, so no version is kept; the catalog records the new mtime.
+    pub async fn set_attributes(
+        &self,
+        who: &Principal,
+        addr: &Address,
+        mode: Option<u32>,
+        modified: Option<std::time::SystemTime>,
+    ) -> Result<Entry> {
+        let r = self.resolve(who, addr, Op::Write, false).await?;
+        if r.rel.is_root() && mode.is_some() {
+            return Err(FabricError::Forbidden); // a folder's own root stays as its owner set it
+        }
+        let lock = self.folder_lock(&r.folder.id);
+        let _held = lock.lock().await;
+        let (disk, rel, name) = (r.disk.clone(), r.rel.clone(), entry_name(&r));
+        let entry = blocking(move || {
+            use std::os::unix::fs::PermissionsExt;
+            let meta = fs::symlink_metadata(&disk)?;
+            if meta.file_type().is_symlink() {
+                return Err(FabricError::Forbidden);
+            }
+            if let Some(m) = mode {
+                fs::set_permissions(&disk, fs::Permissions::from_mode(m & 0o777))?;
+            }
+            if let Some(t) = modified {
+                let f = fs::File::open(&disk)?;
+                f.set_modified(t)?;
+            }
+            Ok(local::entry_from(rel, name, &fs::metadata(&disk)?))
+        })
+        .await?;
+        let hash = self
+            .inner
+            .catalog
+            .entry(&r.folder.id, r.rel.as_str())
+            .await?
+            .and_then(|e| e.hash);
+        self.record(&r.folder, &entry, hash.as_deref(), false)
+            .await?;
         Ok(entry)
     }
 

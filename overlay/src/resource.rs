@@ -84,6 +84,8 @@ pub struct Entry {
     pub mtime_ns: i64,
     /// Inode number, for validators that must change on every rename-over.
     pub inode: u64,
+    /// Unix permission bits (`0o644`), for fronts that show them (SFTP).
+    pub mode: u32,
 }
 
 impl Entry {

@@ -29,6 +29,8 @@ pub struct FileConfig {
     pub header_timeout: Option<u64>,
     /// `--public-url`: how others reach this node (for printed links).
     pub public_url: Option<String>,
+    /// `--sftp`: address of the SFTP front, or `"off"`.
+    pub sftp: Option<String>,
 }
 
 /// Settings after merging the file with flags.
@@ -101,6 +103,20 @@ impl Settings {
             std::net::IpAddr::V6(h) => format!("{scheme}://[{h}]:{}", addr.port()),
             h => format!("{scheme}://{h}:{}", addr.port()),
         }
+    }
+
+    /// The SFTP address: `None` when it is off (`--no-sftp`, or `sftp =
+    /// "off"` in the file); else flag, else file, else `0.0.0.0:2222`.
+    pub fn sftp_addr(&self, args: &ServeArgs) -> Option<String> {
+        if args.no_sftp {
+            return None;
+        }
+        let addr = args
+            .sftp
+            .clone()
+            .or_else(|| self.file.sftp.clone())
+            .unwrap_or_else(|| "0.0.0.0:2222".into());
+        (addr != "off").then_some(addr)
     }
 
     /// The HTTP address: flag, else file, else `0.0.0.0:8080`.

@@ -129,6 +129,13 @@ pub struct ServeArgs {
     /// TLS private key (PEM); needs --tls-cert
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// Address of the SFTP front (SSH, the `sftp` subsystem only), or `off`
+    /// [default: 0.0.0.0:2222]
+    #[arg(long, value_name = "ADDR", env = "GLOW_SFTP")]
+    pub sftp: Option<String>,
+    /// Do not start the SFTP front (wins over --sftp)
+    #[arg(long)]
+    pub no_sftp: bool,
 }
 
 /// `glow user …`.

@@ -61,6 +61,24 @@ pub async fn run(settings: Settings, args: ServeArgs) -> anyhow::Result<()> {
         format!("cannot listen on {bind} (is another server using it? pick another with --http)")
     })?;
     let local = listener.local_addr()?;
+    let sftp = match settings.sftp_addr(&args) {
+        None => None,
+        Some(text) => {
+            let bind: SocketAddr = text
+                .parse()
+                .with_context(|| format!("--sftp {text:?} is not an address like 0.0.0.0:2222"))?;
+            let listener = tokio::net::TcpListener::bind(bind).await.with_context(|| {
+                format!("cannot listen on {bind} for SFTP (is another server using it? pick another with --sftp, or --no-sftp)")
+            })?;
+            let key = gateways::sftp::HostKey::load_or_create(fabric.data_dir())
+                .map_err(anyhow::Error::msg)?;
+            Some((listener, key))
+        }
+    };
+    let sftp_banner = match &sftp {
+        Some((l, key)) => Some((l.local_addr()?, key.fingerprint())),
+        None => None,
+    };
 
     let scheme = if tls_config.is_some() {
         "https"
@@ -70,11 +88,14 @@ pub async fn run(settings: Settings, args: ServeArgs) -> anyhow::Result<()> {
     print_banner(
         &fabric,
         &settings,
-        scheme,
-        local,
-        &folder_lines,
-        &admin_name,
-        &admin_password,
+        Banner {
+            scheme,
+            local,
+            folders: &folder_lines,
+            admin: &admin_name,
+            password: &admin_password,
+            sftp: sftp_banner,
+        },
     );
 
     let upkeep = tokio::spawn(fabric.clone().maintain(Arc::new(ScanProgress::new())));
@@ -86,7 +107,23 @@ pub async fn run(settings: Settings, args: ServeArgs) -> anyhow::Result<()> {
     if let Some(t) = header_timeout {
         opts.header_timeout = t;
     }
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let sftp_task = sftp.map(|(listener, key)| {
+        let mut stop = stop_rx.clone();
+        tokio::spawn(gateways::sftp::serve(
+            listener,
+            fabric.clone(),
+            key,
+            async move {
+                let _ = stop.wait_for(|s| *s).await;
+            },
+        ))
+    });
     http::serve(listener, app, opts, shutdown_signal()).await;
+    let _ = stop_tx.send(true);
+    if let Some(t) = sftp_task {
+        let _ = t.await;
+    }
     tracing::info!("shutting down");
     upkeep.abort();
     fabric.close().await;
@@ -173,15 +210,26 @@ async fn add_dir(fabric: &Fabric, admin: &str, dir: &std::path::Path) -> anyhow:
     Ok(format!("{admin}/{name} -> {}", real.display()))
 }
 
-fn print_banner(
-    fabric: &Fabric,
-    settings: &Settings,
-    scheme: &str,
+/// What the start-up banner shows besides the fabric's own facts.
+struct Banner<'a> {
+    scheme: &'a str,
     local: SocketAddr,
-    folders: &[String],
-    admin: &str,
-    password: &AdminPassword,
-) {
+    folders: &'a [String],
+    admin: &'a str,
+    password: &'a AdminPassword,
+    /// The SFTP address and the host key's fingerprint, when SFTP is on.
+    sftp: Option<(SocketAddr, String)>,
+}
+
+fn print_banner(fabric: &Fabric, settings: &Settings, banner: Banner<'_>) {
+    let Banner {
+        scheme,
+        local,
+        folders,
+        admin,
+        password,
+        sftp,
+    } = banner;
     let mut out = String::new();
     let line = |out: &mut String, k: &str, v: &str| out.push_str(&format!("  {k:<10} {v}\n"));
     out.push_str(&format!(
@@ -217,6 +265,21 @@ fn print_banner(
         &format!("/u/{admin}/ (HTTP Basic or POST /login)"),
     );
     line(&mut out, "health", "/healthz");
+    if let Some((addr, fingerprint)) = &sftp {
+        for ip in addresses(addr.ip()) {
+            let host = if ip.is_ipv6() {
+                format!("[{ip}]")
+            } else {
+                ip.to_string()
+            };
+            line(
+                &mut out,
+                "sftp",
+                &format!("sftp://{admin}@{host}:{}/", addr.port()),
+            );
+        }
+        line(&mut out, "host key", &format!("ED25519 {fingerprint}"));
+    }
     for f in folders {
         line(&mut out, "folder", f);
     }

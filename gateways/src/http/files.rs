@@ -127,6 +127,7 @@ async fn get(
             size: v.size,
             mtime_ns: v.mtime_ns,
             inode: v.id as u64,
+            mode: 0o644,
         };
         return send_file(
             req,

@@ -122,6 +122,7 @@ pub fn entry_from(rel: RelPath, name: String, meta: &Metadata) -> Entry {
         size: if meta.is_dir() { 0 } else { meta.len() },
         mtime_ns: mtime_ns(meta),
         inode: meta.ino(),
+        mode: std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o7777,
     }
 }
 
@@ -166,6 +167,7 @@ pub fn create_temp(target: &Path) -> Result<(PathBuf, fs::File)> {
     let b = crate::catalog::random_bytes::<8>();
     let tmp = dir.join(format!("{TEMP_PREFIX}{}", crate::catalog::hex(&b)));
     let f = fs::File::options()
+        .read(true) // an SFTP handle may read back what it wrote
         .write(true)
         .create_new(true)
         .open(&tmp)?;
