@@ -12,6 +12,7 @@ mod crash;
 mod disk;
 mod files;
 mod hostile;
+mod sftp;
 mod share;
 mod traversal;
 mod versions;

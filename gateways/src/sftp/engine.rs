@@ -367,14 +367,18 @@ impl Engine {
         let writing = flags.intersects(
             OpenFlags::WRITE | OpenFlags::APPEND | OpenFlags::CREATE | OpenFlags::TRUNCATE,
         );
+        let top_level = || Failure::denied("the top level holds only folders; write inside one");
         let addr = match self.place(path)? {
             Place::In(a) if !a.path.is_root() => a,
-            Place::In(_) => return Err(Failure::failed("is a directory")),
-            Place::Root if writing => {
-                return Err(Failure::denied(
-                    "the top level holds only folders; write inside one",
-                ));
+            // A name at the top level: a folder, or nothing that can be made.
+            Place::In(a) => {
+                return Err(match self.fabric.stat(&self.who, &a).await {
+                    Ok(_) => Failure::failed("is a directory"),
+                    Err(_) if writing => top_level(),
+                    Err(e) => e.into(),
+                });
             }
+            Place::Root if writing => return Err(top_level()),
             Place::Root => return Err(Failure::failed("is a directory")),
         };
         let open = if writing {

@@ -60,8 +60,25 @@ impl Connection {
         why: &str,
     ) -> Result<(), russh::Error> {
         tracing::debug!(peer = %self.peer, "refused: {why}");
-        let _ = session.extended_data(id, 1, format!("glow: {why}\r\n").into_bytes());
         session.channel_failure(id)?;
+        session.close(id)?;
+        self.channels.remove(&id);
+        Ok(())
+    }
+
+    /// Answers a shell or command with a one-line reason on stderr and exit
+    /// status 1, so that the person at the client sees why.
+    fn explain(
+        &mut self,
+        id: ChannelId,
+        session: &mut Session,
+        why: &str,
+    ) -> Result<(), russh::Error> {
+        tracing::debug!(peer = %self.peer, "refused: {why}");
+        session.channel_success(id)?;
+        session.extended_data(id, 1, format!("glow: {why}\r\n").into_bytes())?;
+        session.exit_status_request(id, 1)?;
+        session.eof(id)?;
         session.close(id)?;
         self.channels.remove(&id);
         Ok(())
@@ -174,7 +191,7 @@ impl russh::server::Handler for Connection {
         } else {
             "this server offers SFTP only; no commands"
         };
-        self.refuse(id, session, why)
+        self.explain(id, session, why)
     }
 
     async fn shell_request(
@@ -182,7 +199,7 @@ impl russh::server::Handler for Connection {
         id: ChannelId,
         session: &mut Session,
     ) -> Result<(), Self::Error> {
-        self.refuse(id, session, "this server offers SFTP only; no shell")
+        self.explain(id, session, "this server offers SFTP only; no shell")
     }
 
     #[allow(clippy::too_many_arguments)]
