@@ -22,7 +22,8 @@ on_both!(
     scp_copies_both_ways,
     keys_passwords_and_refusals,
     users_are_confined_to_their_namespace,
-    uploads_are_versioned_and_served_over_http
+    uploads_are_versioned_and_served_over_http,
+    malformed_packets_get_errors_not_hangs
 );
 
 /// How a test reaches the SFTP front.
@@ -114,6 +115,28 @@ fn text(out: &Output) -> String {
     )
 }
 
+/// Every blob in the version store is named by the BLAKE3 hash of its
+/// content (uploads are hashed on the way in; a wrong name would corrupt
+/// deduplication).
+fn assert_blobs_named_by_content(env: &Env) {
+    let mut stack = vec![env.data_dir().join("blobs")];
+    let mut seen = 0;
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let path = e.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                let name = path.file_name().unwrap().to_string_lossy().to_string();
+                let actual = blake3::hash(&read(&path)).to_hex().to_string();
+                assert_eq!(name, actual, "blob {}", path.display());
+                seen += 1;
+            }
+        }
+    }
+    assert!(seen > 0, "the version store holds the uploads");
+}
+
 fn sha256(path: &Path) -> String {
     let out = Command::new("sha256sum").arg(path).output().unwrap();
     assert!(out.status.success());
@@ -175,6 +198,7 @@ async fn batch_session_covers_the_common_commands(b: Backend) {
         sha256(&env.share().join("docs/big.bin")),
         sha256(&s.local("big.bin"))
     );
+    assert_blobs_named_by_content(&env);
     // The fabric saw it all: renamed on disk, mode set.
     use std::os::unix::fs::PermissionsExt;
     let meta = std::fs::metadata(env.share().join("docs/renamed.txt")).unwrap();
@@ -482,4 +506,93 @@ async fn uploads_are_versioned_and_served_over_http(b: Backend) {
     );
     let v = env.ok(&["versions", "admin/share/notes.txt"]);
     assert!(v.contains("14 bytes\toverwrite via sftp by admin"), "{v}");
+    assert_blobs_named_by_content(&env);
+}
+
+/// Raw SFTP packets over `ssh -s sftp`: garbage gets a BAD_MESSAGE status
+/// with the request's id and the session goes on; a length no packet can
+/// have ends the session instead of a hang.
+async fn malformed_packets_get_errors_not_hangs(b: Backend) {
+    use std::io::{Read, Write};
+    let env = Env::new(b);
+    let srv = env.serve();
+    let s = Sftp::new(&env, &srv);
+    let mut child = s
+        .with_password("ssh", ADMIN_PW)
+        .args(["-p", &s.port.to_string(), "-s", "admin@127.0.0.1", "sftp"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    let mut output = child.stdout.take().unwrap();
+    // Replies are read on a thread so that a hang fails the test.
+    let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
+    std::thread::spawn(move || {
+        loop {
+            let mut len = [0u8; 4];
+            if output.read_exact(&mut len).is_err() {
+                return;
+            }
+            let mut body = vec![0u8; u32::from_be_bytes(len) as usize];
+            if output.read_exact(&mut body).is_err() {
+                return;
+            }
+            let _ = tx.send(body);
+        }
+    });
+    let mut send = |body: &[u8]| {
+        let mut packet = (body.len() as u32).to_be_bytes().to_vec();
+        packet.extend_from_slice(body);
+        input.write_all(&packet).unwrap();
+        input.flush().unwrap();
+    };
+    let reply = || {
+        rx.recv_timeout(Duration::from_secs(20))
+            .expect("the server answers")
+    };
+    const STATUS: u8 = 101;
+    const BAD_MESSAGE: u32 = 5;
+    let status_of = |r: &[u8]| {
+        (
+            r[0],
+            u32::from_be_bytes(r[1..5].try_into().unwrap()),
+            u32::from_be_bytes(r[5..9].try_into().unwrap()),
+        )
+    };
+    send(&[1, 0, 0, 0, 3]); // INIT, version 3
+    assert_eq!(reply()[0], 2, "VERSION");
+    // OPEN (3) with id 7 and a file name whose length runs past the end.
+    send(&[3, 0, 0, 0, 7, 0xff, 0xff, 0xff, 0x00, b'x']);
+    assert_eq!(status_of(&reply()), (STATUS, 7, BAD_MESSAGE));
+    // A packet type that does not exist, id 8.
+    send(&[99, 0, 0, 0, 8]);
+    assert_eq!(status_of(&reply()), (STATUS, 8, BAD_MESSAGE));
+    // A packet too short to carry an id.
+    send(&[16]);
+    assert_eq!(reply()[0], STATUS);
+    // The session still works: REALPATH (16) of "." with id 9.
+    send(&[16, 0, 0, 0, 9, 0, 0, 0, 1, b'.']);
+    let r = reply();
+    assert_eq!((r[0], &r[1..5]), (104, &9u32.to_be_bytes()[..]), "NAME");
+    // READ on a handle that was never opened.
+    send(&[
+        5, 0, 0, 0, 10, 0, 0, 0, 2, b'z', b'z', 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10, 0,
+    ]);
+    let (t, id, code) = status_of(&reply());
+    assert_eq!((t, id), (STATUS, 10));
+    assert_ne!(code, 0, "an unknown handle is an error");
+    // A 2 GiB length: the server hangs up rather than wait for it.
+    input.write_all(&0x7fff_fff0u32.to_be_bytes()).unwrap();
+    input.flush().unwrap();
+    assert_eq!(
+        rx.recv_timeout(Duration::from_secs(20)),
+        Err(std::sync::mpsc::RecvTimeoutError::Disconnected),
+        "the channel ends (a timeout here means the server hung)"
+    );
+    drop(input);
+    let _ = child.kill();
+    let _ = child.wait();
+    // And the server still serves others.
+    assert!(s.ok("ls /\n").contains("share"));
 }

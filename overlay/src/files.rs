@@ -34,6 +34,9 @@ pub struct Upload {
     guard: RemoveOnDrop,
     front: String,
     pre: Precondition,
+    /// The hash of the content so far, while it arrives in order from the
+    /// start (as uploads do): saves reading the whole file again on commit.
+    sequential: std::sync::Mutex<Option<(u64, blake3::Hasher)>>,
 }
 
 impl std::fmt::Debug for Upload {
@@ -51,6 +54,22 @@ impl Upload {
         use std::os::unix::fs::FileExt;
         let file = self.file.clone();
         blocking(move || Ok(file.write_all_at(&data, offset)?)).await
+    }
+
+    /// Tells the upload what is being written at `offset`, in the order the
+    /// client sent it, before the write itself runs (possibly concurrently
+    /// with others). While the pieces come in order from the start, the
+    /// content is hashed on the way and commit need not read it again;
+    /// anything else (a gap, a rewrite) falls back to hashing on commit.
+    pub fn note_write(&self, offset: u64, data: &[u8]) {
+        let mut seq = self.sequential.lock().unwrap_or_else(|e| e.into_inner());
+        match seq.as_mut() {
+            Some((next, hasher)) if *next == offset => {
+                hasher.update(data);
+                *next += data.len() as u64;
+            }
+            _ => *seq = None,
+        }
     }
 
     /// Reads up to `len` bytes at `offset` of the pending content (a file
@@ -74,6 +93,12 @@ impl Upload {
 
     /// Sets the pending content's size (truncate or extend with zeros).
     pub async fn set_len(&mut self, len: u64) -> Result<()> {
+        {
+            let mut seq = self.sequential.lock().unwrap_or_else(|e| e.into_inner());
+            if seq.as_ref().is_some_and(|(next, _)| *next != len) {
+                *seq = None;
+            }
+        }
         let file = self.file.clone();
         blocking(move || Ok(file.set_len(len)?)).await
     }
@@ -82,9 +107,18 @@ impl Upload {
     /// kept as a version), if the upload's precondition still holds.
     pub async fn commit(mut self) -> Result<WriteOutcome> {
         let (file, tmp) = (self.file.clone(), self.tmp.clone());
+        let sequential = self
+            .sequential
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
         let hash = blocking(move || {
             file.sync_all()?;
-            Ok(crate::store::blobs::hash_file(&tmp)?.0)
+            let len = file.metadata()?.len();
+            match sequential {
+                Some((next, hasher)) if next == len => Ok(hasher.finalize().to_hex().to_string()),
+                _ => Ok(crate::store::blobs::hash_file(&tmp)?.0),
+            }
         })
         .await?;
         let outcome = self
@@ -295,19 +329,20 @@ impl Fabric {
             return Err(FabricError::WrongKind("is a directory"));
         }
         let target = r.disk.clone();
-        let (tmp, file) = blocking(move || {
+        let (tmp, file, existed) = blocking(move || {
             if let Ok(m) = fs::symlink_metadata(&target)
                 && m.is_dir()
             {
                 return Err(FabricError::WrongKind("is a directory"));
             }
             let (tmp, file) = local::create_temp(&target)?;
-            if keep_existing && target.is_file() {
+            let existed = target.is_file();
+            if keep_existing && existed {
                 let mut guard = RemoveOnDrop(Some(tmp.clone()));
                 io::copy(&mut fs::File::open(&target)?, &mut &file)?;
                 guard.0 = None;
             }
-            Ok((tmp, file))
+            Ok((tmp, file, existed))
         })
         .await?;
         Ok(Upload {
@@ -319,6 +354,10 @@ impl Fabric {
             file: std::sync::Arc::new(file),
             front: front.to_owned(),
             pre,
+            // A copy of the old content was not seen piece by piece.
+            sequential: std::sync::Mutex::new(
+                (!keep_existing || !existed).then(|| (0, blake3::Hasher::new())),
+            ),
         })
     }
 

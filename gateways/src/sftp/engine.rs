@@ -498,13 +498,18 @@ impl Engine {
             };
             return self.send(failure(id, f)).await;
         };
+        let append = w.append;
         let file = match ensure_upload(&self.fabric, &self.who, w).await {
-            Ok(u) => u.pending_file(),
+            Ok(u) => {
+                // In request order, before the writes run side by side.
+                // (An append lands wherever the end is: not in sequence.)
+                u.note_write(if append { u64::MAX } else { offset }, &data);
+                u.pending_file()
+            }
             Err(f) => return self.send(failure(id, f)).await,
         };
         w.dirty = true;
         let failed = w.failed.clone();
-        let append = w.append;
         let slot = self.slot().await;
         let job = async move {
             let done = tokio::task::spawn_blocking(move || {

@@ -212,6 +212,7 @@ impl DavFile for GlowFile {
                     ..
                 } => {
                     let n = buf.len() as u64;
+                    u.note_write(*pos, &buf);
                     u.write_at(*pos, buf).await.map_err(to_fs)?;
                     *pos += n;
                     Ok(())
