@@ -36,7 +36,7 @@ pub struct Upload {
     pre: Precondition,
     /// The hash of the content so far, while it arrives in order from the
     /// start (as uploads do): saves reading the whole file again on commit.
-    sequential: std::sync::Mutex<Option<(u64, blake3::Hasher)>>,
+    sequential: std::sync::Mutex<Option<(u64, Box<blake3::Hasher>)>>,
 }
 
 impl std::fmt::Debug for Upload {
@@ -356,7 +356,7 @@ impl Fabric {
             pre,
             // A copy of the old content was not seen piece by piece.
             sequential: std::sync::Mutex::new(
-                (!keep_existing || !existed).then(|| (0, blake3::Hasher::new())),
+                (!keep_existing || !existed).then(|| (0, Box::new(blake3::Hasher::new()))),
             ),
         })
     }
