@@ -23,7 +23,8 @@ on_both!(
     keys_passwords_and_refusals,
     users_are_confined_to_their_namespace,
     uploads_are_versioned_and_served_over_http,
-    malformed_packets_get_errors_not_hangs
+    malformed_packets_get_errors_not_hangs,
+    slow_clients_are_dropped
 );
 
 /// How a test reaches the SFTP front.
@@ -595,4 +596,36 @@ async fn malformed_packets_get_errors_not_hangs(b: Backend) {
     let _ = child.wait();
     // And the server still serves others.
     assert!(s.ok("ls /\n").contains("share"));
+}
+
+/// A client that never finishes the SSH handshake, or never signs in, is
+/// dropped after the grace time (`--header-timeout`), not kept for an hour.
+async fn slow_clients_are_dropped(b: Backend) {
+    use std::io::{Read, Write};
+    let env = Env::new(b);
+    let srv = env.serve_with(&[env.share().to_str().unwrap(), "--header-timeout", "2"]);
+    let port = srv.sftp_port.unwrap();
+    for hello in [&b""[..], b"SSH-2.0-SlowClient_1.0\r\n"] {
+        let mut tcp = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        tcp.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        tcp.write_all(hello).unwrap();
+        let started = Instant::now();
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            match tcp.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => seen.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
+                Err(e) => panic!("still open after {:?}: {e}", started.elapsed()),
+            }
+        }
+        // The server spoke first, then hung up well before the 30 s read
+        // timeout above (the grace is 2 s).
+        assert!(
+            seen.starts_with(b"SSH-2.0-Glow"),
+            "{:?}",
+            String::from_utf8_lossy(&seen)
+        );
+    }
 }

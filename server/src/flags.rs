@@ -117,7 +117,8 @@ pub struct ServeArgs {
     #[arg(long, value_name = "ADDR")]
     pub http: Option<String>,
     /// Seconds a client gets to send a request's headers or finish a TLS
-    /// handshake before it is dropped (slowloris guard) [default: 30]
+    /// handshake, or to finish the SSH handshake and then to sign in over
+    /// SFTP, before it is dropped (slowloris guard) [default: 30]
     #[arg(long, value_name = "SECS")]
     pub header_timeout: Option<u64>,
     /// TLS mode: `self-signed` makes (once) and uses a certificate in the data dir

@@ -114,6 +114,7 @@ pub async fn run(settings: Settings, args: ServeArgs) -> anyhow::Result<()> {
             listener,
             fabric.clone(),
             key,
+            header_timeout.unwrap_or(std::time::Duration::from_secs(30)),
             async move {
                 let _ = stop.wait_for(|s| *s).await;
             },

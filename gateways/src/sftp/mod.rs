@@ -20,6 +20,7 @@ use overlay::Fabric;
 use std::borrow::Cow;
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::net::TcpListener;
 
@@ -66,11 +67,14 @@ fn config(key: &HostKey) -> russh::server::Config {
 }
 
 /// Serves SFTP on `listener` until `shutdown` completes; sessions in
-/// progress end with the process.
+/// progress end with the process. A client gets `login_grace` for the SSH
+/// handshake and as long again to sign in, then it is dropped (so idle or
+/// slow connections cannot pile up).
 pub async fn serve(
     listener: TcpListener,
     fabric: Fabric,
     key: HostKey,
+    login_grace: Duration,
     shutdown: impl Future<Output = ()>,
 ) {
     let config = Arc::new(config(&key));
@@ -89,17 +93,39 @@ pub async fn serve(
             },
         };
         let _ = tcp.set_nodelay(true);
-        let handler = ssh::Connection::new(fabric.clone(), peer);
+        // A second handle on the socket, to hang up on a client that does
+        // not sign in in time whatever state the SSH session is in.
+        let Some((tcp, killer)) = tcp
+            .into_std()
+            .and_then(|t| Ok((t.try_clone()?, t)))
+            .and_then(|(killer, t)| Ok((tokio::net::TcpStream::from_std(t)?, killer)))
+            .ok()
+        else {
+            continue;
+        };
+        let signed_in = Arc::new(AtomicBool::new(false));
+        let handler = ssh::Connection::new(fabric.clone(), peer, signed_in.clone());
         let config = config.clone();
         tokio::spawn(async move {
-            match russh::server::run_stream(config, tcp, handler).await {
-                Ok(session) => {
-                    if let Err(e) = session.await {
-                        tracing::debug!(%peer, "ssh session ended: {e}");
-                    }
+            let started =
+                tokio::time::timeout(login_grace, russh::server::run_stream(config, tcp, handler))
+                    .await;
+            let session = match started {
+                Ok(Ok(session)) => session,
+                Ok(Err(e)) => return tracing::debug!(%peer, "ssh handshake failed: {e}"),
+                Err(_) => return tracing::debug!(%peer, "ssh handshake too slow; dropped"),
+            };
+            let guard = tokio::spawn(async move {
+                tokio::time::sleep(login_grace).await;
+                if !signed_in.load(Ordering::Relaxed) {
+                    tracing::debug!(%peer, "no sign-in in time; dropped");
+                    let _ = killer.shutdown(std::net::Shutdown::Both);
                 }
-                Err(e) => tracing::debug!(%peer, "ssh handshake failed: {e}"),
+            });
+            if let Err(e) = session.await {
+                tracing::debug!(%peer, "ssh session ended: {e}");
             }
+            guard.abort();
         });
     }
 }

@@ -11,6 +11,8 @@ use russh::server::{Auth, ChannelOpenHandle, Msg, PublicKeyOffer, Session, Verif
 use russh::{Channel, ChannelId, MethodKind, MethodSet};
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Session channels one connection may hold open at once.
 const MAX_CHANNELS: usize = 8;
@@ -34,17 +36,26 @@ pub(super) struct Connection {
     fabric: Fabric,
     peer: SocketAddr,
     who: Option<Principal>,
+    /// Set once someone signed in (the login grace timer reads it).
+    signed_in: Arc<AtomicBool>,
     channels: HashMap<ChannelId, Channel<Msg>>,
 }
 
 impl Connection {
-    pub(super) fn new(fabric: Fabric, peer: SocketAddr) -> Connection {
+    pub(super) fn new(fabric: Fabric, peer: SocketAddr, signed_in: Arc<AtomicBool>) -> Connection {
         Connection {
             fabric,
             peer,
             who: None,
+            signed_in,
             channels: HashMap::new(),
         }
+    }
+
+    fn accept(&mut self, who: Principal) -> Auth {
+        self.who = Some(who);
+        self.signed_in.store(true, Ordering::Relaxed);
+        Auth::Accept
     }
 
     async fn key_belongs(&self, user: &str, key: &russh::keys::PublicKey) -> Option<Principal> {
@@ -96,8 +107,7 @@ impl russh::server::Handler for Connection {
         {
             Ok(who) => {
                 tracing::info!(user, peer = %self.peer, "sftp sign-in (password)");
-                self.who = Some(who);
-                Ok(Auth::Accept)
+                Ok(self.accept(who))
             }
             Err(FabricError::RateLimited(secs)) => {
                 tracing::info!(user, peer = %self.peer, "sftp sign-in refused: rate limited for {secs} s");
@@ -126,8 +136,7 @@ impl russh::server::Handler for Connection {
         Ok(match self.key_belongs(user, key.public_key).await {
             Some(who) => {
                 tracing::info!(user, peer = %self.peer, "sftp sign-in (key)");
-                self.who = Some(who);
-                Auth::Accept
+                self.accept(who)
             }
             None => retry(),
         })
