@@ -75,6 +75,28 @@ async fn webdav_writes_are_versioned_and_isolated(b: Backend) {
         env.ok(&["trash", "list", "admin"])
             .contains("share/hello.txt")
     );
+    // DELETE of a directory is one trash item, restored whole.
+    assert_eq!(
+        dav("MKCOL", "share/tree").send().await.unwrap().status(),
+        StatusCode::CREATED
+    );
+    for f in ["a.txt", "b.txt", "c.txt"] {
+        dav("PUT", &format!("share/tree/{f}"))
+            .body(f)
+            .send()
+            .await
+            .unwrap();
+    }
+    let r = dav("DELETE", "share/tree/").send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    assert!(!env.share().join("tree").exists());
+    let trash = env.ok(&["trash", "list", "admin"]);
+    let items: Vec<&str> = trash.lines().filter(|l| l.contains("share/tree")).collect();
+    assert_eq!(items.len(), 1, "{trash}");
+    assert!(items[0].contains("3 file(s)"), "{trash}");
+    let id = items[0].split('\t').next().unwrap();
+    env.ok(&["trash", "restore", "admin", id]);
+    assert_eq!(read(&env.share().join("tree/b.txt")), b"b.txt");
     // Dead properties are listed once each.
     dav("PUT", "share/p.txt").body("p").send().await.unwrap();
     let patch = r#"<?xml version="1.0"?><D:propertyupdate xmlns:D="DAV:" xmlns:Z="urn:glow-test"><D:set><D:prop><Z:colour>blue</Z:colour></D:prop></D:set></D:propertyupdate>"#;

@@ -73,14 +73,14 @@ impl PropsCache {
 }
 
 /// Where a DAV path points.
-enum Target {
+pub(super) enum Target {
     /// `/`: the caller's folders.
     Root,
     /// Something inside a folder.
     In(Address),
 }
 
-fn target(path: &DavPath, who: &Principal) -> FsResult<Target> {
+pub(super) fn target(path: &DavPath, who: &Principal) -> FsResult<Target> {
     let text = std::str::from_utf8(path.as_bytes()).map_err(|_| FsError::NotFound)?;
     let mut parts = text.split('/').filter(|p| !p.is_empty());
     let Some(folder) = parts.next() else {

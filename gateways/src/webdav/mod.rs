@@ -103,6 +103,11 @@ pub async fn handle(State(state): State<crate::http::AppState>, req: Request) ->
             .and_then(|v| v.to_str().ok())
             .is_some_and(|d| d.eq_ignore_ascii_case("infinity"));
     let name = caller.who.actor().to_owned();
+    if req.method() == axum::http::Method::DELETE
+        && let Some(r) = delete_tree(&state.dav, &caller.who, req.uri(), req.headers()).await
+    {
+        return r;
+    }
     let mut r = state
         .dav
         .handler_for(&name)
@@ -115,5 +120,113 @@ pub async fn handle(State(state): State<crate::http::AppState>, req: Request) ->
     r.headers_mut()
         .entry(header::HeaderName::from_static("ms-author-via"))
         .or_insert(HeaderValue::from_static("DAV"));
+    if r.status() == StatusCode::MULTI_STATUS {
+        return r.map(|b| Body::from_stream(Coalesce::new(Body::new(b).into_data_stream())));
+    }
     r.map(Body::new)
+}
+
+/// DELETE of a directory as one fabric call, so that it lands in the trash
+/// as one item that restores whole (dav-server would delete it file by
+/// file). Only when no lock can be involved (no `If` header, no locks in
+/// the folder); otherwise, and for files, dav-server does it.
+async fn delete_tree(
+    dav: &Dav,
+    who: &Principal,
+    uri: &axum::http::Uri,
+    headers: &axum::http::HeaderMap,
+) -> Option<Response> {
+    if headers.contains_key("if") {
+        return None;
+    }
+    if headers
+        .get("depth")
+        .is_some_and(|d| !d.as_bytes().eq_ignore_ascii_case(b"infinity"))
+    {
+        return None;
+    }
+    let mut path = dav_server::davpath::DavPath::new(uri.path()).ok()?;
+    path.set_prefix("/dav").ok()?;
+    let fs::Target::In(addr) = fs::target(&path, who).ok()? else {
+        return None;
+    };
+    if addr.path.is_root() || !dav.fabric.stat(who, &addr).await.ok()?.is_dir() {
+        return None;
+    }
+    let folder = format!("/{}/", addr.folder);
+    let locks = dav.fabric.locks(who.actor()).await.ok()?;
+    if locks.iter().any(|l| l.scope.starts_with(&folder)) {
+        return None;
+    }
+    dav.fabric.delete(who, &addr, "webdav").await.ok()?;
+    let mut r = StatusCode::NO_CONTENT.into_response();
+    r.headers_mut().insert(
+        header::HeaderName::from_static("ms-author-via"),
+        HeaderValue::from_static("DAV"),
+    );
+    Some(r)
+}
+
+/// Bytes gathered before a piece of a multistatus body is sent.
+const COALESCE: usize = 64 * 1024;
+
+/// Joins the small pieces dav-server writes a multistatus in (one per
+/// `<response>`, a few hundred bytes each) into pieces of up to
+/// [`COALESCE`] bytes: a 10,000-entry PROPFIND then costs ~100 body frames
+/// and writes instead of 10,000. Whatever is ready is sent as soon as the
+/// inner stream has to wait, so nothing is held back.
+struct Coalesce<S> {
+    inner: S,
+    buf: bytes::BytesMut,
+    done: bool,
+}
+
+impl<S> Coalesce<S> {
+    fn new(inner: S) -> Self {
+        Coalesce {
+            inner,
+            buf: bytes::BytesMut::new(),
+            done: false,
+        }
+    }
+}
+
+impl<S, E> futures_util::Stream for Coalesce<S>
+where
+    S: futures_util::Stream<Item = Result<bytes::Bytes, E>> + Unpin,
+{
+    type Item = Result<bytes::Bytes, E>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        use std::task::Poll;
+        let this = &mut *self;
+        if this.done {
+            return Poll::Ready(None);
+        }
+        loop {
+            match std::pin::Pin::new(&mut this.inner).poll_next(cx) {
+                Poll::Ready(Some(Ok(chunk))) => {
+                    this.buf.extend_from_slice(&chunk);
+                    if this.buf.len() >= COALESCE {
+                        return Poll::Ready(Some(Ok(this.buf.split().freeze())));
+                    }
+                }
+                Poll::Ready(Some(Err(e))) => {
+                    this.done = true;
+                    return Poll::Ready(Some(Err(e)));
+                }
+                Poll::Ready(None) => {
+                    this.done = true;
+                    return Poll::Ready(
+                        (!this.buf.is_empty()).then(|| Ok(this.buf.split().freeze())),
+                    );
+                }
+                Poll::Pending if this.buf.is_empty() => return Poll::Pending,
+                Poll::Pending => return Poll::Ready(Some(Ok(this.buf.split().freeze()))),
+            }
+        }
+    }
 }
