@@ -13,7 +13,8 @@ on_both!(
     rclone_round_trip_is_byte_exact,
     large_uploads_stream_both_ways,
     finder_metadata_is_kept_without_history,
-    cadaver_session_works
+    cadaver_session_works,
+    propfind_answers_what_file_managers_ask
 );
 
 async fn litmus_passes_every_suite(b: Backend) {
@@ -531,4 +532,85 @@ async fn cadaver_session_works(b: Backend) {
             .contains("docs/moved.bin"),
         "the delete went to the trash"
     );
+}
+
+/// What file managers ask for when they list a directory: some live
+/// properties of each entry (answered by `webdav/propfind.rs` in a folder
+/// without dead properties); names are percent-encoded in hrefs, and a
+/// property that does not exist is listed as 404, as RFC 4918 asks.
+async fn propfind_answers_what_file_managers_ask(b: Backend) {
+    let env = Env::new(b);
+    let srv = env.serve();
+    let dav = |m: &str, path: &str| {
+        admin(
+            Method::from_bytes(m.as_bytes()).unwrap(),
+            &format!("{}/dav/{path}", srv.base),
+        )
+    };
+    std::fs::create_dir(env.share().join("many")).unwrap();
+    std::fs::create_dir(env.share().join("many/sub")).unwrap();
+    for i in 0..1000 {
+        std::fs::write(env.share().join(format!("many/f{i:04}.txt")), b"x").unwrap();
+    }
+    // What file managers ask for: some live properties of each entry.
+    std::fs::write(env.share().join("many/a b&c.txt"), b"12345").unwrap();
+    let body = r#"<?xml version="1.0"?><propfind xmlns="DAV:"><prop><getcontentlength/><resourcetype/><getetag/><displayname/></prop></propfind>"#;
+    let xml = dav("PROPFIND", "share/many/")
+        .header("Depth", "1")
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(xml.matches("<D:response>").count(), 1003, "{}", &xml[..500]);
+    let entry = xml
+        .split("<D:response>")
+        .find(|r| r.contains("<D:href>/dav/share/many/a%20b%26c.txt</D:href>"))
+        .unwrap_or_else(|| panic!("no encoded href: {}", &xml[..500]));
+    assert!(
+        entry.contains("<D:getcontentlength>5</D:getcontentlength>"),
+        "{entry}"
+    );
+    assert!(
+        entry.contains("<D:resourcetype></D:resourcetype>"),
+        "{entry}"
+    );
+    assert!(
+        entry.contains("HTTP/1.1 404 Not Found") && entry.contains("<D:displayname>"),
+        "{entry}"
+    );
+    let own = xml.split("<D:response>").nth(1).unwrap();
+    assert!(
+        own.contains("<D:href>/dav/share/many/</D:href>") && own.contains("<D:collection>"),
+        "{own}"
+    );
+    let sub = xml
+        .split("<D:response>")
+        .find(|r| r.contains("<D:href>/dav/share/many/sub/</D:href>"))
+        .unwrap();
+    assert!(
+        sub.contains("<D:collection>") && !sub.contains("<D:getcontentlength>0"),
+        "{sub}"
+    );
+    // Depth 0: the directory alone; allprop: every live property.
+    let xml = dav("PROPFIND", "share/many")
+        .header("Depth", "0")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(xml.matches("<D:response>").count(), 1, "{xml}");
+    for p in [
+        "getetag",
+        "getlastmodified",
+        "supportedlock",
+        "lockdiscovery",
+        "getcontenttype",
+    ] {
+        assert!(xml.contains(&format!("<D:{p}>")), "{p}: {xml}");
+    }
 }

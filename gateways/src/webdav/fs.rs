@@ -34,6 +34,14 @@ impl GlowDavFs {
     }
 }
 
+impl GlowDavFs {
+    /// Whether the folder of `addr` has any dead properties (cached for a
+    /// moment).
+    pub(super) async fn folder_has_props(&self, who: &Principal, addr: &Address) -> bool {
+        self.props_cache.has(&self.fabric, who, addr).await
+    }
+}
+
 /// Remembers for a moment whether a folder has any dead properties at all,
 /// so that a PROPFIND of a big folder without any asks the catalog once,
 /// not once per entry.

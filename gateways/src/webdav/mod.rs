@@ -11,6 +11,7 @@
 mod error;
 pub mod fs;
 pub mod locks;
+mod propfind;
 
 use crate::http::auth_caller;
 use axum::body::Body;
@@ -103,6 +104,33 @@ pub async fn handle(State(state): State<crate::http::AppState>, req: Request) ->
             .and_then(|v| v.to_str().ok())
             .is_some_and(|d| d.eq_ignore_ascii_case("infinity"));
     let name = caller.who.actor().to_owned();
+    let depth = req
+        .headers()
+        .get("depth")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let mut req = req;
+    if req.method().as_str() == "PROPFIND"
+        && matches!(depth.as_deref(), Some("0" | "1"))
+        && !req.headers().contains_key("if")
+    {
+        let (parts, body) = req.into_parts();
+        let Ok(bytes) = axum::body::to_bytes(body, PROPFIND_BODY_LIMIT).await else {
+            return (StatusCode::PAYLOAD_TOO_LARGE, "PROPFIND body too large\n").into_response();
+        };
+        if let Some(pieces) = fast_propfind(
+            &state.dav,
+            &caller.who,
+            &parts.uri,
+            depth.as_deref(),
+            &bytes,
+        )
+        .await
+        {
+            return multistatus(pieces);
+        }
+        req = Request::from_parts(parts, Body::from(bytes));
+    }
     if req.method() == axum::http::Method::DELETE
         && let Some(r) = delete_tree(&state.dav, &caller.who, req.uri(), req.headers()).await
     {
@@ -124,6 +152,38 @@ pub async fn handle(State(state): State<crate::http::AppState>, req: Request) ->
         return r.map(|b| Body::from_stream(Coalesce::new(Body::new(b).into_data_stream())));
     }
     r.map(Body::new)
+}
+
+/// Largest PROPFIND body read (a list of properties is a few KiB).
+const PROPFIND_BODY_LIMIT: usize = 1024 * 1024;
+
+async fn fast_propfind(
+    dav: &Dav,
+    who: &Principal,
+    uri: &axum::http::Uri,
+    depth: Option<&str>,
+    body: &[u8],
+) -> Option<Box<dyn Iterator<Item = bytes::Bytes> + Send>> {
+    let mut path = dav_server::davpath::DavPath::new(uri.path()).ok()?;
+    path.set_prefix("/dav").ok()?;
+    propfind::answer(&dav.fs, &dav.fabric, who, &path, depth?, body).await
+}
+
+/// A 207 Multi-Status whose body is written piece by piece as it is sent.
+fn multistatus(pieces: Box<dyn Iterator<Item = bytes::Bytes> + Send>) -> Response {
+    let stream = futures_util::stream::iter(pieces.map(Ok::<_, std::convert::Infallible>));
+    let mut r = Response::new(Body::from_stream(stream));
+    *r.status_mut() = StatusCode::MULTI_STATUS;
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/xml; charset=utf-8"),
+    );
+    h.insert(
+        header::HeaderName::from_static("ms-author-via"),
+        HeaderValue::from_static("DAV"),
+    );
+    r
 }
 
 /// DELETE of a directory as one fabric call, so that it lands in the trash
