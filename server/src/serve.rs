@@ -248,12 +248,7 @@ fn print_banner(fabric: &Fabric, settings: &Settings, banner: Banner<'_>) {
         None => format!("SQLite {}", fabric.data_dir().join("catalog.db").display()),
     };
     line(&mut out, "catalog", &catalog);
-    for ip in addresses(local.ip()) {
-        let host = if ip.is_ipv6() {
-            format!("[{ip}]")
-        } else {
-            ip.to_string()
-        };
+    for host in hosts(local.ip()) {
         line(
             &mut out,
             "http",
@@ -267,12 +262,7 @@ fn print_banner(fabric: &Fabric, settings: &Settings, banner: Banner<'_>) {
     );
     line(&mut out, "health", "/healthz");
     if let Some((addr, fingerprint)) = &sftp {
-        for ip in addresses(addr.ip()) {
-            let host = if ip.is_ipv6() {
-                format!("[{ip}]")
-            } else {
-                ip.to_string()
-            };
+        for host in hosts(addr.ip()) {
             line(
                 &mut out,
                 "sftp",
@@ -296,6 +286,18 @@ fn print_banner(fabric: &Fabric, settings: &Settings, banner: Banner<'_>) {
     let mut stdout = std::io::stdout().lock();
     let _ = stdout.write_all(out.as_bytes());
     let _ = stdout.flush();
+}
+
+/// The hosts a bound IP is reachable at, ready for a URL (IPv6 in
+/// brackets).
+fn hosts(bound: IpAddr) -> Vec<String> {
+    addresses(bound)
+        .into_iter()
+        .map(|ip| match ip {
+            IpAddr::V6(v6) => format!("[{v6}]"),
+            IpAddr::V4(v4) => v4.to_string(),
+        })
+        .collect()
 }
 
 /// The addresses a bound IP is reachable at: itself, or every interface's
