@@ -6,6 +6,14 @@ use crate::fixtures::*;
 use reqwest::{Method, StatusCode};
 use std::process::Command;
 
+/// A WebDAV request to `/dav/PATH` as the admin.
+fn dav_request(srv: &Server, method: &str, path: &str) -> reqwest::RequestBuilder {
+    admin(
+        Method::from_bytes(method.as_bytes()).unwrap(),
+        &format!("{}/dav/{path}", srv.base),
+    )
+}
+
 on_both!(
     litmus_passes_every_suite,
     webdav_writes_are_versioned_and_isolated,
@@ -44,12 +52,7 @@ async fn litmus_passes_every_suite(b: Backend) {
 async fn webdav_writes_are_versioned_and_isolated(b: Backend) {
     let env = Env::new(b);
     let srv = env.serve();
-    let dav = |m: &str, path: &str| {
-        admin(
-            Method::from_bytes(m.as_bytes()).unwrap(),
-            &format!("{}/dav/{path}", srv.base),
-        )
-    };
+    let dav = |m: &str, path: &str| dav_request(&srv, m, path);
     // The root lists the user's folders.
     let r = dav("PROPFIND", "")
         .header("Depth", "1")
@@ -415,12 +418,7 @@ async fn large_uploads_stream_both_ways(b: Backend) {
 async fn finder_metadata_is_kept_without_history(b: Backend) {
     let env = Env::new(b);
     let srv = env.serve();
-    let dav = |m: &str, path: &str| {
-        admin(
-            Method::from_bytes(m.as_bytes()).unwrap(),
-            &format!("{}/dav/{path}", srv.base),
-        )
-    };
+    let dav = |m: &str, path: &str| dav_request(&srv, m, path);
     for body in ["first", "second"] {
         for name in ["._photo.jpg", ".DS_Store", "photo.jpg"] {
             let r = dav("PUT", &format!("share/{name}"))
@@ -541,12 +539,7 @@ async fn cadaver_session_works(b: Backend) {
 async fn propfind_answers_what_file_managers_ask(b: Backend) {
     let env = Env::new(b);
     let srv = env.serve();
-    let dav = |m: &str, path: &str| {
-        admin(
-            Method::from_bytes(m.as_bytes()).unwrap(),
-            &format!("{}/dav/{path}", srv.base),
-        )
-    };
+    let dav = |m: &str, path: &str| dav_request(&srv, m, path);
     std::fs::create_dir(env.share().join("many")).unwrap();
     std::fs::create_dir(env.share().join("many/sub")).unwrap();
     for i in 0..1000 {
