@@ -164,9 +164,32 @@ async fn fast_propfind(
     depth: Option<&str>,
     body: &[u8],
 ) -> Option<Box<dyn Iterator<Item = bytes::Bytes> + Send>> {
+    let path = dav_path(uri)?;
+    propfind::answer(&dav.fs, &dav.fabric, who, &path, depth?, body).await
+}
+
+/// The request path as dav-server sees it (decoded, below `/dav`).
+fn dav_path(uri: &axum::http::Uri) -> Option<dav_server::davpath::DavPath> {
     let mut path = dav_server::davpath::DavPath::new(uri.path()).ok()?;
     path.set_prefix("/dav").ok()?;
-    propfind::answer(&dav.fs, &dav.fabric, who, &path, depth?, body).await
+    Some(path)
+}
+
+/// Whether any of the caller's locks covers something in `addr`'s folder
+/// (a lock inside it, or a deep lock above it). `None` when the catalog
+/// cannot say. The shortcuts around dav-server are taken only without.
+async fn locks_in_folder(
+    fabric: &Fabric,
+    who: &Principal,
+    addr: &overlay::Address,
+) -> Option<bool> {
+    let folder = format!("/{}/", addr.folder);
+    let locks = fabric.locks(who.actor()).await.ok()?;
+    Some(
+        locks
+            .iter()
+            .any(|l| l.scope.starts_with(&folder) || folder.starts_with(&l.scope)),
+    )
 }
 
 /// A 207 Multi-Status whose body is written piece by piece as it is sent.
@@ -205,17 +228,14 @@ async fn delete_tree(
     {
         return None;
     }
-    let mut path = dav_server::davpath::DavPath::new(uri.path()).ok()?;
-    path.set_prefix("/dav").ok()?;
+    let path = dav_path(uri)?;
     let fs::Target::In(addr) = fs::target(&path, who).ok()? else {
         return None;
     };
     if addr.path.is_root() || !dav.fabric.stat(who, &addr).await.ok()?.is_dir() {
         return None;
     }
-    let folder = format!("/{}/", addr.folder);
-    let locks = dav.fabric.locks(who.actor()).await.ok()?;
-    if locks.iter().any(|l| l.scope.starts_with(&folder)) {
+    if locks_in_folder(&dav.fabric, who, &addr).await? {
         return None;
     }
     dav.fabric.delete(who, &addr, "webdav").await.ok()?;

@@ -112,14 +112,7 @@ pub(super) async fn answer(
     if fs.folder_has_props(who, &addr).await {
         return None;
     }
-    let folder = format!("/{}/", addr.folder);
-    if fabric
-        .locks(who.actor())
-        .await
-        .ok()?
-        .iter()
-        .any(|l| l.scope.starts_with(&folder) || folder.starts_with(&l.scope))
-    {
+    if super::locks_in_folder(fabric, who, &addr).await? {
         return None;
     }
     let me = fabric.stat(who, &addr).await.ok()?;
