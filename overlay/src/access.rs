@@ -20,6 +20,10 @@ pub enum Principal {
     /// Whoever holds a share link (already checked: live, and unlocked if it
     /// has a password).
     Share(ShareScope),
+    /// Any device on the local network, through the LAN media front (DLNA
+    /// has no sign-in): may list and read folders flagged as media, nothing
+    /// else.
+    LanMedia,
     /// The local operator (the `glow` CLI on this node's data dir): may do
     /// anything, as they can read the data dir anyway.
     System,
@@ -85,6 +89,7 @@ impl Principal {
         match self {
             Principal::User { name, .. } => name,
             Principal::Share(_) => "share-link",
+            Principal::LanMedia => "lan-media",
             Principal::System => "system",
         }
     }
@@ -113,6 +118,8 @@ pub fn authorize(who: &Principal, folder: &Folder, path: &RelPath, op: Op) -> Re
         Principal::System => Ok(()),
         Principal::User { id, .. } if *id == folder.owner_id => Ok(()),
         Principal::User { .. } => Err(FabricError::NotFound),
+        Principal::LanMedia if folder.media && op == Op::Read => Ok(()),
+        Principal::LanMedia => Err(FabricError::NotFound),
         Principal::Share(s) => {
             if s.folder_id != folder.id || !path.starts_with(&s.root) {
                 Err(FabricError::NotFound)
@@ -201,6 +208,19 @@ mod tests {
             authorize(&drop, &f, &p("in/new"), Op::Write),
             Err(FabricError::Forbidden)
         ));
+        let lan = Principal::LanMedia;
+        assert!(matches!(
+            authorize(&lan, &f, &p("a.mp4"), Op::Read),
+            Err(FabricError::NotFound)
+        ));
+        let media = Folder {
+            media: true,
+            ..folder()
+        };
+        assert!(authorize(&lan, &media, &p("a.mp4"), Op::Read).is_ok());
+        for op in [Op::Create, Op::Write, Op::History] {
+            assert!(authorize(&lan, &media, &p("a.mp4"), op).is_err());
+        }
         let rw = share("", SharePermission::ReadWrite);
         assert!(authorize(&rw, &f, &p("any/thing"), Op::Write).is_ok());
     }

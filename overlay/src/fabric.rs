@@ -128,6 +128,9 @@ pub(crate) struct Inner {
     folder_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     limiter: RateLimiter,
     cache: CredentialCache,
+    pub media: crate::media::MediaLibrary,
+    /// The key of playback tickets (from the catalog, read once).
+    pub ticket_key: tokio::sync::OnceCell<[u8; 32]>,
 }
 
 /// Glow's fabric on this node. Cloning is cheap (an `Arc`).
@@ -174,6 +177,8 @@ impl Fabric {
                 folder_locks: Mutex::default(),
                 limiter: RateLimiter::default(),
                 cache: CredentialCache::default(),
+                media: Default::default(),
+                ticket_key: Default::default(),
             }),
         };
         fabric.reload_folders().await?;
@@ -602,6 +607,10 @@ impl Fabric {
     ) -> Result<Arc<Folder>> {
         let folder = match self.find_folder(&addr.user, &addr.folder) {
             Some(f) => f,
+            // Anyone on the LAN may ask the media front for any name: no
+            // catalog read per miss for them (the upkeep loop re-reads the
+            // index every few seconds anyway).
+            None if *who == Principal::LanMedia => return Err(FabricError::NotFound),
             None => {
                 // Only signed-in callers get here, so a re-read per miss is
                 // cheap insurance: the CLI may have just added the folder.

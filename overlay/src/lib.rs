@@ -13,6 +13,7 @@ pub mod catalog;
 mod error;
 mod fabric;
 pub mod files;
+pub mod media;
 pub mod path;
 mod props;
 pub mod resource;
@@ -20,6 +21,7 @@ pub mod scan;
 pub mod shares;
 pub mod store;
 pub mod thumbs;
+mod tickets;
 mod versions;
 mod watch;
 
@@ -27,6 +29,7 @@ pub use access::{Op, Principal, SharePermission, ShareScope};
 pub use error::{FabricError, Result};
 pub use fabric::{Address, Fabric, FabricConfig, FolderOptions};
 pub use files::{FileBody, INLINE_LIMIT, OpenFile, Precondition, Upload};
+pub use media::{MediaKind, media_kind, media_mime};
 pub use path::{RelPath, is_os_metadata};
 pub use props::{Lock, Property, Quota};
 pub use resource::{

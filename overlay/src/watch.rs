@@ -63,6 +63,9 @@ impl Fabric {
                 if let Err(e) = self.scan_folder(&folder, first, obs.as_ref()).await {
                     tracing::warn!(folder = %folder.name, "scan failed: {e}");
                 }
+                if folder.media {
+                    self.media_prewarm_folder(&folder).await;
+                }
             }
             first = false;
             tokio::time::sleep(RELOAD_EVERY).await;
@@ -120,8 +123,10 @@ impl Fabric {
                 {
                     tracing::warn!(folder = %folder.name, "rescan failed: {e}");
                 }
+                self.media_touched(&folder.id, Vec::new(), true).await;
                 continue;
             }
+            let mut changed = Vec::new();
             for p in paths {
                 let Some(rel) = RelPath::from_disk(&folder.path, &p) else {
                     continue;
@@ -129,7 +134,9 @@ impl Fabric {
                 if let Err(e) = self.reconcile(&folder, &rel).await {
                     tracing::warn!(folder = %folder.name, path = %rel, "cannot index a change: {e}");
                 }
+                changed.push(rel);
             }
+            self.media_touched(&folder.id, changed, false).await;
         }
     }
 }

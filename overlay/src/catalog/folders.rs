@@ -54,6 +54,16 @@ impl Catalog {
         Ok(())
     }
 
+    /// Sets whether a folder is shown to the LAN media front.
+    pub async fn set_folder_media(&self, folder_id: &str, media: bool) -> Result<()> {
+        sqlx::query("UPDATE folders SET media = $1 WHERE id = $2")
+            .bind(media as i64)
+            .bind(folder_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     /// Every folder of every user, by owner and name.
     pub async fn folders(&self) -> Result<Vec<Folder>> {
         let q = sqlx::AssertSqlSafe(format!("{FOLDER_SELECT} ORDER BY u.name, f.name"));
