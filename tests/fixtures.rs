@@ -110,11 +110,23 @@ impl Env {
 
     /// A `glow` command on this env's data dir and catalog.
     pub fn glow(&self) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_glow"));
+        self.configure(Command::new(env!("CARGO_BIN_EXE_glow")))
+    }
+
+    /// A `glow` command run inside the network namespace `ns`.
+    pub fn glow_in(&self, ns: &str) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", ns, env!("CARGO_BIN_EXE_glow")]);
+        self.configure(c)
+    }
+
+    fn configure(&self, mut c: Command) -> Command {
         c.env("GLOW_DATA_DIR", self.data_dir())
             .env("GLOW_ADMIN_PASSWORD", ADMIN_PW)
-            // Tests run side by side: never the default SFTP port.
+            // Tests run side by side: never the default SFTP or DLNA port,
+            // and the LAN media front on loopback only.
             .env("GLOW_SFTP", "127.0.0.1:0")
+            .env("GLOW_DLNA", "127.0.0.1:0")
             .env(
                 "GLOW_LOG",
                 std::env::var("GLOW_TEST_LOG").unwrap_or_else(|_| "warn".into()),
@@ -198,6 +210,10 @@ pub struct Server {
     pub banner: String,
     /// The SFTP front's port, from the banner.
     pub sftp_port: Option<u16>,
+    /// The DLNA description URLs, from the banner.
+    pub dlna: Vec<String>,
+    /// What the server logged (stderr), line by line.
+    pub log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl Server {
@@ -262,13 +278,21 @@ impl Server {
             .lines()
             .find(|l| l.trim_start().starts_with("sftp "))
             .and_then(|l| l.trim_end_matches('/').rsplit(':').next()?.parse().ok());
+        let dlna = banner
+            .lines()
+            .filter(|l| l.trim_start().starts_with("dlna "))
+            .filter_map(|l| l.split_whitespace().nth(1).map(str::to_owned))
+            .collect();
         // Keep draining so the server never blocks on a full pipe.
         std::thread::spawn(move || for _ in rx {});
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let keep = log.clone();
         std::thread::spawn(move || {
             for line in erx {
                 if std::env::var_os("GLOW_TEST_VERBOSE").is_some() {
                     eprintln!("[glow] {line}");
                 }
+                keep.lock().unwrap().push(line);
             }
         });
         Server {
@@ -277,12 +301,29 @@ impl Server {
             addr,
             banner,
             sftp_port,
+            dlna,
+            log,
         }
     }
 
     /// URL of a path under `/u/admin/share/`.
     pub fn file(&self, rel: &str) -> String {
         format!("{}/u/admin/share/{rel}", self.base)
+    }
+
+    /// The DLNA front's base URL (`http://host:port`) on the host `ip`.
+    pub fn dlna_base(&self, ip: &str) -> String {
+        let url = self
+            .dlna
+            .iter()
+            .find(|u| u.contains(&format!("//{ip}:")))
+            .unwrap_or_else(|| panic!("no DLNA address on {ip} in banner:\n{}", self.banner));
+        url.trim_end_matches("/dlna/description.xml").to_owned()
+    }
+
+    /// Whether the server logged a line containing `text`.
+    pub fn logged(&self, text: &str) -> bool {
+        self.log.lock().unwrap().iter().any(|l| l.contains(text))
     }
 
     /// Stops the server like Ctrl-C would.

@@ -3,6 +3,7 @@
 //! protocol's own errors, once, in its `error` module. Fronts never touch the
 //! disk or the catalog themselves.
 
+pub mod dlna;
 pub mod http;
 pub mod sftp;
 pub mod webdav;

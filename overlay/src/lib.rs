@@ -29,7 +29,7 @@ pub use access::{Op, Principal, SharePermission, ShareScope};
 pub use error::{FabricError, Result};
 pub use fabric::{Address, Fabric, FabricConfig, FolderOptions};
 pub use files::{FileBody, INLINE_LIMIT, OpenFile, Precondition, Upload};
-pub use media::{MediaKind, media_kind, media_mime};
+pub use media::{MediaKind, is_servable_media, media_kind, media_mime};
 pub use path::{RelPath, is_os_metadata};
 pub use props::{Lock, Property, Quota};
 pub use resource::{

@@ -21,6 +21,18 @@ pub fn can_thumbnail(name: &str) -> bool {
 impl Fabric {
     /// A JPEG thumbnail of an image (at most [`THUMB_SIZE`] pixels a side).
     pub async fn thumbnail(&self, who: &Principal, addr: &Address) -> Result<Vec<u8>> {
+        self.thumbnail_sized(who, addr, THUMB_SIZE).await
+    }
+
+    /// A JPEG thumbnail of an image, at most `side` pixels a side (the LAN
+    /// media front asks for 160, DLNA's `JPEG_TN`).
+    pub async fn thumbnail_sized(
+        &self,
+        who: &Principal,
+        addr: &Address,
+        side: u32,
+    ) -> Result<Vec<u8>> {
+        let side = side.clamp(16, 1024);
         if !can_thumbnail(addr.path.name()) {
             return Err(FabricError::Invalid("not an image Glow can preview".into()));
         }
@@ -35,7 +47,7 @@ impl Fabric {
             let meta = std::fs::metadata(&disk)?;
             let key = blake3::hash(
                 format!(
-                    "{folder_id}\0{rel}\0{}\0{}\0{THUMB_SIZE}",
+                    "{folder_id}\0{rel}\0{}\0{}\0{side}",
                     meta.len(),
                     local::mtime_ns(&meta)
                 )
@@ -47,7 +59,7 @@ impl Fabric {
             if let Ok(bytes) = std::fs::read(&cached) {
                 return Ok(bytes);
             }
-            let bytes = render(&disk)?;
+            let bytes = render(&disk, side)?;
             store(&cached, &bytes);
             Ok(bytes)
         })
@@ -55,13 +67,13 @@ impl Fabric {
     }
 }
 
-fn render(path: &Path) -> Result<Vec<u8>> {
+fn render(path: &Path, side: u32) -> Result<Vec<u8>> {
     let bad = |e: image::ImageError| FabricError::Invalid(format!("cannot read this image: {e}"));
     let img = image::ImageReader::open(path)?
         .with_guessed_format()?
         .decode()
         .map_err(bad)?;
-    let thumb = img.thumbnail(THUMB_SIZE, THUMB_SIZE).to_rgb8();
+    let thumb = img.thumbnail(side, side).to_rgb8();
     let mut out = Cursor::new(Vec::new());
     thumb
         .write_to(&mut out, image::ImageFormat::Jpeg)
@@ -95,11 +107,11 @@ mod tests {
         image::RgbImage::from_pixel(1000, 500, image::Rgb([200, 30, 30]))
             .save(&png)
             .unwrap();
-        let jpeg = render(&png).unwrap();
+        let jpeg = render(&png, THUMB_SIZE).unwrap();
         let back = image::load_from_memory(&jpeg).unwrap();
         assert_eq!((back.width(), back.height()), (256, 128));
         std::fs::write(dir.path().join("junk.png"), b"not a png").unwrap();
-        assert!(render(&dir.path().join("junk.png")).is_err());
+        assert!(render(&dir.path().join("junk.png"), THUMB_SIZE).is_err());
         assert!(can_thumbnail("A.JPG") && !can_thumbnail("a.txt"));
     }
 }

@@ -15,6 +15,7 @@ pub async fn run(settings: Settings, cmd: Command) -> anyhow::Result<()> {
     let fabric = open_fabric(&settings).await?;
     let result = match cmd {
         Command::Share(s) => share(&fabric, &settings, s).await,
+        Command::Cast(c) => crate::cast::run(&fabric, c).await,
         other => dispatch(&fabric, other).await,
     };
     fabric.close().await;
@@ -24,7 +25,9 @@ pub async fn run(settings: Settings, cmd: Command) -> anyhow::Result<()> {
 async fn dispatch(fabric: &Fabric, cmd: Command) -> anyhow::Result<()> {
     let system = Principal::System;
     match cmd {
-        Command::Serve(_) | Command::Share(_) => unreachable!("dispatched elsewhere"),
+        Command::Serve(_) | Command::Share(_) | Command::Cast(_) => {
+            unreachable!("dispatched elsewhere")
+        }
         Command::User(u) => user(fabric, u).await?,
         Command::Folder(FolderCommand::Add {
             name,
@@ -80,6 +83,18 @@ async fn dispatch(fabric: &Fabric, cmd: Command) -> anyhow::Result<()> {
                 );
             }
             println!("{address}: catalog and disk agree");
+        }
+        Command::Folder(FolderCommand::Media { address, state }) => {
+            let a = Address::parse(&address)?;
+            let on = state == "on";
+            fabric.set_folder_media(&system, &a, on).await?;
+            if on {
+                println!(
+                    "{a} is shown to TVs on the LAN (a running server picks it up within seconds)"
+                );
+            } else {
+                println!("{a} is hidden from TVs");
+            }
         }
         Command::Folder(FolderCommand::Remove { address }) => {
             let a = Address::parse(&address)?;

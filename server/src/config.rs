@@ -31,6 +31,10 @@ pub struct FileConfig {
     pub public_url: Option<String>,
     /// `--sftp`: address of the SFTP front, or `"off"`.
     pub sftp: Option<String>,
+    /// `--dlna`: address of the LAN media front, or `"off"`.
+    pub dlna: Option<String>,
+    /// `--name`: the name TVs show for this node.
+    pub name: Option<String>,
 }
 
 /// Settings after merging the file with flags.
@@ -119,6 +123,30 @@ impl Settings {
         (addr != "off").then_some(addr)
     }
 
+    /// The DLNA address: `None` when it is off (`--no-dlna`, or `dlna =
+    /// "off"` in the file); else flag, else file, else `0.0.0.0:8200`.
+    pub fn dlna_addr(&self, args: &ServeArgs) -> Option<String> {
+        if args.no_dlna {
+            return None;
+        }
+        let addr = args
+            .dlna
+            .clone()
+            .or_else(|| self.file.dlna.clone())
+            .unwrap_or_else(|| "0.0.0.0:8200".into());
+        (addr != "off").then_some(addr)
+    }
+
+    /// The name TVs show: flag, else file, else "Glow on <hostname>".
+    pub fn node_name(&self, args: &ServeArgs) -> String {
+        args.name
+            .clone()
+            .or_else(|| self.file.name.clone())
+            .map(|n| n.trim().to_owned())
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| format!("Glow on {}", hostname()))
+    }
+
     /// The HTTP address: flag, else file, else `0.0.0.0:8080`.
     pub fn http_addr(&self, args: &ServeArgs) -> String {
         args.http
@@ -126,6 +154,16 @@ impl Settings {
             .or_else(|| self.file.http.clone())
             .unwrap_or_else(|| "0.0.0.0:8080".into())
     }
+}
+
+/// This machine's host name, or "this computer".
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "this computer".into())
 }
 
 fn default_data_dir() -> anyhow::Result<PathBuf> {

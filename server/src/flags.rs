@@ -63,6 +63,65 @@ pub enum Command {
     /// Create, list and revoke share links
     #[command(subcommand)]
     Share(ShareCommand),
+    /// Play on a TV: find renderers on the LAN and tell one what to play
+    #[command(subcommand)]
+    Cast(CastCommand),
+}
+
+/// `glow cast …`.
+#[derive(Debug, Subcommand)]
+pub enum CastCommand {
+    /// List the TVs and renderers on the local network
+    List {
+        /// Seconds to wait for answers
+        #[arg(long, value_name = "SECS", default_value_t = 4)]
+        wait: u64,
+    },
+    /// Tell RENDERER to play a file (served by the running `glow serve`)
+    Play {
+        /// The renderer: its name (or part of it), UDN or description URL
+        renderer: String,
+        /// The file, as USER/FOLDER/PATH
+        address: String,
+        /// How long the TV may fetch the file (e.g. 3h, 1d)
+        #[arg(long = "for", value_name = "DURATION", default_value = "12h")]
+        ttl: String,
+        /// Seconds to wait for renderers to answer
+        #[arg(long, value_name = "SECS", default_value_t = 4)]
+        wait: u64,
+    },
+    /// Pause RENDERER
+    Pause {
+        /// The renderer: its name (or part of it), UDN or description URL
+        renderer: String,
+        /// Seconds to wait for renderers to answer
+        #[arg(long, value_name = "SECS", default_value_t = 4)]
+        wait: u64,
+    },
+    /// Resume RENDERER after a pause
+    Resume {
+        /// The renderer: its name (or part of it), UDN or description URL
+        renderer: String,
+        /// Seconds to wait for renderers to answer
+        #[arg(long, value_name = "SECS", default_value_t = 4)]
+        wait: u64,
+    },
+    /// Stop RENDERER
+    Stop {
+        /// The renderer: its name (or part of it), UDN or description URL
+        renderer: String,
+        /// Seconds to wait for renderers to answer
+        #[arg(long, value_name = "SECS", default_value_t = 4)]
+        wait: u64,
+    },
+    /// Show what RENDERER is doing
+    Status {
+        /// The renderer: its name (or part of it), UDN or description URL
+        renderer: String,
+        /// Seconds to wait for renderers to answer
+        #[arg(long, value_name = "SECS", default_value_t = 4)]
+        wait: u64,
+    },
 }
 
 /// `glow share …`.
@@ -137,6 +196,17 @@ pub struct ServeArgs {
     /// Do not start the SFTP front (wins over --sftp)
     #[arg(long)]
     pub no_sftp: bool,
+    /// Address of the LAN media front (DLNA/UPnP, for TVs: plain HTTP and
+    /// SSDP on every interface it covers), or `off` [default: 0.0.0.0:8200]
+    #[arg(long, value_name = "ADDR", env = "GLOW_DLNA")]
+    pub dlna: Option<String>,
+    /// Do not start the LAN media front, and do not show the DIRs given here
+    /// to TVs (wins over --dlna)
+    #[arg(long)]
+    pub no_dlna: bool,
+    /// The name TVs show for this node [default: "Glow on <hostname>"]
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
 }
 
 /// `glow user …`.
@@ -229,6 +299,15 @@ pub enum FolderCommand {
     Remove {
         /// The folder, as USER/FOLDER
         address: String,
+    },
+    /// Show a folder to TVs and media players on the LAN (`on`), or hide it
+    /// (`off`)
+    Media {
+        /// The folder, as USER/FOLDER
+        address: String,
+        /// `on` or `off`
+        #[arg(value_parser = ["on", "off"])]
+        state: String,
     },
 }
 

@@ -1,6 +1,7 @@
 //! `glow`: the binary. Thin on purpose: parse flags, run, print the error
 //! chain on one line and exit non-zero. Everything else is in the modules.
 
+mod cast;
 mod commands;
 mod config;
 mod flags;

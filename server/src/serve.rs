@@ -24,9 +24,10 @@ pub async fn run(settings: Settings, args: ServeArgs) -> anyhow::Result<()> {
     } else {
         args.dirs.clone()
     };
+    let dlna_addr = settings.dlna_addr(&args);
     let mut folder_lines = Vec::new();
     for dir in &dirs {
-        folder_lines.push(add_dir(&fabric, &admin_name, dir).await?);
+        folder_lines.push(add_dir(&fabric, &admin_name, dir, dlna_addr.is_some()).await?);
     }
     let tls_config = match (
         args.tls.clone().or_else(|| settings.file.tls.clone()),
@@ -75,6 +76,29 @@ pub async fn run(settings: Settings, args: ServeArgs) -> anyhow::Result<()> {
             Some((listener, key))
         }
     };
+    let dlna = match dlna_addr {
+        None => None,
+        Some(text) => {
+            let bind: SocketAddr = text
+                .parse()
+                .with_context(|| format!("--dlna {text:?} is not an address like 0.0.0.0:8200"))?;
+            let listener = tokio::net::TcpListener::bind(bind).await.with_context(|| {
+                format!("cannot listen on {bind} for DLNA (is another media server using it? pick another with --dlna, or --no-dlna)")
+            })?;
+            let opts = gateways::dlna::Options {
+                uuid: dlna_uuid(fabric.data_dir())?,
+                name: settings.node_name(&args),
+                presentation_url: settings.file.public_url.clone(),
+            };
+            // Open before the banner: "Ready" means TVs can find it.
+            let ssdp = gateways::dlna::bind_ssdp(&opts, listener.local_addr()?);
+            Some((listener, ssdp, opts))
+        }
+    };
+    let dlna_banner = match &dlna {
+        Some((l, _, o)) => Some((l.local_addr()?, o.name.clone())),
+        None => None,
+    };
     let sftp_banner = match &sftp {
         Some((l, key)) => Some((l.local_addr()?, key.fingerprint())),
         None => None,
@@ -95,6 +119,7 @@ pub async fn run(settings: Settings, args: ServeArgs) -> anyhow::Result<()> {
             admin: &admin_name,
             password: &admin_password,
             sftp: sftp_banner,
+            dlna: dlna_banner.clone(),
         },
     );
 
@@ -107,28 +132,73 @@ pub async fn run(settings: Settings, args: ServeArgs) -> anyhow::Result<()> {
     if let Some(t) = header_timeout {
         opts.header_timeout = t;
     }
+    // One signal stops every front at once.
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down");
+        let _ = stop_tx.send(true);
+    });
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
     let sftp_task = sftp.map(|(listener, key)| {
-        let mut stop = stop_rx.clone();
         tokio::spawn(gateways::sftp::serve(
             listener,
             fabric.clone(),
             key,
             header_timeout.unwrap_or(std::time::Duration::from_secs(30)),
-            async move {
-                let _ = stop.wait_for(|s| *s).await;
-            },
+            stopped(stop_rx.clone()),
         ))
     });
-    http::serve(listener, app, opts, shutdown_signal()).await;
-    let _ = stop_tx.send(true);
-    if let Some(t) = sftp_task {
+    let dlna_file = fabric.data_dir().join(DLNA_ADDR_FILE);
+    let dlna_task = dlna.map(|(listener, ssdp, o)| {
+        if let Some((addr, _)) = &dlna_banner {
+            // Where `glow cast` finds the running front's media URLs.
+            let _ = std::fs::write(&dlna_file, format!("{addr}\n"));
+        }
+        let front = gateways::dlna::Dlna::new(fabric.clone(), o);
+        let opts = ServeOptions {
+            tls: None,
+            ..opts.clone()
+        };
+        tokio::spawn(gateways::dlna::serve(
+            front,
+            listener,
+            ssdp,
+            opts,
+            stopped(stop_rx.clone()),
+        ))
+    });
+    http::serve(listener, app, opts, stopped(stop_rx.clone())).await;
+    for t in [sftp_task, dlna_task].into_iter().flatten() {
         let _ = t.await;
     }
-    tracing::info!("shutting down");
+    if dlna_banner.is_some() {
+        let _ = std::fs::remove_file(&dlna_file);
+    }
     upkeep.abort();
     fabric.close().await;
     Ok(())
+}
+
+/// The file in the data dir that holds the running DLNA front's address.
+pub const DLNA_ADDR_FILE: &str = "dlna.addr";
+
+/// This node's UPnP UUID, made once and kept in the data dir (TVs know a
+/// server by it: a new one would show up as another server).
+fn dlna_uuid(data_dir: &std::path::Path) -> anyhow::Result<String> {
+    let path = data_dir.join("dlna-uuid");
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        let t = text.trim();
+        if let Ok(u) = uuid::Uuid::parse_str(t) {
+            return Ok(u.to_string());
+        }
+    }
+    let uuid = uuid::Uuid::new_v4().to_string();
+    std::fs::write(&path, format!("{uuid}\n"))
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(uuid)
 }
 
 /// Opens the fabric with the settings' data dir and database.
@@ -180,7 +250,12 @@ enum AdminPassword {
 
 /// Adds a served directory as a folder of the admin (again at each start:
 /// an existing folder with the same path is fine).
-async fn add_dir(fabric: &Fabric, admin: &str, dir: &std::path::Path) -> anyhow::Result<String> {
+async fn add_dir(
+    fabric: &Fabric,
+    admin: &str,
+    dir: &std::path::Path,
+    media: bool,
+) -> anyhow::Result<String> {
     let real =
         std::fs::canonicalize(dir).with_context(|| format!("cannot serve {}", dir.display()))?;
     let name = real
@@ -196,16 +271,23 @@ async fn add_dir(fabric: &Fabric, admin: &str, dir: &std::path::Path) -> anyhow:
     let who = overlay::Principal::System;
     let existing = fabric.folders(&who, Some(admin)).await?;
     match existing.iter().find(|f| f.name == name) {
-        Some(f) if f.path == real => {}
+        Some(f) if f.path == real => {
+            if media && !f.media {
+                let addr = overlay::Address::new(admin, name.clone(), overlay::RelPath::root());
+                fabric.set_folder_media(&who, &addr, true).await?;
+            }
+        }
         Some(f) => bail!(
             "folder {admin}/{name} already serves {}; rename the directory or use `glow folder add OTHERNAME {}`",
             f.path.display(),
             real.display()
         ),
         None => {
-            fabric
-                .add_folder(admin, &name, &real, FolderOptions::default())
-                .await?;
+            let opts = FolderOptions {
+                media,
+                ..FolderOptions::default()
+            };
+            fabric.add_folder(admin, &name, &real, opts).await?;
         }
     }
     Ok(format!("{admin}/{name} -> {}", real.display()))
@@ -220,6 +302,8 @@ struct Banner<'a> {
     password: &'a AdminPassword,
     /// The SFTP address and the host key's fingerprint, when SFTP is on.
     sftp: Option<(SocketAddr, String)>,
+    /// The DLNA address and the name TVs show, when DLNA is on.
+    dlna: Option<(SocketAddr, String)>,
 }
 
 fn print_banner(fabric: &Fabric, settings: &Settings, banner: Banner<'_>) {
@@ -230,6 +314,7 @@ fn print_banner(fabric: &Fabric, settings: &Settings, banner: Banner<'_>) {
         admin,
         password,
         sftp,
+        dlna,
     } = banner;
     let mut out = String::new();
     let line = |out: &mut String, k: &str, v: &str| out.push_str(&format!("  {k:<10} {v}\n"));
@@ -270,6 +355,22 @@ fn print_banner(fabric: &Fabric, settings: &Settings, banner: Banner<'_>) {
             );
         }
         line(&mut out, "host key", &format!("ED25519 {fingerprint}"));
+    }
+    if let Some((addr, name)) = &dlna {
+        // TVs find it by themselves on the LAN addresses; loopback is for
+        // tests and players on this host.
+        for host in hosts(addr.ip()) {
+            line(
+                &mut out,
+                "dlna",
+                &format!("http://{host}:{}/dlna/description.xml", addr.port()),
+            );
+        }
+        line(
+            &mut out,
+            "tv name",
+            &format!("{name:?} (media folders only)"),
+        );
     }
     for f in folders {
         line(&mut out, "folder", f);

@@ -191,7 +191,7 @@ async fn get(
 /// Answers a GET or HEAD for an opened file: validators (304), a single
 /// range (206/416), the content streamed. With `attachment`, browsers are
 /// told to save it rather than show it.
-pub(super) async fn send_file(
+pub(crate) async fn send_file(
     req: &Parts,
     opened: OpenFile,
     attachment: bool,

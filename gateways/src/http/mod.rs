@@ -6,17 +6,17 @@ mod api;
 mod auth;
 mod browse;
 mod error;
-mod files;
+pub(crate) mod files;
 mod pages;
 mod range;
 mod serve;
 mod share;
-mod uri;
+pub(crate) mod uri;
 mod zip;
 
 pub use auth::caller as auth_caller;
 pub use error::HttpError;
-pub use serve::{Listener, ServeOptions, serve};
+pub use serve::{Listener, LocalAddr, ServeOptions, serve};
 
 use axum::Router;
 use axum::routing::{any, get, post};

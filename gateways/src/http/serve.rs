@@ -18,6 +18,11 @@ use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
+/// The address a request's connection came in on (this side of it), as a
+/// request extension: the DLNA front builds its URLs from it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LocalAddr(pub std::net::SocketAddr);
+
 /// A bound TCP listener, ready to serve.
 pub type Listener = TcpListener;
 
@@ -75,9 +80,13 @@ pub async fn serve(
             },
         };
         let _ = stream.set_nodelay(true);
+        let local = stream.local_addr().ok().map(LocalAddr);
         let app = app.clone();
         let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
             req.extensions_mut().insert(ConnectInfo(peer));
+            if let Some(l) = local {
+                req.extensions_mut().insert(l);
+            }
             app.clone().oneshot(req)
         });
         let builder = builder.clone();

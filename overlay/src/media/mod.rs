@@ -200,6 +200,32 @@ impl Fabric {
         .await
     }
 
+    /// The media facts of any file `who` may read (for "play on TV", which
+    /// works on every folder, not only media folders).
+    pub async fn probe_media(&self, who: &Principal, addr: &Address) -> Result<MediaItem> {
+        let kind = media_kind(addr.path.name()).ok_or_else(|| {
+            FabricError::Invalid(format!(
+                "{} is not a video, song or picture",
+                addr.path.name()
+            ))
+        })?;
+        let entry = self.stat(who, addr).await?;
+        let folder = self.folder_for(who, addr, Op::Read).await?;
+        let (root, rel) = (folder.path.clone(), addr.path.clone());
+        let info = blocking(move || {
+            let disk = local::confine(&root, &rel, false)?;
+            Ok(probe::probe(&disk, kind))
+        })
+        .await?;
+        Ok(MediaItem {
+            entry,
+            kind,
+            info: Arc::new(info),
+            subtitles: Vec::new(),
+            cover: None,
+        })
+    }
+
     /// Marks a folder as shown (or not) to the LAN media front.
     pub async fn set_folder_media(
         &self,

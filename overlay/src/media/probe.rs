@@ -196,8 +196,15 @@ fn mp4_info(path: &Path) -> Option<MediaInfo> {
     let file = File::open(path).ok()?;
     let size = file.metadata().ok()?.len();
     let mp4 = mp4::Mp4Reader::read_header(BufReader::new(file), size).ok()?;
+    let meta = mp4.metadata();
+    use mp4::Metadata;
     let mut info = MediaInfo {
         duration_ms: Some(mp4.duration().as_millis() as u64).filter(|d| *d > 0),
+        title: meta
+            .title()
+            .map(|t| t.trim().to_owned())
+            .filter(|t| !t.is_empty()),
+        year: meta.year().and_then(|y| u16::try_from(y).ok()),
         ..MediaInfo::default()
     };
     let mut tracks: Vec<_> = mp4.tracks().values().collect();
@@ -326,6 +333,7 @@ mod tests {
         let mp4 = probe(&fixture("clip.mp4"), MediaKind::Video);
         assert_eq!((mp4.width, mp4.height), (Some(320), Some(240)));
         assert_eq!(mp4.duration_ms, Some(3000));
+        assert_eq!(mp4.title.as_deref(), Some("Test clip"));
         assert_eq!(
             mp4.video_codec,
             Some(VideoCodec::H264 {

@@ -1,0 +1,310 @@
+//! The LAN media front: a UPnP AV / DLNA MediaServer, so that TVs, game
+//! consoles and media players on the local network find Glow with no setup
+//! and play what is in the folders flagged as media — and a control point
+//! that tells a TV what to play (`cast`).
+//!
+//! - `ssdp`: announcements and answers to searches, per interface;
+//! - `description`: the device description, service descriptions, icons;
+//! - `soap`, `error`: action calls in, responses and UPnP faults out;
+//! - `content_directory` (with `ids`, `didl`, `profiles`, `search`),
+//!   `connection_manager`, `registrar`: the three services;
+//! - `gena`: event subscriptions;
+//! - `media`: the files themselves over HTTP, with DLNA headers;
+//! - `quirks`: what differs between TVs;
+//! - `cast`: "play on TV" (rupnp control point).
+//!
+//! It runs on a listener of its own (plain HTTP: TVs speak nothing else,
+//! whatever the web front uses), and everything it serves is authorized as
+//! [`Principal::LanMedia`]: media folders only, read only. DLNA has no
+//! sign-in.
+
+pub mod cast;
+mod connection_manager;
+mod content_directory;
+mod description;
+mod didl;
+mod error;
+mod gena;
+mod ids;
+mod media;
+mod profiles;
+mod quirks;
+mod registrar;
+mod search;
+mod soap;
+pub mod ssdp;
+
+pub use didl::duration;
+pub use ids::Object;
+
+use crate::http::{LocalAddr, ServeOptions};
+use axum::Router;
+use axum::extract::{ConnectInfo, Path, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get, post};
+use overlay::Fabric;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The most a SOAP request body may hold.
+const MAX_SOAP_BODY: usize = 64 * 1024;
+/// How long a client gets to send a SOAP body once its headers are in.
+const BODY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How this node presents itself to the LAN.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The node's UPnP UUID (kept in the data dir; without `uuid:`).
+    pub uuid: String,
+    /// The name TVs show ("Glow on <hostname>" by default).
+    pub name: String,
+    /// The web front's address, offered as the presentation URL.
+    pub presentation_url: Option<String>,
+}
+
+struct Inner {
+    fabric: Fabric,
+    opts: Options,
+    server: String,
+    gena: Arc<gena::Gena>,
+}
+
+/// The LAN media front's state. Cloning is cheap.
+#[derive(Clone)]
+pub struct Dlna(Arc<Inner>);
+
+/// The `SERVER` header of every answer and announcement.
+pub fn server_header() -> String {
+    format!(
+        "Linux/1 DLNADOC/1.50 UPnP/1.0 Glow/{}",
+        env!("CARGO_PKG_VERSION")
+    )
+}
+
+impl Dlna {
+    /// The front over a fabric.
+    pub fn new(fabric: Fabric, opts: Options) -> Dlna {
+        Dlna(Arc::new(Inner {
+            fabric,
+            opts,
+            server: server_header(),
+            gena: Arc::default(),
+        }))
+    }
+
+    /// The fabric.
+    pub fn fabric(&self) -> &Fabric {
+        &self.0.fabric
+    }
+
+    /// `http://host:port` as the client reached this listener: the address
+    /// the connection came in on, so that every URL handed out works from
+    /// that client's network.
+    pub(crate) fn base_url(&self, req: &Parts) -> String {
+        match req.extensions.get::<LocalAddr>() {
+            Some(LocalAddr(SocketAddr::V6(a))) => format!("http://[{}]:{}", a.ip(), a.port()),
+            Some(LocalAddr(a)) => format!("http://{a}"),
+            None => {
+                let host = req
+                    .headers
+                    .get(header::HOST)
+                    .and_then(|v| v.to_str().ok())
+                    .filter(|h| {
+                        h.chars()
+                            .all(|c| c.is_ascii_alphanumeric() || ".:-[]".contains(c))
+                    })
+                    .unwrap_or("127.0.0.1");
+                format!("http://{host}")
+            }
+        }
+    }
+
+    /// The front's routes, all under `/dlna/`.
+    pub fn router(&self) -> Router {
+        Router::new()
+            .route("/dlna/description.xml", get(description_xml))
+            .route("/dlna/{scpd}", get(scpd))
+            .route("/dlna/icon/{name}", get(icon))
+            .route("/dlna/{service}/control", post(control))
+            .route("/dlna/{service}/event", any(event))
+            .route("/dlna/m/{*rest}", any(media::file))
+            .route("/dlna/thumb/{*rest}", any(media::thumb))
+            .route("/dlna/art/{*rest}", any(media::art))
+            .route("/dlna/cast/{*rest}", any(media::cast))
+            .fallback(|| async { (StatusCode::NOT_FOUND, "not found\n") })
+            .layer(axum::middleware::map_response_with_state(
+                self.clone(),
+                stamp,
+            ))
+            .with_state(self.clone())
+    }
+}
+
+/// Every answer says who served it.
+async fn stamp(State(dlna): State<Dlna>, mut r: Response) -> Response {
+    if let Ok(v) = HeaderValue::from_str(&dlna.0.server) {
+        r.headers_mut().insert(header::SERVER, v);
+    }
+    r
+}
+
+async fn description_xml(State(dlna): State<Dlna>, req: Request) -> Response {
+    let client = quirks::Client::detect(req.headers());
+    let me = description::Identity {
+        uuid: &dlna.0.opts.uuid,
+        name: &dlna.0.opts.name,
+        presentation_url: dlna.0.opts.presentation_url.as_deref(),
+    };
+    description::xml(description::device(&me, client))
+}
+
+async fn scpd(Path(name): Path<String>) -> Response {
+    match name.as_str() {
+        "cds.xml" => description::xml(description::CDS_SCPD),
+        "cms.xml" => description::xml(description::CMS_SCPD),
+        "mrr.xml" => description::xml(description::MRR_SCPD),
+        _ => (StatusCode::NOT_FOUND, "not found\n").into_response(),
+    }
+}
+
+async fn icon(Path(name): Path<String>) -> Response {
+    description::icon(&name)
+}
+
+async fn control(State(dlna): State<Dlna>, Path(service): Path<String>, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    if !matches!(service.as_str(), "cds" | "cms" | "mrr") {
+        return (StatusCode::NOT_FOUND, "not found\n").into_response();
+    }
+    let bytes =
+        match tokio::time::timeout(BODY_TIMEOUT, axum::body::to_bytes(body, MAX_SOAP_BODY)).await {
+            Ok(Ok(b)) => b,
+            Ok(Err(_)) => {
+                return (
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "a SOAP request holds at most 64 KiB\n",
+                )
+                    .into_response();
+            }
+            Err(_) => {
+                return (
+                    StatusCode::REQUEST_TIMEOUT,
+                    "the request body took too long\n",
+                )
+                    .into_response();
+            }
+        };
+    let result = match soap::parse(&bytes) {
+        Err(e) => Err(e),
+        Ok(call) => match service.as_str() {
+            "cds" => {
+                let client = quirks::Client::detect(&parts.headers);
+                let filter = call.arg("Filter").unwrap_or("*").to_owned();
+                let cx = didl::Context::new(dlna.base_url(&parts), client, &filter);
+                content_directory::control(dlna.fabric(), &call, &cx, client.wants_default_sort())
+                    .await
+            }
+            "cms" => connection_manager::control(&call),
+            _ => registrar::control(&call),
+        },
+    };
+    match result {
+        Ok(xml) => {
+            let mut r = description::xml(xml);
+            r.headers_mut().insert("EXT", HeaderValue::from_static(""));
+            r
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn event(State(dlna): State<Dlna>, Path(service): Path<String>, req: Request) -> Response {
+    let Some(svc) = gena::Service::from_path(&service) else {
+        return (StatusCode::NOT_FOUND, "not found\n").into_response();
+    };
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0);
+    dlna.0.gena.handle(
+        svc,
+        req.method().as_str(),
+        req.headers(),
+        peer,
+        &dlna.0.server,
+        dlna.fabric().media_update_id(),
+    )
+}
+
+/// What SSDP needs to announce this front on `http` (the bound address).
+pub fn ssdp_config(opts: &Options, http: SocketAddr) -> ssdp::Config {
+    ssdp::Config {
+        uuid: opts.uuid.clone(),
+        http,
+        server: server_header(),
+        services: vec![
+            content_directory::SERVICE.into(),
+            connection_manager::SERVICE.into(),
+            registrar::SERVICE.into(),
+        ],
+        device_type: description::DEVICE_TYPE.into(),
+    }
+}
+
+/// Opens SSDP for the front on `http` (the bound address); `None`, with a
+/// warning, when the SSDP port cannot be opened: the front then still
+/// serves, but TVs must be given its address by hand.
+pub fn bind_ssdp(opts: &Options, http: SocketAddr) -> Option<ssdp::Ssdp> {
+    match ssdp::Ssdp::bind(ssdp_config(opts, http)) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::warn!(
+                "SSDP is off ({e}): TVs will not find Glow by themselves; give them http://<this host>:{}/dlna/description.xml",
+                http.port()
+            );
+            None
+        }
+    }
+}
+
+impl Dlna {
+    /// The options it was made with.
+    pub fn options(&self) -> &Options {
+        &self.0.opts
+    }
+}
+
+/// Serves the front on `listener` and announces it with `ssdp` until
+/// `shutdown`; then says goodbye on the LAN before the listener closes, and
+/// lets in-flight requests finish.
+pub async fn serve(
+    dlna: Dlna,
+    listener: tokio::net::TcpListener,
+    ssdp: Option<ssdp::Ssdp>,
+    opts: ServeOptions,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    let (stop_ssdp, ssdp_stopped) = tokio::sync::oneshot::channel::<()>();
+    let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
+    let ssdp = tokio::spawn(async move {
+        if let Some(s) = ssdp {
+            s.run(async {
+                let _ = ssdp_stopped.await;
+            })
+            .await;
+        }
+    });
+    let pump = tokio::spawn(gena::pump(dlna.fabric().clone(), dlna.0.gena.clone()));
+    let http = tokio::spawn(crate::http::serve(listener, dlna.router(), opts, async {
+        let _ = http_stopped.await;
+    }));
+    shutdown.await;
+    let _ = stop_ssdp.send(());
+    let _ = ssdp.await;
+    let _ = stop_http.send(());
+    let _ = http.await;
+    pump.abort();
+}
