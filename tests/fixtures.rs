@@ -129,7 +129,8 @@ impl Env {
             .env("GLOW_DLNA", "127.0.0.1:0")
             .env(
                 "GLOW_LOG",
-                std::env::var("GLOW_TEST_LOG").unwrap_or_else(|_| "warn".into()),
+                // The LAN media front's access log is kept: tests look for it.
+                std::env::var("GLOW_TEST_LOG").unwrap_or_else(|_| "warn,glow::dlna=info".into()),
             )
             .env_remove("GLOW_DATABASE_URL")
             .env_remove("GLOW_CONFIG")

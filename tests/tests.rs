@@ -7,6 +7,7 @@
 mod fixtures;
 mod auth;
 mod browser;
+mod cast;
 mod cli;
 mod crash;
 mod disk;
