@@ -124,7 +124,11 @@ pub async fn run(settings: Settings, args: ServeArgs) -> anyhow::Result<()> {
     );
 
     let upkeep = tokio::spawn(fabric.clone().maintain(Arc::new(ScanProgress::new())));
-    let app = http::app(fabric.clone(), tls_config.is_some());
+    let app = http::app(
+        fabric.clone(),
+        tls_config.is_some(),
+        dlna_banner.as_ref().map(|(a, _)| *a),
+    );
     let mut opts = ServeOptions {
         tls: tls_config,
         ..ServeOptions::default()

@@ -104,12 +104,56 @@
         case "empty-trash":
           if (confirm("Delete everything in the trash for good?")) { await api("trash/empty", {}); location.reload(); }
           break;
+        case "cast":
+          await findTvs(b.dataset.path);
+          break;
+        case "cast-to":
+          await castTo(b.dataset.path, b.dataset.renderer, b.dataset.name);
+          break;
+        case "cast-control":
+          await api("cast/control", { renderer: b.dataset.renderer, action: b.dataset.control });
+          document.getElementById("cast-state").textContent =
+            { pause: "Paused on ", resume: "Playing on ", stop: "Stopped on " }[b.dataset.control] + b.dataset.name;
+          break;
         case "revoke":
           if (confirm("Revoke this link? Nobody will be able to open it any more.")) { await api("shares/revoke", { id: b.dataset.id }); location.reload(); }
           break;
       }
     } catch (err) { fail(err); }
   });
+
+  // Play on TV: search the LAN, pick a TV, then pause / resume / stop.
+  const castBox = document.getElementById("cast");
+  const button = (label, data) => {
+    const b = document.createElement("button");
+    b.type = "button";
+    b.textContent = label;
+    for (const [k, v] of Object.entries(data)) b.dataset[k] = v;
+    return b;
+  };
+  async function findTvs(path) {
+    castBox.hidden = false;
+    castBox.textContent = "Looking for TVs on your network…";
+    const r = await fetch("/api/v1/renderers", { credentials: "same-origin" });
+    const tvs = await r.json().catch(() => ({}));
+    if (!r.ok) { castBox.textContent = tvs.error || r.statusText; return; }
+    castBox.textContent = tvs.length ? "Play on: " : "No TV answered. Is it on, and on this network?";
+    for (const tv of tvs) {
+      castBox.appendChild(button(tv.name, { action: "cast-to", path, renderer: tv.location, name: tv.name }));
+    }
+  }
+  async function castTo(path, renderer, name) {
+    castBox.textContent = "Asking " + name + "…";
+    const s = await api("cast", { path, renderer });
+    castBox.textContent = "";
+    const state = document.createElement("span");
+    state.id = "cast-state";
+    state.textContent = "Playing on " + s.renderer;
+    castBox.appendChild(state);
+    for (const [label, control] of [["Pause", "pause"], ["Resume", "resume"], ["Stop", "stop"]]) {
+      castBox.appendChild(button(label, { action: "cast-control", control, renderer, name }));
+    }
+  }
 
   document.addEventListener("submit", async (e) => {
     const f = e.target.closest("form[data-restore]");

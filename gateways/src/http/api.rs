@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 
 /// An API failure, rendered as JSON.
-pub struct ApiError(HttpError);
+pub struct ApiError(pub(super) HttpError);
 
 impl<E: Into<HttpError>> From<E> for ApiError {
     fn from(e: E) -> Self {
@@ -58,7 +58,7 @@ impl IntoResponse for ApiError {
 }
 
 /// Failures with a message for the person (bad input), kept verbatim.
-fn detail(e: FabricError) -> ApiError {
+pub(super) fn detail(e: FabricError) -> ApiError {
     match e {
         FabricError::Invalid(m) => ApiError(HttpError::Detail(StatusCode::BAD_REQUEST, m)),
         FabricError::InvalidPath(m) => ApiError(HttpError::Detail(StatusCode::BAD_REQUEST, m)),
@@ -66,9 +66,9 @@ fn detail(e: FabricError) -> ApiError {
     }
 }
 
-type ApiResult<T> = Result<Json<T>, ApiError>;
+pub(super) type ApiResult<T> = Result<Json<T>, ApiError>;
 
-async fn signed_in(
+pub(super) async fn signed_in(
     state: &AppState,
     headers: &HeaderMap,
     peer: SocketAddr,
@@ -79,7 +79,7 @@ async fn signed_in(
 }
 
 /// A state-changing call: signed in, and not forged by another site.
-async fn acting(
+pub(super) async fn acting(
     state: &AppState,
     headers: &HeaderMap,
     peer: SocketAddr,
@@ -161,7 +161,7 @@ pub struct EntryInfo {
     etag: String,
 }
 
-fn parse(path: &str) -> Result<Address, ApiError> {
+pub(super) fn parse(path: &str) -> Result<Address, ApiError> {
     Address::parse(path).map_err(detail)
 }
 
@@ -197,11 +197,11 @@ pub struct PathBody {
 
 #[derive(Serialize)]
 pub struct Done {
-    ok: bool,
+    pub(super) ok: bool,
 }
 
 /// Reads a JSON body, answering malformed ones with a JSON 400.
-async fn body<T: serde::de::DeserializeOwned>(
+pub(super) async fn body<T: serde::de::DeserializeOwned>(
     state: &AppState,
     req: Request,
 ) -> Result<T, ApiError> {
@@ -211,7 +211,7 @@ async fn body<T: serde::de::DeserializeOwned>(
         .map_err(|e| ApiError(HttpError::Detail(StatusCode::BAD_REQUEST, e.body_text())))
 }
 
-fn peer_of(req: &Request) -> SocketAddr {
+pub(super) fn peer_of(req: &Request) -> SocketAddr {
     req.extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0)

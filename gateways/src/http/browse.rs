@@ -57,6 +57,8 @@ struct ViewerPage {
     media: MediaKind,
     prev: Option<String>,
     next: Option<String>,
+    /// `user/folder/path` for "Play on TV", when the LAN media front runs.
+    cast: Option<String>,
 }
 
 #[derive(Template)]
@@ -472,6 +474,7 @@ pub async fn viewer_page(
             raw: encode_segment(&name),
             name,
             crumbs: file_crumbs(addr),
+            cast: (state.dlna.is_some() && media != MediaKind::Other).then(|| addr.to_string()),
             media,
             prev,
             next,

@@ -5,6 +5,7 @@
 mod api;
 mod auth;
 mod browse;
+mod cast;
 mod error;
 pub(crate) mod files;
 mod pages;
@@ -31,12 +32,24 @@ pub struct AppState {
     pub tls: bool,
     /// The WebDAV handler (shares its lock table between requests).
     pub dav: crate::webdav::Dav,
+    /// The LAN media front's bound address, when it runs ("play on TV"
+    /// hands renderers URLs on it).
+    pub dlna: Option<std::net::SocketAddr>,
+    /// The renderers found by the last search.
+    pub renderers: cast::Renderers,
 }
 
-/// The HTTP front's routes. Tests may call it with `oneshot`.
-pub fn app(fabric: Fabric, tls: bool) -> Router {
+/// The HTTP front's routes. Tests may call it with `oneshot`. `dlna` is the
+/// LAN media front's address, if it runs.
+pub fn app(fabric: Fabric, tls: bool, dlna: Option<std::net::SocketAddr>) -> Router {
     let dav = crate::webdav::Dav::new(fabric.clone());
-    let state = AppState { fabric, tls, dav };
+    let state = AppState {
+        fabric,
+        tls,
+        dav,
+        dlna,
+        renderers: cast::Renderers::default(),
+    };
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/", get(browse::root).options(crate::webdav::root_options))
@@ -59,6 +72,9 @@ pub fn app(fabric: Fabric, tls: bool) -> Router {
         .route("/api/v1/trash/empty", post(api::trash_empty))
         .route("/api/v1/shares", get(api::shares).post(api::create_share))
         .route("/api/v1/shares/revoke", post(api::revoke_share))
+        .route("/api/v1/renderers", get(cast::renderers))
+        .route("/api/v1/cast", post(cast::play))
+        .route("/api/v1/cast/control", post(cast::control))
         .route("/logout", post(auth::logout))
         .route("/static/glow.css", get(pages::stylesheet))
         .route("/s/{token}", any(share::bare))
