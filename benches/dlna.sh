@@ -6,8 +6,9 @@
 #   benches/dlna.sh          # needs root, minidlna, python3 (apt-get install minidlna python3)
 #
 # Both index the same folder first (the time is not counted); then each walk
-# is timed RUNS times, alternating servers, with a new connection per request
-# (minidlna closes every connection), without and then with a SortCriteria.
+# (one curl process, every page in turn, a new connection per request since
+# minidlna closes every connection) is timed RUNS times, alternating servers,
+# without and then with a SortCriteria.
 # Prints the medians and the ratio Glow / minidlna (lower is better).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,7 +25,7 @@ ENTRIES=${ENTRIES:-10000}
 RUNS=${RUNS:-7}
 PAGE=${PAGE:-100}
 GLOW_PORT=${GLOW_PORT:-18581}
-MINI_PORT=${MINI_PORT:-18582}
+MINI_PORT=${MINI_PORT:-18590}
 for tool in minidlnad python3 curl; do
   command -v "$tool" >/dev/null || { echo "benches/dlna.sh needs $tool (apt-get install minidlna python3 curl)"; exit 1; }
 done
@@ -71,21 +72,42 @@ glow_pid=$!
 
 G_URL="http://127.0.0.1:$((GLOW_PORT + 1))/dlna/cds/control"
 M_URL="http://127.0.0.1:$MINI_PORT/ctl/ContentDir"
-until grep -q 'media indexed' "$work/glow.log"; do sleep 0.5; done
+until grep -q 'media indexed' "$work/glow.log"; do
+  kill -0 "$glow_pid" 2>/dev/null || { echo "glow stopped:"; tail -5 "$work/glow.log"; exit 1; }
+  sleep 0.5
+done
 # minidlna scans in a child process: wait until the folder is complete.
-until python3 benches/dlna_browse.py "$M_URL" "Music/Folders/big" "$ENTRIES" 1000 >/dev/null 2>&1; do sleep 1; done
+until python3 benches/dlna_browse.py "$M_URL" "Music/Folders/big" "$ENTRIES" 1000 >/dev/null 2>&1; do
+  kill -0 "$mini_pid" 2>/dev/null || { echo "minidlna stopped:"; cat "$work"/minidlna-log/* 2>/dev/null | tail -5; exit 1; }
+  sleep 1
+done
 sleep 2
 
-walk() { python3 benches/dlna_browse.py "$1" "$2" "$ENTRIES" "$PAGE" "${3:-}" | cut -f2; }
+# One curl run walks every page (a new connection per request: minidlna
+# closes each one anyway); the same requests and headers for both servers.
+walk_config() { # URL ID SORT > config
+  local start
+  for start in $(seq 0 "$PAGE" $((ENTRIES - 1))); do
+    [ "$start" = 0 ] || echo next
+    local body="<?xml version=\"1.0\" encoding=\"utf-8\"?><s:Envelope xmlns:s=\"http://schemas.xmlsoap.org/soap/envelope/\" s:encodingStyle=\"http://schemas.xmlsoap.org/soap/encoding/\"><s:Body><u:Browse xmlns:u=\"urn:schemas-upnp-org:service:ContentDirectory:1\"><ObjectID>$2</ObjectID><BrowseFlag>BrowseDirectChildren</BrowseFlag><Filter>*</Filter><StartingIndex>$start</StartingIndex><RequestedCount>$PAGE</RequestedCount><SortCriteria>$3</SortCriteria></u:Browse></s:Body></s:Envelope>"
+    printf 'url = "%s"\ndata-binary = "%s"\nheader = "Content-Type: text/xml; charset=utf-8"\nheader = "SOAPACTION: \\"urn:schemas-upnp-org:service:ContentDirectory:1#Browse\\""\nheader = "Connection: close"\noutput = "/dev/null"\n' "$1" "${body//\"/\\\"}"
+  done
+}
+timed() { local t0 t1; t0=$(date +%s.%N); curl -s -K "$1"; t1=$(date +%s.%N); python3 -c "print(f'{$t1 - $t0:.4f}')"; }
 median() { sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 
+g_id=$(python3 benches/dlna_browse.py "$G_URL" "media/big" "$ENTRIES" "$PAGE")
+m_id=$(python3 benches/dlna_browse.py "$M_URL" "Music/Folders/big" "$ENTRIES" "$PAGE")
 for sort in "" "+dc:title"; do
+  # Both give every page in full (checked once, with the sort too).
+  python3 benches/dlna_browse.py "$G_URL" "media/big" "$ENTRIES" "$PAGE" "$sort" >/dev/null
+  python3 benches/dlna_browse.py "$M_URL" "Music/Folders/big" "$ENTRIES" "$PAGE" "$sort" >/dev/null
+  walk_config "$G_URL" "$g_id" "$sort" > "$work/g.cfg"
+  walk_config "$M_URL" "$m_id" "$sort" > "$work/m.cfg"
   : > "$work/g.txt"; : > "$work/m.txt"
-  walk "$G_URL" "media/big" "$sort" >/dev/null
-  walk "$M_URL" "Music/Folders/big" "$sort" >/dev/null
   for _ in $(seq 1 "$RUNS"); do
-    walk "$G_URL" "media/big" "$sort" >> "$work/g.txt"
-    walk "$M_URL" "Music/Folders/big" "$sort" >> "$work/m.txt"
+    timed "$work/g.cfg" >> "$work/g.txt"
+    timed "$work/m.cfg" >> "$work/m.txt"
   done
   g=$(median < "$work/g.txt"); m=$(median < "$work/m.txt")
   echo "Browse of $ENTRIES items, $PAGE per page, SortCriteria '${sort}': glow ${g}s, minidlna ${m}s, ratio $(python3 -c "print(f'{$g / $m:.2f}x')")"

@@ -1151,3 +1151,34 @@ fn gssdp_discover_and_async_upnp_client_find_and_browse_glow() {
     let didl = outp["Result"].as_str().unwrap();
     assert!(didl.contains("All videos"), "{didl}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_clients_are_cut_off_on_the_dlna_port() {
+    use std::io::{Read, Write};
+    let env = Env::new(Backend::Sqlite);
+    media_fixture(&env.share());
+    let srv = env.serve_with(&["--header-timeout", "2", env.share().to_str().unwrap()]);
+    let base = srv.dlna_base("127.0.0.1");
+    let mut slow = std::net::TcpStream::connect(base.trim_start_matches("http://")).unwrap();
+    slow.write_all(b"POST /dlna/cds/control HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
+    // TVs are served meanwhile.
+    let r = reqwest::get(format!("{base}/dlna/description.xml"))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    slow.set_read_timeout(Some(Duration::from_secs(15)))
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut buf = Vec::new();
+    let _ = slow.read_to_end(&mut buf);
+    assert!(
+        started.elapsed() < Duration::from_secs(14),
+        "the slow connection was not closed"
+    );
+    let text = String::from_utf8_lossy(&buf);
+    assert!(
+        text.is_empty() || text.starts_with("HTTP/1.1 408"),
+        "{text}"
+    );
+}

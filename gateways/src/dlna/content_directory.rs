@@ -13,12 +13,14 @@ use super::search::{self, Criteria, Properties, Sort, Value};
 use super::soap::{self, Call, escape};
 use overlay::media::{MediaItem, MediaListing, MediaRef};
 use overlay::{Address, Fabric, MediaKind, Principal, RelPath};
-use std::sync::Arc;
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
 
 /// The service type.
 pub const SERVICE: &str = "urn:schemas-upnp-org:service:ContentDirectory:1";
 
 /// One object in a result.
+#[derive(Clone)]
 enum Node {
     Container {
         obj: Object,
@@ -80,6 +82,7 @@ impl Properties for Node {
 /// Answers one ContentDirectory action.
 pub async fn control(
     fabric: &Fabric,
+    sorts: &SortCache,
     call: &Call,
     cx: &Context,
     folder_sort: bool,
@@ -90,7 +93,7 @@ pub async fn control(
         "GetSortCapabilities" => out(&[("SortCaps", search::SORT_CAPS)]),
         "GetSystemUpdateID" => out(&[("Id", &fabric.media_update_id().to_string())]),
         "X_GetFeatureList" => out(&[("FeatureList", &escape(&feature_list()))]),
-        "Browse" => browse(fabric, call, cx, folder_sort).await,
+        "Browse" => browse(fabric, sorts, call, cx, folder_sort).await,
         "Search" => search(fabric, call, cx).await,
         _ => Err(UpnpError::InvalidAction),
     }
@@ -177,6 +180,7 @@ fn compare_keys(sort: &Sort, a: &[Option<Value>], b: &[Option<Value>]) -> std::c
 
 async fn browse(
     fabric: &Fabric,
+    sorts: &SortCache,
     call: &Call,
     cx: &Context,
     folder_sort: bool,
@@ -195,10 +199,12 @@ async fn browse(
             respond(call, cx, &[node], 1, 0, fabric.media_update_id())
         }
         "BrowseDirectChildren" => {
+            let mut sort_text = call.arg("SortCriteria").unwrap_or("").trim().to_owned();
             if p.sort.is_empty() && folder_sort {
-                p.sort = search::parse_sort("+upnp:class,+dc:title").expect("valid");
+                sort_text = "+upnp:class,+dc:title".into();
+                p.sort = search::parse_sort(&sort_text).expect("valid");
             }
-            let (nodes, total, update_id) = children(fabric, &obj, &p).await?;
+            let (nodes, total, update_id) = children(fabric, &obj, &p, sorts, &sort_text).await?;
             respond(call, cx, &nodes, total, p.count, update_id)
         }
         _ => Err(UpnpError::InvalidArgs),
@@ -387,24 +393,92 @@ async fn metadata(fabric: &Fabric, obj: &Object) -> Result<Node, UpnpError> {
     })
 }
 
-/// The children of a container, only the page asked for when no sort is
-/// given (a 10,000-file directory costs 100 nodes, not 10,000).
+/// A container's children, addressable by position.
+enum Children {
+    /// A few, made up front (the root).
+    Made(Vec<Node>),
+    /// A view.
+    View(MediaKind, Arc<Vec<MediaRef>>),
+    /// A directory: its subdirectories, then its media files.
+    Dir(Address, MediaListing),
+}
+
+impl Children {
+    fn len(&self) -> usize {
+        match self {
+            Children::Made(v) => v.len(),
+            Children::View(_, v) => v.len(),
+            Children::Dir(_, l) => l.dir.dirs.len() + l.dir.items.len(),
+        }
+    }
+
+    fn node(&self, i: usize) -> Node {
+        match self {
+            Children::Made(v) => v[i].clone(),
+            Children::View(kind, v) => view_item(*kind, &v[i]),
+            Children::Dir(addr, l) => match l.dir.dirs.get(i) {
+                Some(d) => Node::Container {
+                    obj: Object::Dir(addr.with_path(d.path.clone())),
+                    title: d.name.clone(),
+                    children: l.child_counts[i],
+                },
+                None => dir_item(addr, &l.dir.items[i - l.dir.dirs.len()]),
+            },
+        }
+    }
+}
+
+/// Sorted orders of recent containers: a TV pages through one listing with
+/// the same criteria, so the sort is done once per listing and version,
+/// not once per page.
+#[derive(Default)]
+pub struct SortCache(Mutex<VecDeque<SortedOrder>>);
+
+/// A container and sort criteria, the version of the listing, and the
+/// positions of its children in sorted order.
+type SortedOrder = (String, u32, Arc<Vec<u32>>);
+
+/// How many sorted orders are kept.
+const SORTS_KEPT: usize = 8;
+
+impl SortCache {
+    fn order(&self, key: String, version: u32, children: &Children, sort: &Sort) -> Arc<Vec<u32>> {
+        {
+            let cache = self.0.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some((_, _, o)) = cache.iter().find(|(k, v, _)| *k == key && *v == version) {
+                return o.clone();
+            }
+        }
+        let keys: Vec<Vec<Option<Value>>> = (0..children.len())
+            .map(|i| {
+                let n = children.node(i);
+                sort.iter().map(|(prop, _)| n.property(prop)).collect()
+            })
+            .collect();
+        let mut order: Vec<u32> = (0..keys.len() as u32).collect();
+        order.sort_by(|a, b| compare_keys(sort, &keys[*a as usize], &keys[*b as usize]));
+        let order = Arc::new(order);
+        let mut cache = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        cache.retain(|(k, _, _)| *k != key);
+        if cache.len() >= SORTS_KEPT {
+            cache.pop_front();
+        }
+        cache.push_back((key, version, order.clone()));
+        order
+    }
+}
+
+/// The page of a container's children asked for: only those nodes are
+/// made (a 10,000-file directory costs 100 nodes per page, sorted or not).
 async fn children(
     fabric: &Fabric,
     obj: &Object,
     p: &Paging,
+    sorts: &SortCache,
+    sort_text: &str,
 ) -> Result<(Vec<Node>, usize, u32), UpnpError> {
     let lan = Principal::LanMedia;
-    let sorted = !p.sort.is_empty();
-    let range = |total: usize| {
-        if sorted {
-            0..total
-        } else {
-            let start = (p.start as usize).min(total);
-            start..start.saturating_add(take(p.count)).min(total)
-        }
-    };
-    let (mut nodes, total, update_id) = match obj {
+    let (list, update_id) = match obj {
         Object::Root => {
             let mut nodes = Vec::new();
             for (addr, title) in folder_titles(fabric).await? {
@@ -422,45 +496,34 @@ async fn children(
                     children: fabric.media_view(&lan, kind).await?.len() as u32,
                 });
             }
-            let total = nodes.len();
-            let r = range(total);
-            let nodes: Vec<Node> = nodes.into_iter().skip(r.start).take(r.len()).collect();
-            (nodes, total, fabric.media_update_id())
+            (Children::Made(nodes), fabric.media_update_id())
         }
-        Object::View(kind) => {
-            let view = fabric.media_view(&lan, *kind).await?;
-            let total = view.len();
-            let nodes = view[range(total)]
-                .iter()
-                .map(|r| view_item(*kind, r))
-                .collect();
-            (nodes, total, fabric.media_update_id())
-        }
+        Object::View(kind) => (
+            Children::View(*kind, fabric.media_view(&lan, *kind).await?),
+            fabric.media_update_id(),
+        ),
         Object::Dir(addr) => {
             let listing = fabric.media_dir(&lan, addr).await?;
-            let dir = &listing.dir;
-            let total = dir.dirs.len() + dir.items.len();
-            let nodes = range(total)
-                .map(|i| match dir.dirs.get(i) {
-                    Some(d) => Node::Container {
-                        obj: Object::Dir(addr.with_path(d.path.clone())),
-                        title: d.name.clone(),
-                        children: listing.child_counts[i],
-                    },
-                    None => dir_item(addr, &dir.items[i - dir.dirs.len()]),
-                })
-                .collect();
-            (nodes, total, dir.update_id)
+            let update_id = listing.dir.update_id;
+            (Children::Dir(addr.clone(), listing), update_id)
         }
         Object::Item { addr, .. } => {
             fabric.media_item(&lan, addr).await?;
             return Err(UpnpError::NoSuchContainer);
         }
     };
-    if sorted {
-        let start = (p.start as usize).min(nodes.len());
-        nodes = sort_nodes(nodes, &p.sort);
-        nodes.drain(..start);
-    }
+    let total = list.len();
+    let start = (p.start as usize).min(total);
+    let end = start.saturating_add(take(p.count)).min(total);
+    let nodes = if p.sort.is_empty() {
+        (start..end).map(|i| list.node(i)).collect()
+    } else {
+        let key = format!("{}\0{sort_text}", obj.id());
+        let order = sorts.order(key, update_id, &list, &p.sort);
+        order[start..end]
+            .iter()
+            .map(|&i| list.node(i as usize))
+            .collect()
+    };
     Ok((nodes, total, update_id))
 }

@@ -70,6 +70,7 @@ struct Inner {
     opts: Options,
     server: String,
     gena: Arc<gena::Gena>,
+    sorts: content_directory::SortCache,
 }
 
 /// The LAN media front's state. Cloning is cheap.
@@ -92,6 +93,7 @@ impl Dlna {
             opts,
             server: server_header(),
             gena: Arc::default(),
+            sorts: Default::default(),
         }))
     }
 
@@ -204,8 +206,14 @@ async fn control(State(dlna): State<Dlna>, Path(service): Path<String>, req: Req
                 let client = quirks::Client::detect(&parts.headers);
                 let filter = call.arg("Filter").unwrap_or("*").to_owned();
                 let cx = didl::Context::new(dlna.base_url(&parts), client, &filter);
-                content_directory::control(dlna.fabric(), &call, &cx, client.wants_default_sort())
-                    .await
+                content_directory::control(
+                    dlna.fabric(),
+                    &dlna.0.sorts,
+                    &call,
+                    &cx,
+                    client.wants_default_sort(),
+                )
+                .await
             }
             "cms" => connection_manager::control(&call),
             _ => registrar::control(&call),
