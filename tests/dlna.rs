@@ -416,6 +416,18 @@ async fn soap_as(base: &str, ua: &str, id: &str) -> (u16, String) {
 /// its served folder, plus a folder that is not media.
 async fn loopback_server(env: &Env) -> (Server, String) {
     media_fixture(&env.share());
+    // A hidden directory: never shown, never served.
+    std::fs::create_dir_all(env.share().join(".hidden")).unwrap();
+    std::fs::write(
+        env.share().join(".hidden/x.srt"),
+        "1\n00:00:00,000 --> 00:00:01,000\nhidden\n",
+    )
+    .unwrap();
+    std::fs::copy(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/media/clip.mp4"),
+        env.share().join(".hidden/y.mp4"),
+    )
+    .unwrap();
     let private = env.path("private");
     std::fs::create_dir_all(&private).unwrap();
     std::fs::copy(
@@ -685,6 +697,9 @@ async fn bad_requests_get_upnp_faults_not_crashes() {
         "/dlna/m/admin/share/notes.txt",
         "/dlna/m/admin/private/secret.mp4",
         "/dlna/m/admin/share/Nope.mp4",
+        "/dlna/m/admin/share/.hidden/x.srt",
+        "/dlna/m/admin/share/.hidden/y.mp4",
+        "/dlna/thumb/admin/share/.hidden/y.mp4",
         "/dlna/thumb/admin/share/Music/song.mp3",
         "/dlna/art/admin/share/photo.jpg",
         "/dlna/cast/0-00/admin/share/photo.jpg",

@@ -521,7 +521,11 @@ impl Fabric {
     /// The folders `who` may see in the namespace of `owner` (all of them for
     /// [`Principal::System`] when `owner` is `None`).
     pub async fn folders(&self, who: &Principal, owner: Option<&str>) -> Result<Vec<Arc<Folder>>> {
-        self.maybe_reload().await?;
+        // Not for anyone on the LAN at every request: the upkeep loop
+        // re-reads the index every few seconds anyway.
+        if *who != Principal::LanMedia {
+            self.maybe_reload().await?;
+        }
         let index = self.inner.folders.read().unwrap_or_else(|e| e.into_inner());
         let mut out: Vec<Arc<Folder>> = index
             .by_name

@@ -48,6 +48,12 @@ impl Fabric {
             }
             let folders = self.all_folders();
             watched.retain(|id, _| folders.iter().any(|f| &f.id == id));
+            let media: Vec<&str> = folders
+                .iter()
+                .filter(|f| f.media)
+                .map(|f| f.id.as_str())
+                .collect();
+            self.inner.media.keep_only(&media);
             for folder in folders {
                 if watched.contains_key(&folder.id) {
                     continue;

@@ -160,6 +160,17 @@ async fn lan_media_sees_media_folders_only() {
             .await
             .is_err()
     );
+    // And on again: shown, from a fresh index.
+    w.fabric
+        .set_folder_media(&Principal::System, &addr("Media", ""), true)
+        .await
+        .unwrap();
+    assert!(
+        w.fabric
+            .media_item(&lan, &addr("Media", "song.mp3"))
+            .await
+            .is_ok()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -75,6 +75,11 @@ pub async fn file(State(dlna): State<Dlna>, req: Request) -> Result<Response, Ht
     let item = if overlay::media_kind(&name).is_some() {
         Some(fabric.media_item(&who, &addr).await?)
     } else {
+        // A subtitle: only beside what TVs are shown (not in hidden
+        // directories).
+        fabric
+            .media_dir(&who, &addr.with_path(addr.path.parent()))
+            .await?;
         None
     };
     let opened = fabric.open_file(&who, &addr).await?;

@@ -34,9 +34,6 @@ mod search;
 mod soap;
 pub mod ssdp;
 
-pub use didl::duration;
-pub use ids::Object;
-
 use crate::http::{LocalAddr, ServeOptions};
 use axum::Router;
 use axum::extract::{ConnectInfo, Path, Request, State};

@@ -281,11 +281,6 @@ impl Ssdp {
         })
     }
 
-    /// The interfaces it serves now.
-    pub fn interfaces(&self) -> &[Interface] {
-        &self.ifaces
-    }
-
     /// Announces, answers searches until `shutdown` completes, then says
     /// goodbye on every interface.
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) {

@@ -206,6 +206,16 @@ impl MediaLibrary {
         self.views.lock().unwrap_or_else(|e| e.into_inner()).clear();
     }
 
+    /// Drops the indexes of folders that are no longer media folders.
+    pub fn keep_only(&self, media_folders: &[&str]) {
+        let mut trees = self.trees.lock().unwrap_or_else(|e| e.into_inner());
+        let before = trees.len();
+        trees.retain(|id, _| media_folders.contains(&id.as_str()));
+        if trees.len() != before {
+            self.views.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        }
+    }
+
     /// The index of a folder, built on first use.
     pub async fn tree(&self, folder: &Arc<Folder>) -> Result<Arc<FolderTree>> {
         let cell = {

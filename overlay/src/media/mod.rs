@@ -259,6 +259,9 @@ impl Fabric {
             return;
         };
         if !folder.media {
+            // Hidden from TVs now: the index is made afresh if it is shown
+            // again, so nothing changed meanwhile is missed.
+            self.inner.media.forget(&folder.id);
             return;
         }
         if let Err(e) = self.inner.media.touched(&folder, paths, rescan).await {
