@@ -394,6 +394,25 @@ pub fn raw_request(addr: &str, head: &str) -> (u16, String) {
     (status, text)
 }
 
+/// Asserts that the server hangs up on `slow`, a client that never finished
+/// its request's headers, well within 15 s (with a 408 or silently).
+pub fn assert_hung_up(mut slow: TcpStream) {
+    slow.set_read_timeout(Some(Duration::from_secs(15)))
+        .unwrap();
+    let started = Instant::now();
+    let mut buf = Vec::new();
+    let _ = slow.read_to_end(&mut buf);
+    assert!(
+        started.elapsed() < Duration::from_secs(14),
+        "the slow connection was not closed"
+    );
+    let text = String::from_utf8_lossy(&buf);
+    assert!(
+        text.is_empty() || text.starts_with("HTTP/1.1 408"),
+        "{text}"
+    );
+}
+
 /// Signs the admin in through `POST /login`; returns the `name=value`
 /// cookie pair to send back.
 pub async fn session_cookie(srv: &Server) -> String {

@@ -4,9 +4,8 @@
 
 use crate::fixtures::*;
 use reqwest::StatusCode;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::TcpStream;
-use std::time::{Duration, Instant};
 
 #[tokio::test]
 async fn slow_headers_are_cut_off() {
@@ -23,20 +22,7 @@ async fn slow_headers_are_cut_off() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     // The slow client never finishes its headers and is dropped.
-    slow.set_read_timeout(Some(Duration::from_secs(15)))
-        .unwrap();
-    let started = Instant::now();
-    let mut buf = Vec::new();
-    let _ = slow.read_to_end(&mut buf);
-    assert!(
-        started.elapsed() < Duration::from_secs(14),
-        "the slow connection was not closed"
-    );
-    let text = String::from_utf8_lossy(&buf);
-    assert!(
-        text.is_empty() || text.starts_with("HTTP/1.1 408"),
-        "{text}"
-    );
+    crate::fixtures::assert_hung_up(slow);
 }
 
 #[tokio::test]

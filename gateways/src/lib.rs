@@ -7,3 +7,4 @@ pub mod dlna;
 pub mod http;
 pub mod sftp;
 pub mod webdav;
+pub mod xml;

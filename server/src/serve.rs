@@ -55,22 +55,24 @@ pub async fn run(settings: Settings, args: ServeArgs) -> anyhow::Result<()> {
         None => None,
     };
     let http_addr = settings.http_addr(&args);
-    let bind: SocketAddr = http_addr
-        .parse()
-        .with_context(|| format!("--http {http_addr:?} is not an address like 0.0.0.0:8080"))?;
-    let listener = tokio::net::TcpListener::bind(bind).await.with_context(|| {
-        format!("cannot listen on {bind} (is another server using it? pick another with --http)")
-    })?;
+    let listener = listen(
+        "--http",
+        &http_addr,
+        "0.0.0.0:8080",
+        " (is another server using it? pick another with --http)",
+    )
+    .await?;
     let local = listener.local_addr()?;
     let sftp = match settings.sftp_addr(&args) {
         None => None,
         Some(text) => {
-            let bind: SocketAddr = text
-                .parse()
-                .with_context(|| format!("--sftp {text:?} is not an address like 0.0.0.0:2222"))?;
-            let listener = tokio::net::TcpListener::bind(bind).await.with_context(|| {
-                format!("cannot listen on {bind} for SFTP (is another server using it? pick another with --sftp, or --no-sftp)")
-            })?;
+            let listener = listen(
+                "--sftp",
+                &text,
+                "0.0.0.0:2222",
+                " for SFTP (is another server using it? pick another with --sftp, or --no-sftp)",
+            )
+            .await?;
             let key = gateways::sftp::HostKey::load_or_create(fabric.data_dir())
                 .map_err(anyhow::Error::msg)?;
             Some((listener, key))
@@ -79,12 +81,13 @@ pub async fn run(settings: Settings, args: ServeArgs) -> anyhow::Result<()> {
     let dlna = match dlna_addr {
         None => None,
         Some(text) => {
-            let bind: SocketAddr = text
-                .parse()
-                .with_context(|| format!("--dlna {text:?} is not an address like 0.0.0.0:8200"))?;
-            let listener = tokio::net::TcpListener::bind(bind).await.with_context(|| {
-                format!("cannot listen on {bind} for DLNA (is another media server using it? pick another with --dlna, or --no-dlna)")
-            })?;
+            let listener = listen(
+                "--dlna",
+                &text,
+                "0.0.0.0:8200",
+                " for DLNA (is another media server using it? pick another with --dlna, or --no-dlna)",
+            )
+            .await?;
             let opts = gateways::dlna::Options {
                 uuid: dlna_uuid(fabric.data_dir())?,
                 name: settings.node_name(&args),
@@ -184,6 +187,22 @@ pub async fn run(settings: Settings, args: ServeArgs) -> anyhow::Result<()> {
     upkeep.abort();
     fabric.close().await;
     Ok(())
+}
+
+/// Binds a front's listener to the address `text` given with `flag`; the
+/// errors say what was wrong and, with `hint`, what to do.
+async fn listen(
+    flag: &str,
+    text: &str,
+    example: &str,
+    hint: &str,
+) -> anyhow::Result<tokio::net::TcpListener> {
+    let addr: SocketAddr = text
+        .parse()
+        .with_context(|| format!("{flag} {text:?} is not an address like {example}"))?;
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}{hint}"))
 }
 
 /// The file in the data dir that holds the running DLNA front's address.

@@ -9,7 +9,7 @@
 use super::didl;
 use super::profiles;
 use super::quirks::Client;
-use super::soap::escape;
+use crate::xml::escape;
 use futures_util::StreamExt;
 use overlay::{Address, Fabric, Principal};
 use rupnp::Device;

@@ -10,7 +10,8 @@ use super::didl::{self, Context, Didl};
 use super::error::UpnpError;
 use super::ids::{Object, view_id};
 use super::search::{self, Criteria, Properties, Sort, Value};
-use super::soap::{self, Call, escape};
+use super::soap::{self, Call};
+use crate::xml::escape;
 use overlay::media::{MediaItem, MediaListing, MediaRef};
 use overlay::{Address, Fabric, MediaKind, Principal, RelPath};
 use std::collections::VecDeque;
@@ -218,7 +219,10 @@ async fn search(fabric: &Fabric, call: &Call, cx: &Context) -> Result<String, Up
     let obj = Object::parse(id.trim()).ok_or(UpnpError::NoSuchObject)?;
     let mut found = Vec::new();
     match &obj {
-        Object::Item { .. } => return Err(UpnpError::NoSuchContainer),
+        Object::Item { addr, .. } => {
+            fabric.media_item(&Principal::LanMedia, addr).await?;
+            return Err(UpnpError::NoSuchContainer);
+        }
         Object::View(kind) => {
             for r in fabric.media_view(&Principal::LanMedia, *kind).await?.iter() {
                 push_if(&mut found, &criteria, view_item(*kind, r));

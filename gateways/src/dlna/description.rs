@@ -6,7 +6,8 @@
 //! every interface.
 
 use super::quirks::Client;
-use super::soap::{CONTENT_TYPE_XML, escape_into};
+use super::soap::CONTENT_TYPE_XML;
+use crate::xml::escape_into;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 

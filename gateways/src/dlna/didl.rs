@@ -8,8 +8,8 @@
 use super::ids::Object;
 use super::profiles;
 use super::quirks::Client;
-use super::soap::escape_into;
 use crate::http::uri::encode_segment;
+use crate::xml::escape_into;
 use overlay::media::MediaItem;
 use overlay::{Address, MediaKind};
 

@@ -5,7 +5,8 @@
 //! description is fixed per code, so internal details never reach the
 //! client (they are logged here).
 
-use super::soap::{CONTENT_TYPE_XML, escape_into};
+use super::soap::CONTENT_TYPE_XML;
+use crate::xml::escape_into;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use overlay::FabricError;

@@ -11,7 +11,7 @@
 //! elsewhere).
 
 use super::connection_manager;
-use super::soap::escape_into;
+use crate::xml::escape_into;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use hyper_util::rt::TokioIo;

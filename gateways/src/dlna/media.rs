@@ -82,23 +82,36 @@ pub async fn file(State(dlna): State<Dlna>, req: Request) -> Result<Response, Ht
             .await?;
         None
     };
-    let opened = fabric.open_file(&who, &addr).await?;
-    let mut r = send_file(&req, opened, false).await?;
+    stream(&req, fabric, &who, &addr, item.as_deref(), &|sub| {
+        let cx = Context::new(dlna.base_url(&req), Client::Generic, "");
+        let dir = addr.with_path(addr.path.parent());
+        dir.path
+            .join(sub)
+            .ok()
+            .map(|p| cx.url("m", &dir.with_path(p)))
+    })
+    .await
+}
+
+/// Streams a file (Range, HEAD, validators) with the DLNA headers.
+async fn stream(
+    req: &Parts,
+    fabric: &overlay::Fabric,
+    who: &Principal,
+    addr: &Address,
+    item: Option<&MediaItem>,
+    subtitle_url: &(dyn Fn(&str) -> Option<String> + Sync),
+) -> Result<Response, HttpError> {
+    let opened = fabric.open_file(who, addr).await?;
+    let mut r = send_file(req, opened, false).await?;
     let client = Client::detect(&req.headers);
     dlna_headers(
         &req.headers,
         &mut r,
         client,
-        &name,
-        item.as_deref(),
-        &|sub| {
-            let cx = Context::new(dlna.base_url(&req), client, "");
-            let dir = addr.with_path(addr.path.parent());
-            dir.path
-                .join(sub)
-                .ok()
-                .map(|p| cx.url("m", &dir.with_path(p)))
-        },
+        addr.path.name(),
+        item,
+        subtitle_url,
     )?;
     Ok(r)
 }
@@ -116,18 +129,7 @@ pub async fn cast(State(dlna): State<Dlna>, req: Request) -> Result<Response, Ht
     let fabric = dlna.fabric();
     let who = fabric.open_ticket(ticket, &addr).await?;
     let item = fabric.probe_media(&who, &addr).await.ok();
-    let opened = fabric.open_file(&who, &addr).await?;
-    let mut r = send_file(&req, opened, false).await?;
-    let client = Client::detect(&req.headers);
-    dlna_headers(
-        &req.headers,
-        &mut r,
-        client,
-        addr.path.name(),
-        item.as_ref(),
-        &|_| None,
-    )?;
-    Ok(r)
+    stream(&req, fabric, &who, &addr, item.as_ref(), &|_| None).await
 }
 
 /// `/dlna/thumb/<user>/<folder>/<path>`: a 160-pixel JPEG of an image.
@@ -201,7 +203,7 @@ fn dlna_headers(
     client: Client,
     name: &str,
     item: Option<&MediaItem>,
-    subtitle_url: &dyn Fn(&str) -> Option<String>,
+    subtitle_url: &(dyn Fn(&str) -> Option<String> + Sync),
 ) -> Result<(), HttpError> {
     let asked = |h: &str| req.get(h).and_then(|v| v.to_str().ok()).map(str::trim);
     let image_like = item.is_none_or(|i| i.kind == MediaKind::Image);

@@ -3,7 +3,8 @@
 //! no sign-in; only media folders are visible).
 
 use super::error::UpnpError;
-use super::soap::{self, Call, escape};
+use super::soap::{self, Call};
+use crate::xml::escape;
 
 /// The service type.
 pub const SERVICE: &str = "urn:microsoft.com:service:X_MS_MediaReceiverRegistrar:1";

@@ -149,33 +149,6 @@ pub fn response(service_type: &str, action: &str, out_args: &[(&str, &str)]) -> 
     s
 }
 
-/// Appends `text` escaped for XML text or an attribute value. Characters
-/// XML 1.0 cannot carry (controls other than tab and newlines, which a file
-/// name may hold) become U+FFFD. Written here rather than with quick-xml's
-/// `escape` because it writes into the caller's buffer: DIDL-Lite for a
-/// page of 100 items is thousands of small values.
-pub fn escape_into(out: &mut String, text: &str) {
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            '\t' | '\n' | '\r' => out.push(c),
-            c if (c as u32) < 0x20 || c == '\u{FFFE}' || c == '\u{FFFF}' => out.push('\u{FFFD}'),
-            c => out.push(c),
-        }
-    }
-}
-
-/// The XML-escaped form of `text`.
-pub fn escape(text: &str) -> String {
-    let mut s = String::with_capacity(text.len() + 8);
-    escape_into(&mut s, text);
-    s
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -240,6 +213,5 @@ mod tests {
     fn writes_a_response_and_escapes() {
         let r = response("urn:x:1", "GetSystemUpdateID", &[("Id", "7")]);
         assert!(r.contains("<u:GetSystemUpdateIDResponse xmlns:u=\"urn:x:1\"><Id>7</Id></u:GetSystemUpdateIDResponse>"));
-        assert_eq!(escape("a&b<\"c'\u{1}"), "a&amp;b&lt;&quot;c&apos;\u{FFFD}");
     }
 }

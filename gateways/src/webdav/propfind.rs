@@ -11,6 +11,7 @@
 //! dav-server.
 
 use super::fs::{GlowDavFs, Target, target};
+use crate::xml::escape_into;
 use bytes::{BufMut, Bytes, BytesMut};
 use overlay::{Entry, Fabric, Principal};
 use std::fmt::Write as _;
@@ -251,18 +252,6 @@ fn encode(name: &str) -> String {
         .remove(b'.')
         .remove(b'~');
     percent_encoding::utf8_percent_encode(name, SET).to_string()
-}
-
-fn escape_into(out: &mut String, text: &str) {
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            c => out.push(c),
-        }
-    }
 }
 
 #[cfg(test)]
