@@ -1182,3 +1182,82 @@ async fn slow_clients_are_cut_off_on_the_dlna_port() {
     assert_eq!(r.status(), 200);
     crate::fixtures::assert_hung_up(slow);
 }
+
+#[test]
+fn another_port_is_taken_when_the_default_one_is_busy() {
+    let lan = Lan::new();
+    let env = Env::new(Backend::Sqlite);
+    media_fixture(&env.share());
+    // Something else (say minidlna) holds 8200 on the Glow host.
+    let _squatter = lan_squat(&lan.server_ns, 8200);
+    lan.client(|| async {
+        for _ in 0..100 {
+            if tokio::net::TcpStream::connect((SERVER_IP, 8200))
+                .await
+                .is_ok()
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("the squatter did not come up");
+    });
+    let mut cmd = env.glow_in(&lan.server_ns);
+    cmd.env_remove("GLOW_DLNA").arg("serve").args([
+        "--http",
+        &format!("{SERVER_IP}:0"),
+        "--no-sftp",
+        env.share().to_str().unwrap(),
+    ]);
+    let srv = Server::start(cmd);
+    let base = srv.dlna_base(SERVER_IP);
+    assert!(!base.ends_with(":8200"), "{base}");
+    lan.client(move || async move {
+        let r = reqwest::get(format!("{base}/dlna/description.xml"))
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    });
+    // An address asked for is never swapped for another.
+    let out = env
+        .glow_in(&lan.server_ns)
+        .args([
+            "serve",
+            "--http",
+            &format!("{SERVER_IP}:0"),
+            "--no-sftp",
+            "--dlna",
+            "0.0.0.0:8200",
+        ])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("cannot listen on 0.0.0.0:8200 for DLNA"),
+        "{err}"
+    );
+}
+
+/// A process holding a TCP port in a namespace; killed on drop.
+struct Squatter(std::process::Child);
+
+impl Drop for Squatter {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn lan_squat(ns: &str, port: u16) -> Squatter {
+    let code = format!(
+        "import socket,time\ns=socket.socket()\ns.bind(('0.0.0.0',{port}))\ns.listen()\ntime.sleep(120)"
+    );
+    Squatter(
+        std::process::Command::new("ip")
+            .args(["netns", "exec", ns, "python3", "-c", &code])
+            .spawn()
+            .unwrap(),
+    )
+}

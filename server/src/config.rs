@@ -137,6 +137,11 @@ impl Settings {
         (addr != "off").then_some(addr)
     }
 
+    /// Whether the DLNA address is the default one (no flag, no file key).
+    pub fn dlna_is_default(&self, args: &ServeArgs) -> bool {
+        args.dlna.is_none() && self.file.dlna.is_none()
+    }
+
     /// The name TVs show: flag, else file, else "Glow on <hostname>".
     pub fn node_name(&self, args: &ServeArgs) -> String {
         args.name

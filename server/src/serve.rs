@@ -81,13 +81,21 @@ pub async fn run(settings: Settings, args: ServeArgs) -> anyhow::Result<()> {
     let dlna = match dlna_addr {
         None => None,
         Some(text) => {
-            let listener = listen(
-                "--dlna",
-                &text,
-                "0.0.0.0:8200",
-                " for DLNA (is another media server using it? pick another with --dlna, or --no-dlna)",
-            )
-            .await?;
+            let hint = " for DLNA (is another media server using it? pick another with --dlna, or --no-dlna)";
+            let listener = match listen("--dlna", &text, "0.0.0.0:8200", hint).await {
+                Ok(l) => l,
+                // TVs learn the port from SSDP, so when the default one is
+                // taken (minidlna uses it too) any free port serves as well.
+                Err(e) if settings.dlna_is_default(&args) => {
+                    let l = listen("--dlna", "0.0.0.0:0", "0.0.0.0:8200", hint).await?;
+                    tracing::warn!(
+                        "{e:#}; the LAN media front took port {} instead",
+                        l.local_addr()?.port()
+                    );
+                    l
+                }
+                Err(e) => return Err(e),
+            };
             let opts = gateways::dlna::Options {
                 uuid: dlna_uuid(fabric.data_dir())?,
                 name: settings.node_name(&args),
