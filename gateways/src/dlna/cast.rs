@@ -216,17 +216,19 @@ async fn transport_action(
         .map_err(|e| CastError::Refused(device.friendly_name().to_owned(), action, e.to_string()))
 }
 
-/// What a renderer is told about a file Glow serves.
+/// What a renderer (whose quirks are `client`'s) is told about a file Glow
+/// serves.
 pub async fn file_item(
     fabric: &Fabric,
     who: &Principal,
     addr: &Address,
+    client: Client,
 ) -> Result<Item, CastError> {
     let item = fabric.probe_media(who, addr).await?;
     Ok(Item {
         title: item.title().to_owned(),
         class: didl::class(item.kind),
-        protocol_info: profiles::protocol_info(Client::Generic, &item),
+        protocol_info: profiles::protocol_info(client, &item),
         size: item.entry.size,
         duration_ms: item.info.duration_ms,
     })
@@ -254,7 +256,11 @@ pub async fn play_file(
     dlna: std::net::SocketAddr,
     ttl: Duration,
 ) -> Result<String, CastError> {
-    let item = file_item(fabric, who, addr).await?;
+    let client = Client::from_description(
+        device.get_extra_property("manufacturer").unwrap_or(""),
+        device.get_extra_property("modelName").unwrap_or(""),
+    );
+    let item = file_item(fabric, who, addr, client).await?;
     let ticket = fabric.issue_ticket(who, addr, ttl).await?;
     let host = if dlna.ip().is_unspecified() {
         local_ip_for(device).ok_or_else(|| CastError::NoRoute(device.friendly_name().to_owned()))?

@@ -65,6 +65,31 @@ impl Client {
         }
     }
 
+    /// Recognises a renderer ("play on TV") from its device description's
+    /// manufacturer and model name.
+    pub fn from_description(manufacturer: &str, model: &str) -> Client {
+        let (maker, model) = (manufacturer.to_lowercase(), model.to_lowercase());
+        if maker.contains("samsung") {
+            if model.contains("bd") || model.contains("blu-ray") {
+                Client::SamsungBd
+            } else {
+                Client::SamsungTv
+            }
+        } else if maker.starts_with("lg") {
+            Client::Lg
+        } else if maker.contains("microsoft") && model.contains("xbox") {
+            Client::Xbox
+        } else if maker.contains("sony") && model.contains("bravia") {
+            Client::SonyBravia
+        } else if maker.contains("sony") && model.contains("playstation") {
+            Client::Ps3
+        } else if maker.contains("panasonic") {
+            Client::Panasonic
+        } else {
+            Client::Generic
+        }
+    }
+
     /// Whether this is one of Samsung's.
     pub fn is_samsung(self) -> bool {
         matches!(
@@ -184,5 +209,21 @@ mod tests {
         assert_eq!(Client::Xbox.mime("video/x-msvideo"), "video/avi");
         assert_eq!(Client::Generic.mime("audio/flac"), "audio/x-flac");
         assert!(!Client::SamsungBd.subtitle_res() && Client::Lg.subtitle_res());
+        assert_eq!(
+            Client::from_description("Samsung Electronics", "UE55RU7100"),
+            Client::SamsungTv
+        );
+        assert_eq!(
+            Client::from_description("LG Electronics.", "LG TV"),
+            Client::Lg
+        );
+        assert_eq!(
+            Client::from_description("Sony Corporation", "BRAVIA 4K GB"),
+            Client::SonyBravia
+        );
+        assert_eq!(
+            Client::from_description("gmrender-resurrect", "gmediarender"),
+            Client::Generic
+        );
     }
 }
