@@ -275,13 +275,6 @@ pub fn bind_ssdp(opts: &Options, http: SocketAddr) -> Option<ssdp::Ssdp> {
     }
 }
 
-impl Dlna {
-    /// The options it was made with.
-    pub fn options(&self) -> &Options {
-        &self.0.opts
-    }
-}
-
 /// Serves the front on `listener` and announces it with `ssdp` until
 /// `shutdown`; then says goodbye on the LAN before the listener closes, and
 /// lets in-flight requests finish.
