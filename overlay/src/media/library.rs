@@ -137,7 +137,7 @@ impl FolderTree {
 
 /// Facts already read, by disk path, valid while size and mtime hold.
 #[derive(Default)]
-struct ProbeCache(Mutex<HashMap<PathBuf, Probed>>);
+pub(crate) struct ProbeCache(Mutex<HashMap<PathBuf, Probed>>);
 
 /// Size and mtime of a file when it was probed, and what the probe found.
 type Probed = (u64, i64, Arc<MediaInfo>);
@@ -146,7 +146,9 @@ type Probed = (u64, i64, Arc<MediaInfo>);
 type ViewKey = (MediaKind, String);
 
 impl ProbeCache {
-    fn get(&self, disk: &Path, e: &Entry, kind: MediaKind) -> Arc<MediaInfo> {
+    /// The facts of a file, read now unless its size and mtime are those
+    /// of the last read. Blocking.
+    pub fn get(&self, disk: &Path, e: &Entry, kind: MediaKind) -> Arc<MediaInfo> {
         {
             let map = self.0.lock().unwrap_or_else(|e| e.into_inner());
             if let Some((size, mtime, info)) = map.get(disk)
@@ -189,6 +191,11 @@ impl Default for MediaLibrary {
 }
 
 impl MediaLibrary {
+    /// The cache of facts read.
+    pub fn probes(&self) -> Arc<ProbeCache> {
+        self.probes.clone()
+    }
+
     pub fn update_id(&self) -> u32 {
         self.update_id.load(Ordering::Relaxed)
     }

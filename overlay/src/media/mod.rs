@@ -212,15 +212,18 @@ impl Fabric {
         let entry = self.stat(who, addr).await?;
         let folder = self.folder_for(who, addr, Op::Read).await?;
         let (root, rel) = (folder.path.clone(), addr.path.clone());
+        // A TV asks again at every seek: facts come from the cache.
+        let probes = self.inner.media.probes();
+        let e = entry.clone();
         let info = blocking(move || {
             let disk = local::confine(&root, &rel, false)?;
-            Ok(probe::probe(&disk, kind))
+            Ok(probes.get(&disk, &e, kind))
         })
         .await?;
         Ok(MediaItem {
             entry,
             kind,
-            info: Arc::new(info),
+            info,
             subtitles: Vec::new(),
             cover: None,
         })
