@@ -155,6 +155,11 @@ async fn browse(base: &str, id: &str, flag: &str, start: u32, count: u32, sort: 
     page(&xml)
 }
 
+/// The titles of a Browse or Search answer, in order.
+fn titles_of(xml: &str) -> Vec<String> {
+    page(xml).objs.into_iter().map(|o| o.title).collect()
+}
+
 fn page(xml: &str) -> Page {
     let objs = parse_didl(&out_arg(xml, "Result").unwrap());
     let returned: u32 = out_arg(xml, "NumberReturned").unwrap().parse().unwrap();
@@ -508,18 +513,9 @@ async fn browse_and_search_follow_the_content_directory_rules() {
     )
     .await;
     assert_eq!(s, 200, "{xml}");
-    let p = page(&xml);
-    let titles: Vec<&str> = p.objs.iter().map(|o| o.title.as_str()).collect();
-    assert_eq!(titles, ["Quiet", "Test song"]);
+    assert_eq!(titles_of(&xml), ["Quiet", "Test song"]);
     let (_, xml) = search(&base, "0", "dc:title contains \"CLIP\"", 0, 0, "").await;
-    assert_eq!(
-        page(&xml)
-            .objs
-            .iter()
-            .map(|o| o.title.as_str())
-            .collect::<Vec<_>>(),
-        ["Test clip"]
-    );
+    assert_eq!(titles_of(&xml), ["Test clip"]);
     let (_, xml) = search(
         &base,
         "d/admin/share/Films",
@@ -529,14 +525,7 @@ async fn browse_and_search_follow_the_content_directory_rules() {
         "",
     )
     .await;
-    assert_eq!(
-        page(&xml)
-            .objs
-            .iter()
-            .map(|o| o.title.as_str())
-            .collect::<Vec<_>>(),
-        ["movie"]
-    );
+    assert_eq!(titles_of(&xml), ["movie"]);
     let (_, xml) = search(&base, "videos", "*", 1, 1, "+dc:title").await;
     let p = page(&xml);
     assert_eq!(

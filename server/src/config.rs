@@ -112,29 +112,13 @@ impl Settings {
     /// The SFTP address: `None` when it is off (`--no-sftp`, or `sftp =
     /// "off"` in the file); else flag, else file, else `0.0.0.0:2222`.
     pub fn sftp_addr(&self, args: &ServeArgs) -> Option<String> {
-        if args.no_sftp {
-            return None;
-        }
-        let addr = args
-            .sftp
-            .clone()
-            .or_else(|| self.file.sftp.clone())
-            .unwrap_or_else(|| "0.0.0.0:2222".into());
-        (addr != "off").then_some(addr)
+        front_addr(args.no_sftp, &args.sftp, &self.file.sftp, "0.0.0.0:2222")
     }
 
     /// The DLNA address: `None` when it is off (`--no-dlna`, or `dlna =
     /// "off"` in the file); else flag, else file, else `0.0.0.0:8200`.
     pub fn dlna_addr(&self, args: &ServeArgs) -> Option<String> {
-        if args.no_dlna {
-            return None;
-        }
-        let addr = args
-            .dlna
-            .clone()
-            .or_else(|| self.file.dlna.clone())
-            .unwrap_or_else(|| "0.0.0.0:8200".into());
-        (addr != "off").then_some(addr)
+        front_addr(args.no_dlna, &args.dlna, &self.file.dlna, "0.0.0.0:8200")
     }
 
     /// Whether the DLNA address is the default one (no flag, no file key).
@@ -159,6 +143,24 @@ impl Settings {
             .or_else(|| self.file.http.clone())
             .unwrap_or_else(|| "0.0.0.0:8080".into())
     }
+}
+
+/// A front's address: `None` when `off` (its `--no-…` flag) or set to
+/// `"off"`; else the flag, else the file's key, else `default`.
+fn front_addr(
+    off: bool,
+    flag: &Option<String>,
+    file: &Option<String>,
+    default: &str,
+) -> Option<String> {
+    if off {
+        return None;
+    }
+    let addr = flag
+        .clone()
+        .or_else(|| file.clone())
+        .unwrap_or_else(|| default.into());
+    (addr != "off").then_some(addr)
 }
 
 /// This machine's host name, or "this computer".
