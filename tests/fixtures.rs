@@ -150,6 +150,38 @@ impl Env {
             .unwrap()
     }
 
+    /// Runs a CLI command with `input` on its standard input.
+    pub fn run_with_input(&self, args: &[&str], input: &str) -> Output {
+        let mut child = self
+            .glow()
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    }
+
+    /// Adds a user with a known password.
+    pub fn add_user(&self, name: &str, password: &str) {
+        let out = self.run_with_input(
+            &["user", "add", name, "--password-stdin"],
+            &format!("{password}\n"),
+        );
+        assert!(
+            out.status.success(),
+            "user add {name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// Runs a CLI command that must succeed; returns its stdout.
     pub fn ok(&self, args: &[&str]) -> String {
         let out = self.run(args);
@@ -320,6 +352,17 @@ impl Server {
             .find(|u| u.contains(&format!("//{ip}:")))
             .unwrap_or_else(|| panic!("no DLNA address on {ip} in banner:\n{}", self.banner));
         url.trim_end_matches("/dlna/description.xml").to_owned()
+    }
+
+    /// The most memory the server has held so far (its peak RSS), in bytes.
+    pub fn peak_rss(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        let kib: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap();
+        kib * 1024
     }
 
     /// Whether the server logged a line containing `text`.

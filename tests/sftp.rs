@@ -28,13 +28,13 @@ on_both!(
 );
 
 /// How a test reaches the SFTP front.
-struct Sftp {
-    port: u16,
+pub(crate) struct Sftp {
+    pub(crate) port: u16,
     dir: PathBuf,
 }
 
 impl Sftp {
-    fn new(env: &Env, srv: &Server) -> Sftp {
+    pub(crate) fn new(env: &Env, srv: &Server) -> Sftp {
         let dir = env.tmp.path().join("sftp-client");
         std::fs::create_dir_all(&dir).unwrap();
         Sftp {
@@ -57,7 +57,7 @@ impl Sftp {
     }
 
     /// `sshpass -e PROGRAM` with the password in the environment.
-    fn with_password(&self, program: &str, password: &str) -> Command {
+    pub(crate) fn with_password(&self, program: &str, password: &str) -> Command {
         let mut c = Command::new("sshpass");
         c.arg("-e")
             .arg(program)
@@ -85,7 +85,7 @@ impl Sftp {
     }
 
     /// A batch as the admin that must succeed; returns its output.
-    fn ok(&self, script: &str) -> String {
+    pub(crate) fn ok(&self, script: &str) -> String {
         let out = self.batch("admin", ADMIN_PW, script);
         let text = text(&out);
         assert!(out.status.success(), "sftp batch failed:\n{script}\n{text}");

@@ -13,7 +13,7 @@ on_both!(
 );
 
 /// Creates a link with `glow share create`, returning its URL.
-fn share(env: &Env, srv: &Server, args: &[&str], password: Option<&str>) -> String {
+pub(crate) fn share(env: &Env, srv: &Server, args: &[&str], password: Option<&str>) -> String {
     let mut cmd = env.glow();
     cmd.args(["share", "create"])
         .args(args)

@@ -15,6 +15,7 @@ mod dlna;
 mod files;
 mod hostile;
 mod lan;
+mod security;
 mod sftp;
 mod share;
 mod traversal;

@@ -76,7 +76,7 @@ impl SharePermission {
     /// Whether the link allows `op`.
     pub fn allows(self, op: Op) -> bool {
         match self {
-            SharePermission::Read => op == Op::Read,
+            SharePermission::Read => matches!(op, Op::Read | Op::Content),
             SharePermission::Upload => op == Op::Create,
             SharePermission::ReadWrite => op != Op::History,
         }
@@ -98,8 +98,10 @@ impl Principal {
 /// What a call wants to do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Op {
-    /// Stat, list, read, list versions.
+    /// Stat and list.
     Read,
+    /// Read a file's bytes (download, stream, thumbnail, copy from).
+    Content,
     /// Create a file or directory that does not exist yet.
     Create,
     /// Overwrite, rename, delete, restore.
@@ -113,16 +115,29 @@ pub enum Op {
 /// A folder that is not the principal's, or a path outside a share link, is
 /// reported as [`FabricError::NotFound`]: other namespaces are invisible, not
 /// merely closed.
+///
+/// The LAN media guest may list media folders and read the bytes of media
+/// and subtitle files in them, nothing else. A share link may never change
+/// its own root (a read-write link cannot delete or rename what it shares).
 pub fn authorize(who: &Principal, folder: &Folder, path: &RelPath, op: Op) -> Result<()> {
     match who {
         Principal::System => Ok(()),
         Principal::User { id, .. } if *id == folder.owner_id => Ok(()),
         Principal::User { .. } => Err(FabricError::NotFound),
         Principal::LanMedia if folder.media && op == Op::Read => Ok(()),
+        Principal::LanMedia
+            if folder.media
+                && op == Op::Content
+                && crate::media::is_servable_media(path.name()) =>
+        {
+            Ok(())
+        }
         Principal::LanMedia => Err(FabricError::NotFound),
         Principal::Share(s) => {
             if s.folder_id != folder.id || !path.starts_with(&s.root) {
                 Err(FabricError::NotFound)
+            } else if op == Op::Write && *path == s.root {
+                Err(FabricError::Forbidden)
             } else if s.permission.allows(op) {
                 Ok(())
             } else {
@@ -218,10 +233,26 @@ mod tests {
             ..folder()
         };
         assert!(authorize(&lan, &media, &p("a.mp4"), Op::Read).is_ok());
+        assert!(authorize(&lan, &media, &p("a.mp4"), Op::Content).is_ok());
+        assert!(authorize(&lan, &media, &p("d/a.srt"), Op::Content).is_ok());
         for op in [Op::Create, Op::Write, Op::History] {
             assert!(authorize(&lan, &media, &p("a.mp4"), op).is_err());
         }
+        // Listing any directory, but no bytes of what is not media.
+        assert!(authorize(&lan, &media, &p("notes.html"), Op::Read).is_ok());
+        assert!(authorize(&lan, &media, &p("notes.html"), Op::Content).is_err());
+        assert!(authorize(&lan, &media, &p("id_rsa"), Op::Content).is_err());
         let rw = share("", SharePermission::ReadWrite);
         assert!(authorize(&rw, &f, &p("any/thing"), Op::Write).is_ok());
+        assert!(authorize(&rw, &f, &p("any/thing"), Op::Content).is_ok());
+        assert!(matches!(
+            authorize(&rw, &f, &p(""), Op::Write),
+            Err(FabricError::Forbidden)
+        ));
+        let rw_sub = share("pub", SharePermission::ReadWrite);
+        assert!(authorize(&rw_sub, &f, &p("pub"), Op::Write).is_err());
+        assert!(authorize(&rw_sub, &f, &p("pub/x"), Op::Write).is_ok());
+        assert!(authorize(&read, &f, &p("pub/x"), Op::Content).is_ok());
+        assert!(authorize(&drop, &f, &p("in/x"), Op::Content).is_err());
     }
 }

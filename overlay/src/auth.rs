@@ -15,9 +15,11 @@ use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// Failed sign-ins in a row for one user name before it is locked for a while.
+/// Failed sign-ins in a row for one user name from one address before that
+/// pair is locked for a while.
 pub const MAX_USER_FAILURES: u32 = 5;
-/// Failed sign-ins in a row from one address before it is locked for a while.
+/// Failed sign-ins in a row from one address (an IPv6 /64) before it is
+/// locked for a while.
 pub const MAX_ADDR_FAILURES: u32 = 20;
 /// Failures older than this are forgotten.
 const FAILURE_WINDOW: Duration = Duration::from_secs(15 * 60);
@@ -100,8 +102,38 @@ pub fn parse_ssh_key(line: &str) -> Result<ParsedKey> {
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq)]
 enum LimitKey {
-    User(String),
+    /// One name tried from one address (or network, for IPv6).
+    Pair(String, IpAddr),
+    /// Anything tried from one address (or network).
     Addr(IpAddr),
+    /// One name tried from anywhere.
+    User(String),
+}
+
+impl LimitKey {
+    fn max(&self) -> u32 {
+        match self {
+            LimitKey::Pair(..) => MAX_USER_FAILURES,
+            LimitKey::Addr(_) => MAX_ADDR_FAILURES,
+            LimitKey::User(_) => MAX_NAME_FAILURES,
+        }
+    }
+}
+
+/// Where failures are counted for a client address: IPv4 addresses alone,
+/// IPv6 ones by their /64 (a single host commonly holds a whole /64, so
+/// counting per address would let it try forever).
+fn bucket(addr: IpAddr) -> IpAddr {
+    match addr {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let s = v6.segments();
+                IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+            }
+        },
+        v4 => v4,
+    }
 }
 
 #[derive(Debug)]
@@ -111,8 +143,20 @@ struct Failures {
     locked_until: Option<Instant>,
 }
 
-/// Counts failed sign-ins per user name and per address and locks out the
-/// ones that fail too often.
+/// Failed sign-ins for one name from anywhere before the name is locked
+/// for everyone: high enough that one address's guesses (locked at
+/// [`MAX_USER_FAILURES`]) never shut the owner out from elsewhere, low
+/// enough to stop guessing spread over many addresses.
+pub const MAX_NAME_FAILURES: u32 = 100;
+/// How many keys the limiter remembers at most; beyond that, keys that are
+/// not locked are forgotten first, so fresh names or addresses cannot grow
+/// it without bound.
+const MAX_KEYS: usize = 100_000;
+
+/// Counts failed sign-ins and locks out what fails too often: a name from
+/// one address after [`MAX_USER_FAILURES`], an address after
+/// [`MAX_ADDR_FAILURES`], a name from everywhere after
+/// [`MAX_NAME_FAILURES`]. Its memory is bounded ([`MAX_KEYS`]).
 #[derive(Debug, Default)]
 pub struct RateLimiter {
     failures: Mutex<HashMap<LimitKey, Failures>>,
@@ -137,14 +181,18 @@ impl RateLimiter {
     pub fn fail(&self, user: &str, addr: Option<IpAddr>) {
         let now = Instant::now();
         let mut map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        if map.len() > 100_000 {
-            map.retain(|_, f| now.duration_since(f.last) < FAILURE_WINDOW);
+        if map.len() >= MAX_KEYS {
+            map.retain(|_, f| {
+                now.duration_since(f.last) < FAILURE_WINDOW
+                    && f.locked_until.is_some_and(|t| t > now)
+            });
+        }
+        if map.len() >= MAX_KEYS {
+            // Every key is locked: forget them all rather than grow.
+            map.clear();
         }
         for key in keys(user, addr) {
-            let max = match key {
-                LimitKey::User(_) => MAX_USER_FAILURES,
-                LimitKey::Addr(_) => MAX_ADDR_FAILURES,
-            };
+            let max = key.max();
             let f = map.entry(key).or_insert(Failures {
                 count: 0,
                 last: now,
@@ -163,19 +211,57 @@ impl RateLimiter {
         }
     }
 
-    /// Forgets the failures of `user` after a successful sign-in.
-    pub fn succeed(&self, user: &str) {
+    /// Forgets the failures of `user` from `addr` after a successful sign-in.
+    pub fn succeed(&self, user: &str, addr: Option<IpAddr>) {
         let mut map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        map.remove(&LimitKey::User(user.to_owned()));
+        if let Some(a) = addr {
+            map.remove(&LimitKey::Pair(user.to_owned(), bucket(a)));
+        }
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.failures.lock().unwrap().len()
     }
 }
 
 fn keys(user: &str, addr: Option<IpAddr>) -> Vec<LimitKey> {
-    let mut k = vec![LimitKey::User(user.to_owned())];
-    if let Some(a) = addr {
-        k.push(LimitKey::Addr(a));
+    match addr.map(bucket) {
+        Some(a) => vec![
+            LimitKey::Pair(user.to_owned(), a),
+            LimitKey::Addr(a),
+            LimitKey::User(user.to_owned()),
+        ],
+        // The local CLI (no address): the name alone.
+        None => vec![
+            LimitKey::Pair(user.to_owned(), IpAddr::from([0, 0, 0, 0])),
+            LimitKey::User(user.to_owned()),
+        ],
     }
-    k
+}
+
+/// How many argon2 hashes run at once in this process. Each takes ~19 MiB
+/// and a core for tens of milliseconds: unbounded, 200 parallel wrong
+/// passwords took 2.4 GiB. Callers queue for a slot instead.
+static ARGON2_SLOTS: std::sync::LazyLock<tokio::sync::Semaphore> = std::sync::LazyLock::new(|| {
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    tokio::sync::Semaphore::new(cores.clamp(1, 4))
+});
+
+/// Waits for a slot to run argon2 in; hold it while hashing.
+pub(crate) async fn argon2_slot() -> Result<tokio::sync::SemaphorePermit<'static>> {
+    ARGON2_SLOTS
+        .acquire()
+        .await
+        .map_err(|_| FabricError::Io(std::io::Error::other("argon2 slots closed")))
+}
+
+/// Runs argon2 work (`f`) on the blocking pool once a slot is free.
+pub(crate) async fn with_argon2<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    let _slot = argon2_slot().await?;
+    crate::fabric::blocking(f).await
 }
 
 /// Verified credentials, remembered for [`CACHE_TTL`].
@@ -254,10 +340,36 @@ mod tests {
         }
         l.fail("alice", Some(addr));
         assert!(matches!(
-            l.check("alice", None),
+            l.check("alice", Some(addr)),
             Err(FabricError::RateLimited(_))
         ));
         assert!(l.check("bob", Some(addr)).is_ok());
+        // Another address may still sign in as alice.
+        let other: IpAddr = "127.0.0.2".parse().unwrap();
+        assert!(l.check("alice", Some(other)).is_ok());
+    }
+
+    #[test]
+    fn ipv6_addresses_count_by_their_network() {
+        let l = RateLimiter::default();
+        for i in 0..MAX_ADDR_FAILURES {
+            let a: IpAddr = format!("2001:db8::{:x}", i + 1).parse().unwrap();
+            l.fail(&format!("user{i}"), Some(a));
+        }
+        let next: IpAddr = "2001:db8::ffff".parse().unwrap();
+        assert!(l.check("anyone", Some(next)).is_err());
+        let elsewhere: IpAddr = "2001:db8:1::1".parse().unwrap();
+        assert!(l.check("anyone", Some(elsewhere)).is_ok());
+    }
+
+    #[test]
+    fn fresh_keys_do_not_grow_the_limiter_without_bound() {
+        let l = RateLimiter::default();
+        for i in 0..(MAX_KEYS as u32 + 5_000) {
+            let a = IpAddr::from((0x0a00_0000u32 + i).to_be_bytes());
+            l.fail(&format!("u{i}"), Some(a));
+        }
+        assert!(l.len() <= MAX_KEYS + 3, "{}", l.len());
     }
 
     #[test]

@@ -26,6 +26,24 @@ pub struct FabricConfig {
     pub data_dir: PathBuf,
     /// `postgres://…` to use PostgreSQL; `None` for the SQLite file in the data dir.
     pub database_url: Option<String>,
+    /// Space every write leaves free on its disk: a write that would go
+    /// below it stops with [`FabricError::NoSpace`] (an anonymous drop box
+    /// must not be able to fill the disk).
+    pub min_free_space: u64,
+}
+
+/// The default of [`FabricConfig::min_free_space`].
+pub const DEFAULT_MIN_FREE_SPACE: u64 = 1 << 30;
+
+impl FabricConfig {
+    /// A fabric in `data_dir` with the SQLite catalog and the defaults.
+    pub fn new(data_dir: impl Into<PathBuf>) -> FabricConfig {
+        FabricConfig {
+            data_dir: data_dir.into(),
+            database_url: None,
+            min_free_space: DEFAULT_MIN_FREE_SPACE,
+        }
+    }
 }
 
 /// An address inside the fabric: `user/folder/path`.
@@ -131,6 +149,10 @@ pub(crate) struct Inner {
     pub media: crate::media::MediaLibrary,
     /// The key of playback tickets (from the catalog, read once).
     pub ticket_key: tokio::sync::OnceCell<[u8; 32]>,
+    /// The key that seals share-link tokens (a file in the data dir).
+    pub link_key: [u8; 32],
+    /// See [`FabricConfig::min_free_space`].
+    pub min_free_space: u64,
 }
 
 /// Glow's fabric on this node. Cloning is cheap (an `Arc`).
@@ -166,6 +188,7 @@ impl Fabric {
         let catalog =
             Catalog::open(cfg.database_url.as_deref(), &data_dir.join("catalog.db")).await?;
         let blobs = BlobStore::open(data_dir.join("blobs"))?;
+        let link_key = crate::shares::load_link_key(&data_dir)?;
         let node_id = catalog.meta_init("node_id", &new_id()[..16]).await?;
         let fabric = Fabric {
             inner: Arc::new(Inner {
@@ -179,8 +202,11 @@ impl Fabric {
                 cache: CredentialCache::default(),
                 media: Default::default(),
                 ticket_key: Default::default(),
+                link_key,
+                min_free_space: cfg.min_free_space,
             }),
         };
+        fabric.seal_plain_share_tokens().await?;
         fabric.reload_folders().await?;
         Ok(fabric)
     }
@@ -218,7 +244,7 @@ impl Fabric {
             )));
         }
         let pw = password.to_owned();
-        let password_hash = blocking(move || auth::hash_password(&pw)).await?;
+        let password_hash = auth::with_argon2(move || auth::hash_password(&pw)).await?;
         let row = UserRow {
             id: new_id(),
             name: name.to_owned(),
@@ -260,7 +286,7 @@ impl Fabric {
         check_password(password)?;
         let user = self.user_row(name).await?;
         let pw = password.to_owned();
-        let hash = blocking(move || auth::hash_password(&pw)).await?;
+        let hash = auth::with_argon2(move || auth::hash_password(&pw)).await?;
         self.inner
             .catalog
             .set_password_hash(&user.id, &hash)
@@ -325,7 +351,7 @@ impl Fabric {
         let user = self.user_row(name).await?;
         let secret = auth::random_secret(24);
         let s = secret.clone();
-        let password_hash = blocking(move || auth::hash_password(&s)).await?;
+        let password_hash = auth::with_argon2(move || auth::hash_password(&s)).await?;
         let row = AppPasswordRow {
             id: new_id(),
             label: label.to_owned(),
@@ -368,6 +394,13 @@ impl Fabric {
         if let Some(p) = self.inner.cache.get(name, password) {
             return Ok(p);
         }
+        // argon2 runs a few at a time (memory); the limiter is asked once a
+        // slot is ours, so a flood of guesses queued behind each other is
+        // refused as soon as it has failed enough, without hashing.
+        let _slot = auth::argon2_slot().await?;
+        if let Some(p) = self.inner.cache.get(name, password) {
+            return Ok(p);
+        }
         self.inner.limiter.check(name, addr)?;
         let user = self.inner.catalog.user_by_name(name).await?;
         let apps = match &user {
@@ -392,13 +425,13 @@ impl Fabric {
                     id: u.id,
                     name: u.name,
                 };
-                self.inner.limiter.succeed(name);
+                self.inner.limiter.succeed(name, addr);
                 self.inner.cache.put(name, password, who.clone());
                 Ok(who)
             }
             _ => {
                 self.inner.limiter.fail(name, addr);
-                tracing::info!(user = name, addr = ?addr, "failed sign-in");
+                tracing::info!(user = ?name, addr = ?addr, "failed sign-in");
                 Err(FabricError::BadCredentials)
             }
         }
@@ -647,7 +680,7 @@ impl Fabric {
         let r2 = rel.clone();
         let scope = share_root(who, &folder);
         let disk = blocking(move || {
-            let disk = if op == Op::Read {
+            let disk = if matches!(op, Op::Read | Op::Content) {
                 local::confine(&root, &r2, create)?
             } else {
                 local::confine_for_change(&root, &r2, !create)?

@@ -23,9 +23,17 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 const WRITE_CHUNK: usize = 256 * 1024;
 /// Files up to this size are read whole when opened.
 pub const INLINE_LIMIT: u64 = 64 * 1024;
+/// How far beyond the bytes it was actually sent an upload may make a file
+/// reach (a SETSTAT of a large size, a WRITE at a far offset): extending is
+/// cheap on disk (sparse), but the commit hashes and may copy every byte,
+/// so a 30-byte request must not be able to cost gigabytes.
+pub const SPARSE_ALLOWANCE: u64 = 64 << 20;
 
 /// A write in progress (see [`Fabric::begin_write`]).
-pub struct Upload {
+pub struct Upload(Box<UploadState>);
+
+/// What an [`Upload`] keeps (boxed: handles that hold one stay small).
+struct UploadState {
     fabric: Fabric,
     who: Principal,
     resolved: Resolved,
@@ -37,12 +45,19 @@ pub struct Upload {
     /// The hash of the content so far, while it arrives in order from the
     /// start (as uploads do): saves reading the whole file again on commit.
     sequential: std::sync::Mutex<Option<(u64, Box<blake3::Hasher>)>>,
+    /// The pending content's size when the upload began (a copy of the
+    /// old content, or nothing).
+    base_len: u64,
+    /// Bytes the client has sent (see [`SPARSE_ALLOWANCE`]).
+    received: std::sync::atomic::AtomicU64,
+    /// The space the disk must keep free.
+    space: std::sync::Mutex<local::SpaceGuard>,
 }
 
 impl std::fmt::Debug for Upload {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Upload")
-            .field("target", &self.resolved.rel)
+            .field("target", &self.0.resolved.rel)
             .finish()
     }
 }
@@ -52,7 +67,7 @@ impl Upload {
     /// offsets may run concurrently (SFTP clients keep many in flight).
     pub async fn write_at(&self, offset: u64, data: bytes::Bytes) -> Result<()> {
         use std::os::unix::fs::FileExt;
-        let file = self.file.clone();
+        let file = self.0.file.clone();
         blocking(move || Ok(file.write_all_at(&data, offset)?)).await
     }
 
@@ -61,8 +76,21 @@ impl Upload {
     /// with others). While the pieces come in order from the start, the
     /// content is hashed on the way and commit need not read it again;
     /// anything else (a gap, a rewrite) falls back to hashing on commit.
-    pub fn note_write(&self, offset: u64, data: &[u8]) {
-        let mut seq = self.sequential.lock().unwrap_or_else(|e| e.into_inner());
+    ///
+    /// Every byte written must pass through here: what was sent bounds how
+    /// large the file may become ([`SPARSE_ALLOWANCE`]), and the write is
+    /// refused ([`FabricError::NoSpace`]) once the disk is down to the space
+    /// it must keep free.
+    pub fn note_write(&self, offset: u64, data: &[u8]) -> Result<()> {
+        self.0
+            .space
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .wrote(data.len() as u64)?;
+        self.0
+            .received
+            .fetch_add(data.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        let mut seq = self.0.sequential.lock().unwrap_or_else(|e| e.into_inner());
         match seq.as_mut() {
             Some((next, hasher)) if *next == offset => {
                 hasher.update(data);
@@ -70,51 +98,65 @@ impl Upload {
             }
             _ => *seq = None,
         }
+        Ok(())
     }
 
     /// Reads up to `len` bytes at `offset` of the pending content (a file
     /// opened for reading and writing at once).
     pub async fn read_at(&self, offset: u64, len: usize) -> Result<Vec<u8>> {
-        let file = self.file.clone();
+        let file = self.0.file.clone();
         blocking(move || read_at(&file, offset, len)).await
     }
 
     /// The file the pending content is written to, for positional I/O
     /// without a trip through the blocking pool per call.
     pub fn pending_file(&self) -> std::sync::Arc<fs::File> {
-        self.file.clone()
+        self.0.file.clone()
     }
 
     /// The pending content's size.
     pub async fn len(&self) -> Result<u64> {
-        let file = self.file.clone();
+        let file = self.0.file.clone();
         blocking(move || Ok(file.metadata()?.len())).await
     }
 
     /// Sets the pending content's size (truncate or extend with zeros).
     pub async fn set_len(&mut self, len: u64) -> Result<()> {
         {
-            let mut seq = self.sequential.lock().unwrap_or_else(|e| e.into_inner());
+            let mut seq = self.0.sequential.lock().unwrap_or_else(|e| e.into_inner());
             if seq.as_ref().is_some_and(|(next, _)| *next != len) {
                 *seq = None;
             }
         }
-        let file = self.file.clone();
+        let file = self.0.file.clone();
         blocking(move || Ok(file.set_len(len)?)).await
     }
 
     /// Makes the pending content the file's, atomically (the old content is
     /// kept as a version), if the upload's precondition still holds.
     pub async fn commit(mut self) -> Result<WriteOutcome> {
-        let (file, tmp) = (self.file.clone(), self.tmp.clone());
+        let (file, tmp) = (self.0.file.clone(), self.0.tmp.clone());
         let sequential = self
+            .0
             .sequential
             .get_mut()
             .unwrap_or_else(|e| e.into_inner())
             .take();
+        let reach = self
+            .0
+            .base_len
+            .saturating_add(*self.0.received.get_mut())
+            .saturating_add(SPARSE_ALLOWANCE);
         let hash = blocking(move || {
-            file.sync_all()?;
             let len = file.metadata()?.len();
+            if len > reach {
+                return Err(FabricError::Invalid(format!(
+                    "a file may grow at most {} MiB beyond the data sent for it; \
+                     send the data instead of extending the file",
+                    SPARSE_ALLOWANCE >> 20
+                )));
+            }
+            file.sync_all()?;
             match sequential {
                 Some((next, hasher)) if next == len => Ok(hasher.finalize().to_hex().to_string()),
                 _ => Ok(crate::store::blobs::hash_file(&tmp)?.0),
@@ -122,17 +164,18 @@ impl Upload {
         })
         .await?;
         let outcome = self
+            .0
             .fabric
             .commit_write(
-                &self.who,
-                &self.resolved,
-                &self.tmp,
+                &self.0.who,
+                &self.0.resolved,
+                &self.0.tmp,
                 &hash,
-                &self.front,
-                &self.pre,
+                &self.0.front,
+                &self.0.pre,
             )
             .await?;
-        self.guard.0 = None;
+        self.0.guard.0 = None;
         Ok(outcome)
     }
 }
@@ -206,12 +249,19 @@ impl Fabric {
     /// Lists a directory.
     pub async fn list(&self, who: &Principal, addr: &Address) -> Result<Vec<Entry>> {
         let r = self.resolve(who, addr, Op::Read, false).await?;
+        // Symbolic links are listed only where they lead within reach: the
+        // folder, or a share link's own subtree.
+        let scope = crate::fabric::share_root(who, &r.folder);
         let root = r.folder.path.clone();
         blocking(move || {
             if !fs::metadata(&r.disk)?.is_dir() {
                 return Err(FabricError::WrongKind("not a directory"));
             }
-            local::list_dir(&root, &r.disk, &r.rel)
+            let bound = match scope {
+                Some(s) => fs::canonicalize(s)?,
+                None => root,
+            };
+            local::list_dir(&bound, &r.disk, &r.rel)
         })
         .await
     }
@@ -221,7 +271,7 @@ impl Fabric {
     /// Confinement, open and (for small files) the read happen in one trip
     /// to the blocking pool: this is the hot path of every file server.
     pub async fn open_file(&self, who: &Principal, addr: &Address) -> Result<OpenFile> {
-        let folder = self.folder_for(who, addr, Op::Read).await?;
+        let folder = self.folder_for(who, addr, Op::Content).await?;
         let root = folder.path.clone();
         let rel = addr.path.clone();
         let name = if rel.is_root() {
@@ -261,7 +311,7 @@ impl Fabric {
         offset: u64,
         len: usize,
     ) -> Result<Vec<u8>> {
-        let r = self.resolve(who, addr, Op::Read, false).await?;
+        let r = self.resolve(who, addr, Op::Content, false).await?;
         blocking(move || {
             let mut f = fs::File::open(&r.disk)?;
             f.seek(SeekFrom::Start(offset))?;
@@ -304,7 +354,8 @@ impl Fabric {
         let target = r.disk.clone();
         let (tmp, file) = blocking(move || local::create_temp(&target)).await?;
         let mut guard = RemoveOnDrop(Some(tmp.clone()));
-        let hash = stream_to_file(body, tokio::fs::File::from_std(file)).await?;
+        let space = local::SpaceGuard::new(&r.folder.path, self.inner.min_free_space);
+        let hash = stream_to_file(body, tokio::fs::File::from_std(file), space).await?;
         let outcome = self.commit_write(who, &r, &tmp, &hash, front, pre).await?;
         guard.0 = None;
         Ok(outcome)
@@ -329,7 +380,7 @@ impl Fabric {
             return Err(FabricError::WrongKind("is a directory"));
         }
         let target = r.disk.clone();
-        let (tmp, file, existed) = blocking(move || {
+        let (tmp, file, existed, base_len) = blocking(move || {
             if let Ok(m) = fs::symlink_metadata(&target)
                 && m.is_dir()
             {
@@ -337,15 +388,17 @@ impl Fabric {
             }
             let (tmp, file) = local::create_temp(&target)?;
             let existed = target.is_file();
+            let mut base_len = 0;
             if keep_existing && existed {
                 let mut guard = RemoveOnDrop(Some(tmp.clone()));
-                io::copy(&mut fs::File::open(&target)?, &mut &file)?;
+                base_len = io::copy(&mut fs::File::open(&target)?, &mut &file)?;
                 guard.0 = None;
             }
-            Ok((tmp, file, existed))
+            Ok((tmp, file, existed, base_len))
         })
         .await?;
-        Ok(Upload {
+        let space = local::SpaceGuard::new(&r.folder.path, self.inner.min_free_space);
+        Ok(Upload(Box::new(UploadState {
             fabric: self.clone(),
             who: who.clone(),
             resolved: r,
@@ -358,7 +411,10 @@ impl Fabric {
             sequential: std::sync::Mutex::new(
                 (!keep_existing || !existed).then(|| (0, Box::new(blake3::Hasher::new()))),
             ),
-        })
+            base_len,
+            received: Default::default(),
+            space: std::sync::Mutex::new(space),
+        })))
     }
 
     /// Second half of a write: keep the old content, move the temp file in,
@@ -606,7 +662,7 @@ impl Fabric {
         overwrite: bool,
         front: &str,
     ) -> Result<()> {
-        let src = self.resolve(who, from, Op::Read, false).await?;
+        let src = self.resolve(who, from, Op::Content, false).await?;
         let dst = self.resolve(who, to, Op::Create, true).await?;
         if dst.rel.is_root() {
             return Err(FabricError::Forbidden);
@@ -838,6 +894,7 @@ fn ordered_locks(
 async fn stream_to_file(
     mut body: impl AsyncRead + Unpin + Send,
     mut file: tokio::fs::File,
+    mut space: local::SpaceGuard,
 ) -> Result<String> {
     let mut hasher = blake3::Hasher::new();
     let mut buf = vec![0u8; WRITE_CHUNK];
@@ -846,6 +903,7 @@ async fn stream_to_file(
         if n == 0 {
             break;
         }
+        space.wrote(n as u64)?;
         hasher.update(&buf[..n]);
         file.write_all(&buf[..n]).await?;
     }

@@ -27,7 +27,7 @@ mod watch;
 
 pub use access::{Op, Principal, SharePermission, ShareScope};
 pub use error::{FabricError, Result};
-pub use fabric::{Address, Fabric, FabricConfig, FolderOptions};
+pub use fabric::{Address, DEFAULT_MIN_FREE_SPACE, Fabric, FabricConfig, FolderOptions};
 pub use files::{FileBody, INLINE_LIMIT, OpenFile, Precondition, Upload};
 pub use media::{MediaKind, is_servable_media, media_kind, media_mime};
 pub use path::{RelPath, is_os_metadata};

@@ -1,6 +1,13 @@
 //! Image thumbnails, made on first request and cached under
 //! `<data dir>/thumbs/`, keyed by the file's identity and modification, so
 //! an edited image gets a new one and stale ones are simply never read.
+//!
+//! Decoding is bounded: an image's header says how much memory its pixels
+//! need, and every decode first takes that much from one budget for the
+//! whole process ([`DECODE_BUDGET`]); an image that needs more than the
+//! budget is refused before any pixel is decoded. A 470 KB PNG that claims
+//! 11000×11000 pixels (484 MB) is refused at its header, and ten at once
+//! cannot add up.
 
 use crate::access::{Op, Principal};
 use crate::error::{FabricError, Result};
@@ -11,6 +18,14 @@ use std::path::Path;
 
 /// Longest side of a thumbnail, in pixels.
 pub const THUMB_SIZE: u32 = 256;
+
+/// Bytes of decoded pixels all thumbnail decodes together may hold (a
+/// 48-megapixel photo needs 144 MiB as RGB).
+pub const DECODE_BUDGET: u64 = 192 << 20;
+
+/// The budget, in KiB (a semaphore counts permits in `u32`).
+static DECODE_PERMITS: tokio::sync::Semaphore =
+    tokio::sync::Semaphore::const_new((DECODE_BUDGET >> 10) as usize);
 
 /// Whether Glow can make a thumbnail of a file with this name.
 pub fn can_thumbnail(name: &str) -> bool {
@@ -36,12 +51,12 @@ impl Fabric {
         if !can_thumbnail(addr.path.name()) {
             return Err(FabricError::Invalid("not an image Glow can preview".into()));
         }
-        let folder = self.folder_for(who, addr, Op::Read).await?;
+        let folder = self.folder_for(who, addr, Op::Content).await?;
         let (root, rel) = (folder.path.clone(), addr.path.clone());
         let scope = share_root(who, &folder);
         let cache_dir = self.data_dir().join("thumbs");
         let folder_id = folder.id.clone();
-        blocking(move || {
+        let looked_up = blocking(move || {
             let disk = local::confine(&root, &rel, false)?;
             check_share_bound(scope.as_deref(), &disk)?;
             let meta = std::fs::metadata(&disk)?;
@@ -56,9 +71,26 @@ impl Fabric {
             .to_hex()
             .to_string();
             let cached = cache_dir.join(&key[..2]).join(format!("{key}.jpg"));
-            if let Ok(bytes) = std::fs::read(&cached) {
-                return Ok(bytes);
+            match std::fs::read(&cached) {
+                Ok(bytes) => Ok(Ok(bytes)),
+                // The header first: how much the pixels need.
+                Err(_) => Ok(Err((decoded_size(&disk)?, disk, cached))),
             }
+        })
+        .await?;
+        let (need, disk, cached) = match looked_up {
+            Ok(bytes) => return Ok(bytes),
+            Err(miss) => miss,
+        };
+        let kib = u32::try_from(need.div_ceil(1024))
+            .ok()
+            .filter(|k| u64::from(*k) << 10 <= DECODE_BUDGET)
+            .ok_or_else(too_big)?;
+        let _held = DECODE_PERMITS
+            .acquire_many(kib)
+            .await
+            .map_err(|_| too_big())?;
+        blocking(move || {
             let bytes = render(&disk, side)?;
             store(&cached, &bytes);
             Ok(bytes)
@@ -67,12 +99,39 @@ impl Fabric {
     }
 }
 
-fn render(path: &Path, side: u32) -> Result<Vec<u8>> {
+fn too_big() -> FabricError {
+    FabricError::Invalid("this image is too large to preview".into())
+}
+
+/// How many bytes an image's pixels take decoded, from its header alone.
+fn decoded_size(path: &Path) -> Result<u64> {
+    use image::ImageDecoder;
     let bad = |e: image::ImageError| FabricError::Invalid(format!("cannot read this image: {e}"));
-    let img = image::ImageReader::open(path)?
+    let decoder = image::ImageReader::open(path)?
         .with_guessed_format()?
-        .decode()
+        .into_decoder()
         .map_err(bad)?;
+    Ok(decoder.total_bytes())
+}
+
+fn render(path: &Path, side: u32) -> Result<Vec<u8>> {
+    use image::ImageDecoder;
+    let bad = |e: image::ImageError| FabricError::Invalid(format!("cannot read this image: {e}"));
+    let mut decoder = image::ImageReader::open(path)?
+        .with_guessed_format()?
+        .into_decoder()
+        .map_err(bad)?;
+    // The caller reserved what the header claimed; the decoder may not
+    // allocate beyond it (a file whose header lies is refused).
+    let mut limits = image::Limits::default();
+    limits.max_alloc = Some(
+        decoder
+            .total_bytes()
+            .saturating_add(1 << 20)
+            .min(DECODE_BUDGET),
+    );
+    decoder.set_limits(limits).map_err(bad)?;
+    let img = image::DynamicImage::from_decoder(decoder).map_err(bad)?;
     let thumb = img.thumbnail(side, side).to_rgb8();
     let mut out = Cursor::new(Vec::new());
     thumb
@@ -112,6 +171,7 @@ mod tests {
         assert_eq!((back.width(), back.height()), (256, 128));
         std::fs::write(dir.path().join("junk.png"), b"not a png").unwrap();
         assert!(render(&dir.path().join("junk.png"), THUMB_SIZE).is_err());
+        assert_eq!(decoded_size(&png).unwrap(), 1000 * 500 * 3);
         assert!(can_thumbnail("A.JPG") && !can_thumbnail("a.txt"));
     }
 }

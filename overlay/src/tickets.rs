@@ -24,7 +24,7 @@ impl Fabric {
         addr: &Address,
         ttl: Duration,
     ) -> Result<String> {
-        let folder = self.folder_for(who, addr, Op::Read).await?;
+        let folder = self.folder_for(who, addr, Op::Content).await?;
         if self.stat(who, addr).await?.kind != EntryKind::File {
             return Err(FabricError::WrongKind("only files can be played"));
         }

@@ -19,12 +19,9 @@ async fn world() -> World {
     std::fs::create_dir_all(root.join("d/e")).unwrap();
     std::fs::write(root.join("d/e/f.txt"), b"deep").unwrap();
     std::fs::write(root.join("a.txt"), b"alpha").unwrap();
-    let fabric = Fabric::open(FabricConfig {
-        data_dir: tmp.path().join("data"),
-        database_url: None,
-    })
-    .await
-    .unwrap();
+    let fabric = Fabric::open(FabricConfig::new(tmp.path().join("data")))
+        .await
+        .unwrap();
     fabric
         .create_user("alice", "alice-password", false)
         .await

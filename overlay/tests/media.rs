@@ -33,12 +33,9 @@ async fn world() -> World {
     std::fs::copy(fixture("photo.jpg"), media.join("photo.jpg")).unwrap();
     std::fs::write(media.join("notes.txt"), b"not media").unwrap();
     std::fs::copy(fixture("clip.mp4"), private.join("secret.mp4")).unwrap();
-    let fabric = Fabric::open(FabricConfig {
-        data_dir: tmp.path().join("data"),
-        database_url: None,
-    })
-    .await
-    .unwrap();
+    let fabric = Fabric::open(FabricConfig::new(tmp.path().join("data")))
+        .await
+        .unwrap();
     fabric
         .create_user("alice", "alice-password", false)
         .await

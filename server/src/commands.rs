@@ -292,7 +292,7 @@ async fn share(fabric: &Fabric, settings: &Settings, cmd: ShareCommand) -> anyho
             println!(
                 "{}/s/{}/",
                 settings.public_url(public_url.as_deref()),
-                s.token
+                s.token.as_deref().unwrap_or_default()
             );
         }
         ShareCommand::List { user, public_url } => {
@@ -307,9 +307,12 @@ async fn share(fabric: &Fabric, settings: &Settings, cmd: ShareCommand) -> anyho
                     .expires_at
                     .map(format_ms)
                     .unwrap_or_else(|| "never".into());
+                let url = match &s.token {
+                    Some(t) => format!("{base}/s/{t}/"),
+                    None => "(made with another data dir)".to_owned(),
+                };
                 println!(
-                    "{base}/s/{}/\t{}/{}/{}\t{}\t{state}{}\texpires {expiry}\t{} download(s){limit}\t{} open(s)\tid {}",
-                    s.token,
+                    "{url}\t{}/{}/{}\t{}\t{state}{}\texpires {expiry}\t{} download(s){limit}\t{} open(s)\tid {}",
                     s.owner,
                     s.folder,
                     s.path,

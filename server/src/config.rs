@@ -35,6 +35,8 @@ pub struct FileConfig {
     pub dlna: Option<String>,
     /// `--name`: the name TVs show for this node.
     pub name: Option<String>,
+    /// `--min-free-space`, e.g. `"5GiB"`.
+    pub min_free_space: Option<bytesize::ByteSize>,
 }
 
 /// Settings after merging the file with flags.
@@ -44,6 +46,8 @@ pub struct Settings {
     pub data_dir: PathBuf,
     /// PostgreSQL URL, or `None` for SQLite.
     pub database_url: Option<String>,
+    /// Space every write leaves free, in bytes.
+    pub min_free_space: u64,
     /// The file's settings, for `serve` to merge with its own flags.
     pub file: FileConfig,
 }
@@ -63,9 +67,14 @@ impl Settings {
             .database_url
             .clone()
             .or_else(|| file.database_url.clone());
+        let min_free_space = global
+            .min_free_space
+            .or(file.min_free_space)
+            .map_or(overlay::DEFAULT_MIN_FREE_SPACE, |b| b.as_u64());
         Ok(Settings {
             data_dir,
             database_url,
+            min_free_space,
             file,
         })
     }

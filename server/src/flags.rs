@@ -31,6 +31,10 @@ pub struct GlobalArgs {
         hide_env_values = true
     )]
     pub database_url: Option<String>,
+    /// Space every write leaves free on its disk, e.g. 5GiB; writes that would
+    /// go below it fail with "no space" [default: 1GiB]
+    #[arg(long, global = true, env = "GLOW_MIN_FREE_SPACE", value_name = "SIZE")]
+    pub min_free_space: Option<bytesize::ByteSize>,
 }
 
 /// What to do.

@@ -235,8 +235,9 @@ fn dlna_uuid(data_dir: &std::path::Path) -> anyhow::Result<String> {
 /// Opens the fabric with the settings' data dir and database.
 pub async fn open_fabric(settings: &Settings) -> anyhow::Result<Fabric> {
     let cfg = FabricConfig {
-        data_dir: settings.data_dir.clone(),
         database_url: settings.database_url.clone(),
+        min_free_space: settings.min_free_space,
+        ..FabricConfig::new(&settings.data_dir)
     };
     let what = match &settings.database_url {
         Some(u) => format!("catalog {}", overlay::catalog::redact_url(u)),

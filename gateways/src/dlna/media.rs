@@ -256,9 +256,6 @@ fn dlna_headers(
             HeaderValue::from_static(profiles::mime(client, name)),
         );
     }
-    // The HTTP front sandboxes files against script on its origin; media
-    // players do not care, and some TVs choke on unknown security headers.
-    h.remove(header::CONTENT_SECURITY_POLICY);
     if let Some(i) = item {
         if asked("getcaptioninfo.sec") == Some("1")
             && let Some(url) = preferred_subtitle(i).and_then(subtitle_url)

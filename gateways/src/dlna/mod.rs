@@ -138,8 +138,53 @@ impl Dlna {
                 self.clone(),
                 stamp,
             ))
+            .layer(axum::middleware::map_response(
+                crate::http::headers::protect,
+            ))
+            .layer(axum::middleware::from_fn(refuse_foreign_hosts))
             .with_state(self.clone())
     }
+}
+
+/// Refuses requests whose `Host` is a name other than this machine's: the
+/// front has no sign-in, so a web page that rebinds its own domain to this
+/// node's address (DNS rebinding) could otherwise read media folders from
+/// a visitor's browser. TVs use the address from the SSDP `LOCATION`, an
+/// IP literal.
+async fn refuse_foreign_hosts(req: Request, next: axum::middleware::Next) -> Response {
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok());
+    if host.is_none_or(host_is_ours) {
+        next.run(req).await
+    } else {
+        (StatusCode::FORBIDDEN, "unknown host name\n").into_response()
+    }
+}
+
+/// Whether a `Host` value names this machine: an IP literal, `localhost`,
+/// or the machine's own host name (alone or under `.local`).
+fn host_is_ours(host: &str) -> bool {
+    static NAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let name = host
+        .strip_prefix('[')
+        .and_then(|h| h.split_once(']'))
+        .map_or_else(
+            || host.rsplit_once(':').map_or(host, |(n, _)| n),
+            |(v6, _)| v6,
+        );
+    if name.parse::<std::net::IpAddr>().is_ok() || name.eq_ignore_ascii_case("localhost") {
+        return true;
+    }
+    let own = NAME.get_or_init(|| {
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_ascii_lowercase())
+            .unwrap_or_default()
+    });
+    let name = name.to_ascii_lowercase();
+    let name = name.strip_suffix(".local").unwrap_or(&name);
+    !own.is_empty() && name == own.as_str()
 }
 
 /// Every answer says who served it.
@@ -305,4 +350,31 @@ pub async fn serve(
     let _ = stop_http.send(());
     let _ = http.await;
     pump.abort();
+}
+
+#[cfg(test)]
+mod host_tests {
+    use super::host_is_ours;
+
+    #[test]
+    fn only_addresses_and_this_machine_are_hosts() {
+        for ok in [
+            "10.77.0.1:8200",
+            "127.0.0.1",
+            "[::1]:8200",
+            "[fe80::1]",
+            "localhost:8200",
+        ] {
+            assert!(host_is_ours(ok), "{ok}");
+        }
+        for bad in [
+            "evil.example",
+            "evil.example:8200",
+            "10.0.0.1.evil.example",
+            "[::1",
+            "",
+        ] {
+            assert!(!host_is_ours(bad), "{bad}");
+        }
+    }
 }

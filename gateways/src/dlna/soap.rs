@@ -60,6 +60,9 @@ pub fn parse(body: &[u8]) -> Result<Call, UpnpError> {
             Event::Start(e) => {
                 let name = e.local_name().into_inner().to_owned();
                 depth += 1;
+                if depth > crate::xml::MAX_DEPTH {
+                    return Err(UpnpError::InvalidAction);
+                }
                 match depth {
                     1 if name != "Envelope" => return Err(UpnpError::InvalidAction),
                     2 if name != "Body" && path.len() == 1 => {

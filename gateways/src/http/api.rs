@@ -406,7 +406,8 @@ pub async fn trash_empty(State(state): State<AppState>, req: Request) -> ApiResu
 #[derive(Serialize)]
 pub struct ShareInfo {
     id: String,
-    url: String,
+    /// `None` when the link was made with another data dir.
+    url: Option<String>,
     path: String,
     permission: &'static str,
     expires_ms: Option<i64>,
@@ -421,7 +422,7 @@ impl From<overlay::Share> for ShareInfo {
     fn from(s: overlay::Share) -> Self {
         ShareInfo {
             live: s.dead_reason(overlay::resource::now_ms()).is_none(),
-            url: format!("/s/{}/", s.token),
+            url: s.token.as_ref().map(|t| format!("/s/{t}/")),
             path: s.address().to_string(),
             permission: s.permission.as_str(),
             expires_ms: s.expires_at,

@@ -33,18 +33,33 @@ impl Caller {
     }
 }
 
-/// The caller of a request, if it carries credentials.
+/// The caller of a request that signs in with HTTP Basic only (WebDAV:
+/// its clients use Basic, and a browser's session cookie must not reach
+/// it, so that a page cannot act there on the signed-in owner's behalf).
+pub async fn basic_caller(
+    state: &AppState,
+    headers: &HeaderMap,
+    peer: Option<SocketAddr>,
+) -> Result<Option<Caller>, HttpError> {
+    let Some((user, password)) = basic_credentials(headers) else {
+        return Ok(None);
+    };
+    let who = state
+        .fabric
+        .authenticate(&user, &password, peer.map(|p| p.ip()))
+        .await?;
+    Ok(Some(Caller { who, session: None }))
+}
+
+/// The caller of a request, if it carries credentials: HTTP Basic, or the
+/// session cookie.
 pub async fn caller(
     state: &AppState,
     headers: &HeaderMap,
     peer: Option<SocketAddr>,
 ) -> Result<Option<Caller>, HttpError> {
-    if let Some((user, password)) = basic_credentials(headers) {
-        let who = state
-            .fabric
-            .authenticate(&user, &password, peer.map(|p| p.ip()))
-            .await?;
-        return Ok(Some(Caller { who, session: None }));
+    if let Some(c) = basic_caller(state, headers, peer).await? {
+        return Ok(Some(c));
     }
     if let Some(token) = cookie(headers, SESSION_COOKIE) {
         return match state.fabric.session(&token).await {
@@ -76,6 +91,15 @@ pub fn check_csrf(
     caller: &Caller,
     form_token: Option<&str>,
 ) -> Result<(), HttpError> {
+    check_csrf_for(headers, caller.session.as_deref(), form_token)
+}
+
+/// [`check_csrf`] for a request whose session (if any) is `session`.
+fn check_csrf_for(
+    headers: &HeaderMap,
+    session: Option<&str>,
+    form_token: Option<&str>,
+) -> Result<(), HttpError> {
     let cross = headers
         .get("sec-fetch-site")
         .and_then(|v| v.to_str().ok())
@@ -86,7 +110,7 @@ pub fn check_csrf(
             "cross-site request refused",
         ));
     }
-    if let Some(session) = &caller.session {
+    if let Some(session) = session {
         let sent = headers
             .get("x-csrf-token")
             .and_then(|v| v.to_str().ok())
@@ -176,8 +200,8 @@ pub async fn login(
         SESSION_TTL.as_secs()
     );
     let to = match super::browse::safe_next(form.next.as_deref()) {
-        "/" => format!("/u/{}/", super::uri::encode_segment(who.actor())),
-        next => next.to_owned(),
+        next if next == "/" => format!("/u/{}/", super::uri::encode_segment(who.actor())),
+        next => next,
     };
     let mut r = Redirect::to(&to).into_response();
     *r.status_mut() = StatusCode::SEE_OTHER;
@@ -214,11 +238,7 @@ pub async fn logout(
     };
     if let Some(token) = cookie(&headers, SESSION_COOKIE) {
         // Signing someone out is a change too: the page's token is needed.
-        let c = Caller {
-            who: overlay::Principal::System,
-            session: Some(token.clone()),
-        };
-        check_csrf(&headers, &c, form.csrf.as_deref())?;
+        check_csrf_for(&headers, Some(&token), form.csrf.as_deref())?;
         state.fabric.end_session(&token).await?;
     }
     let mut r = if is_form {

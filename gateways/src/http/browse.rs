@@ -18,7 +18,7 @@ use std::sync::Arc;
 #[derive(Template)]
 #[template(path = "login.html")]
 struct LoginPage<'a> {
-    next: &'a str,
+    next: String,
     error: Option<&'a str>,
 }
 
@@ -110,7 +110,8 @@ struct LinksPage {
 
 struct LinkRow {
     id: String,
-    url: String,
+    /// `None` when the link was made with another data dir.
+    url: Option<String>,
     what: String,
     permission: &'static str,
     password: bool,
@@ -177,11 +178,29 @@ pub struct Next {
     next: Option<String>,
 }
 
-/// Only same-site paths may be a `next`.
-pub fn safe_next(next: Option<&str>) -> &str {
-    match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n,
-        _ => "/",
+/// Where to go after signing in: only a path of this site. `next` must read,
+/// relative to this origin, as a URL of this origin, the way a browser
+/// would read it (browsers drop tabs and newlines and take `\\` for `/`, so
+/// `/\t/evil.example` leaves the site); the normalised path and query are
+/// returned, and anything else gives `/`.
+pub fn safe_next(next: Option<&str>) -> String {
+    let home = || "/".to_owned();
+    let Some(n) = next else { return home() };
+    if !n.starts_with('/')
+        || n.chars()
+            .any(|c| c.is_control() || c.is_whitespace() || c == '\\')
+    {
+        return home();
+    }
+    let base = url::Url::parse("http://glow.invalid/").expect("a valid base");
+    match base.join(n) {
+        // `/.//evil` normalises to the path `//evil`, which a browser
+        // would again read as another host.
+        Ok(u) if u.origin() == base.origin() && !u.path().starts_with("//") => match u.query() {
+            Some(q) => format!("{}?{q}", u.path()),
+            None => u.path().to_owned(),
+        },
+        _ => home(),
     }
 }
 
@@ -287,7 +306,7 @@ pub async fn links_page(
                         .map(|m| format!(" of {m}"))
                         .unwrap_or_default();
                     LinkRow {
-                        url: format!("/s/{}/", s.token),
+                        url: s.token.as_ref().map(|t| format!("/s/{t}/")),
                         what: if s.path.is_root() {
                             s.folder.clone()
                         } else {
@@ -513,4 +532,33 @@ pub async fn versions_page(
             versions,
         },
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_next;
+
+    #[test]
+    fn next_stays_on_this_site() {
+        let cases = [
+            (Some("/u/admin/photos/"), "/u/admin/photos/"),
+            (Some("/u/admin/a%20b/?view"), "/u/admin/a%20b/?view"),
+            (Some("/trash"), "/trash"),
+            (None, "/"),
+            (Some(""), "/"),
+            (Some("https://evil.example/"), "/"),
+            (Some("//evil.example"), "/"),
+            (Some("/\t/evil.example"), "/"),
+            (Some("/\n/evil.example"), "/"),
+            (Some("/\\evil.example"), "/"),
+            (Some("/.//evil.example"), "/"),
+            (Some("/./../..//evil.example"), "/"),
+            (Some("/ /evil.example"), "/"),
+            (Some("/x\r\nSet-Cookie: a=b"), "/"),
+            (Some("javascript:alert(1)"), "/"),
+        ];
+        for (next, want) in cases {
+            assert_eq!(safe_next(next), want, "{next:?}");
+        }
+    }
 }

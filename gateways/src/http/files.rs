@@ -213,16 +213,8 @@ pub(crate) async fn send_file(
         HeaderValue::from_str(&httpdate::fmt_http_date(modified)).expect("date"),
     );
     base.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-    // A served HTML or SVG file must not run script on Glow's origin (where
-    // the session cookie lives): sandbox it, and no type sniffing.
-    base.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static("sandbox"),
-    );
-    base.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
+    // The sandbox and nosniff headers come from `headers::protect`, the
+    // layer every answer passes through (a 304 included).
     if not_modified(headers, &etag, modified) {
         let mut r = StatusCode::NOT_MODIFIED.into_response();
         r.headers_mut().extend(base);

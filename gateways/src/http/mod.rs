@@ -8,6 +8,7 @@ mod browse;
 mod cast;
 mod error;
 pub(crate) mod files;
+pub(crate) mod headers;
 mod pages;
 mod range;
 mod serve;
@@ -15,7 +16,7 @@ mod share;
 pub(crate) mod uri;
 mod zip;
 
-pub use auth::caller as auth_caller;
+pub use auth::basic_caller;
 pub use error::HttpError;
 pub use serve::{Listener, LocalAddr, ServeOptions, serve};
 
@@ -86,5 +87,6 @@ pub fn app(fabric: Fabric, tls: bool, dlna: Option<std::net::SocketAddr>) -> Rou
         .route("/u", any(files::handle))
         .route("/u/", any(files::handle))
         .route("/u/{*rest}", any(files::handle))
+        .layer(axum::middleware::map_response(headers::protect))
         .with_state(state)
 }

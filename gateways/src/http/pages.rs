@@ -21,8 +21,8 @@ pub fn html<T: Template>(status: StatusCode, page: T) -> Response {
             r.headers_mut()
                 .insert("x-frame-options", HeaderValue::from_static("DENY"));
             r.headers_mut().insert(
-                "x-content-type-options",
-                HeaderValue::from_static("nosniff"),
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static(super::headers::PAGE_CSP),
             );
             r
         }

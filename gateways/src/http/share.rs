@@ -187,7 +187,7 @@ async fn serve(state: &AppState, req: Request) -> Result<Response, HttpError> {
                     }
                     if query.split('&').any(|q| q == "zip") {
                         // A whole-folder download counts as one download.
-                        state.fabric.count_share_download(&share).await?;
+                        state.fabric.count_share_download(&share, 1, 1).await?;
                         let name = if addr.path.is_root() {
                             addr.folder.clone()
                         } else {
@@ -261,8 +261,9 @@ async fn serve(state: &AppState, req: Request) -> Result<Response, HttpError> {
     }
 }
 
-/// Serves a file through a link, counting it against the download limit
-/// when it is a download (a whole file, or a range from its first byte).
+/// Serves a file through a link, counting what it serves against the
+/// download limit: the fraction of the file the response carries (a whole
+/// GET is one download, ranges add up; HEAD and 304 are free).
 async fn download(
     state: &AppState,
     share: &Share,
@@ -270,18 +271,20 @@ async fn download(
     opened: overlay::OpenFile,
     attachment: bool,
 ) -> Result<Response, HttpError> {
+    let size = opened.entry.size;
     let r = send_file(parts, opened, attachment).await?;
-    let from_start = r
+    let served = r
         .headers()
-        .get(header::CONTENT_RANGE)
+        .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
-        .is_none_or(|v| v.starts_with("bytes 0-"));
-    let counts = parts.method == Method::GET && r.status().is_success() && from_start;
-    if counts && share.max_downloads.is_some() {
-        state.fabric.count_share_download(share).await?;
-    } else if counts {
-        // Unlimited links still count, for the owner's statistics.
-        let _ = state.fabric.count_share_download(share).await;
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(size);
+    if parts.method == Method::GET && r.status().is_success() {
+        let counted = state.fabric.count_share_download(share, served, size).await;
+        // Unlimited links are counted too, for the owner's statistics.
+        if share.max_downloads.is_some() {
+            counted?;
+        }
     }
     Ok(r)
 }

@@ -2,6 +2,13 @@
 //! they are read, so nothing is buffered whole and no temp file is made.
 //! Already-compressed media are stored, everything else deflated. Names are
 //! UTF-8 (flagged as such in the archive).
+//!
+//! A failure half-way cannot change the status any more (it went out with
+//! the first byte), so it aborts the response instead: the client sees a
+//! broken transfer, never a 200 with a silently truncated archive. Symbolic
+//! links are followed only within what the caller may read (the fabric's
+//! listing leaves the others out), and a directory met again below itself
+//! (a link loop) is skipped.
 
 use super::AppState;
 use async_zip::base::write::ZipFileWriter;
@@ -19,15 +26,28 @@ const PIPE: usize = 256 * 1024;
 
 /// A streamed zip of the directory at `addr`, named `name.zip`.
 pub fn download(state: &AppState, who: &Principal, addr: &Address, name: &str) -> Response {
+    use futures_util::StreamExt;
     let (tx, rx) = tokio::io::duplex(PIPE);
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
     let (fabric, who, addr) = (state.fabric.clone(), who.clone(), addr.clone());
     tokio::spawn(async move {
-        if let Err(e) = write(&fabric, &who, &addr, tx).await {
-            // The client sees a truncated archive, which unzip reports.
+        let result = write(&fabric, &who, &addr, tx).await;
+        if let Err(e) = &result {
             tracing::warn!(folder = %addr, "zip download stopped: {e}");
         }
+        let _ = done_tx.send(result.is_ok());
     });
-    let mut r = Response::new(Body::from_stream(ReaderStream::with_capacity(rx, PIPE)));
+    // The pipe ends when the writer is done; then its outcome decides
+    // whether the body ends cleanly or with an error (an aborted transfer).
+    let outcome = futures_util::stream::once(async move {
+        match done_rx.await {
+            Ok(true) => None,
+            _ => Some(Err(std::io::Error::other("the zip could not be completed"))),
+        }
+    })
+    .filter_map(std::future::ready);
+    let body = ReaderStream::with_capacity(rx, PIPE).chain(outcome);
+    let mut r = Response::new(Body::from_stream(body));
     let h = r.headers_mut();
     h.insert(
         header::CONTENT_TYPE,
@@ -47,8 +67,11 @@ async fn write(
     out: tokio::io::DuplexStream,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let mut zip = ZipFileWriter::new(out.compat_write());
-    let mut stack = vec![(top.clone(), String::new())];
-    while let Some((dir, prefix)) = stack.pop() {
+    let top_inode = fabric.stat(who, top).await?.inode;
+    // Each directory to write, with its name in the archive and the inodes
+    // of the directories above it (a link back to one of them is a loop).
+    let mut stack = vec![(top.clone(), String::new(), vec![top_inode])];
+    while let Some((dir, prefix, above)) = stack.pop() {
         let mut entries = fabric.list(who, &dir).await?;
         entries.retain(|e| !overlay::is_os_metadata(&e.name));
         entries.sort_by(|a, b| b.name.cmp(&a.name)); // popped in name order
@@ -56,9 +79,15 @@ async fn write(
             let child = dir.with_path(e.path.clone());
             let name = format!("{prefix}{}", e.name);
             if e.is_dir() {
+                if above.contains(&e.inode) {
+                    tracing::info!(folder = %top, "zip: {name} leads back above itself; left out");
+                    continue;
+                }
                 let b = ZipEntryBuilder::new(format!("{name}/").into(), Compression::Stored);
                 zip.write_entry_whole(b, &[]).await?;
-                stack.push((child, format!("{name}/")));
+                let mut below = above.clone();
+                below.push(e.inode);
+                stack.push((child, format!("{name}/"), below));
                 continue;
             }
             let compression = if already_compressed(&e.name) {

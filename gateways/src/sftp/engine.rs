@@ -499,17 +499,22 @@ impl Engine {
             return self.send(failure(id, f)).await;
         };
         let append = w.append;
+        let failed = w.failed.clone();
         let file = match ensure_upload(&self.fabric, &self.who, w).await {
             Ok(u) => {
                 // In request order, before the writes run side by side.
                 // (An append lands wherever the end is: not in sequence.)
-                u.note_write(if append { u64::MAX } else { offset }, &data);
+                if let Err(e) = u.note_write(if append { u64::MAX } else { offset }, &data) {
+                    // A refused write (no space) is a failed one: the file
+                    // is left as it was, even when the session ends.
+                    failed.store(true, Ordering::Relaxed);
+                    return self.send(failure(id, e.into())).await;
+                }
                 u.pending_file()
             }
             Err(f) => return self.send(failure(id, f)).await,
         };
         w.dirty = true;
-        let failed = w.failed.clone();
         let slot = self.slot().await;
         let job = async move {
             let done = tokio::task::spawn_blocking(move || {

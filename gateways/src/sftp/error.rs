@@ -58,9 +58,12 @@ impl From<FabricError> for Failure {
             E::Io(io) if io.kind() == std::io::ErrorKind::PermissionDenied => {
                 Failure::denied("permission denied on the server's disk")
             }
+            E::NoSpace => Failure::failed("no space left on the server"),
+            // Internal failures are logged here and never described to the
+            // client (paths, SQL and errno text are the server's business).
             other => {
                 tracing::warn!("sftp request failed: {other}");
-                Failure::failed(other.to_string())
+                Failure::failed("internal error on the server; see its log")
             }
         }
     }

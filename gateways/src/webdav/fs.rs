@@ -220,7 +220,7 @@ impl DavFile for GlowFile {
                     ..
                 } => {
                     let n = buf.len() as u64;
-                    u.note_write(*pos, &buf);
+                    u.note_write(*pos, &buf).map_err(to_fs)?;
                     u.write_at(*pos, buf).await.map_err(to_fs)?;
                     *pos += n;
                     Ok(())

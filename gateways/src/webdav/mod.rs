@@ -2,8 +2,10 @@
 //! [`fs::GlowDavFs`] over the fabric (no second path to the disk). The
 //! signed-in user sees their folders as top-level collections.
 //!
-//! Sign-in is HTTP Basic (password or app password, rate-limited like
-//! every front) or the web session cookie.
+//! Sign-in is HTTP Basic only (password or app password, rate-limited like
+//! every front): the browser's session cookie is not accepted here, so a
+//! page cannot use WebDAV on a signed-in owner's behalf. Every XML body is
+//! checked (size, depth, no DOCTYPE) before any parser reads it.
 //!
 //! Class 1 and 2: locks live in the catalog (`locks.rs`) and survive a
 //! restart; dead properties live in the catalog too.
@@ -13,7 +15,7 @@ pub mod fs;
 pub mod locks;
 mod propfind;
 
-use crate::http::auth_caller;
+use crate::http::basic_caller;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -81,7 +83,7 @@ pub async fn handle(State(state): State<crate::http::AppState>, req: Request) ->
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0);
-    let caller = match auth_caller(&state, req.headers(), peer).await {
+    let caller = match basic_caller(&state, req.headers(), peer).await {
         Ok(Some(c)) => c,
         Ok(None) => return crate::http::HttpError::Unauthorized.into_response(),
         Err(e) => return e.into_response(),
@@ -94,43 +96,60 @@ pub async fn handle(State(state): State<crate::http::AppState>, req: Request) ->
     if cross_site {
         return (StatusCode::FORBIDDEN, "cross-site request refused\n").into_response();
     }
+    let method = req.method().clone();
+    if matches!(method.as_str(), "COPY" | "MOVE") && !destination_is_here(req.headers(), req.uri())
+    {
+        // RFC 4918 §9.8.5: a destination on another server is 502.
+        return (
+            StatusCode::BAD_GATEWAY,
+            "the Destination is on another server\n",
+        )
+            .into_response();
+    }
+    // Every body but PUT's is XML that a recursive parser will read
+    // (xmltree, here and inside dav-server): read it whole (dav-server
+    // reads at most this much anyway) and check it first.
+    let (parts, body) = req.into_parts();
+    let body = if matches!(method.as_str(), "PUT" | "PATCH") {
+        Err(body)
+    } else {
+        let Ok(bytes) = axum::body::to_bytes(body, XML_BODY_LIMIT).await else {
+            return (StatusCode::PAYLOAD_TOO_LARGE, "request body too large\n").into_response();
+        };
+        if let Err(why) = crate::xml::check_body(&bytes) {
+            return (StatusCode::BAD_REQUEST, format!("{why}\n")).into_response();
+        }
+        Ok(bytes)
+    };
     // dav-server refuses Depth: infinity PROPFIND with 501; RFC 4918 §9.1
     // says 403 with the propfind-finite-depth precondition, which clients
     // understand as "ask level by level".
-    let infinite_propfind = req.method().as_str() == "PROPFIND"
-        && req
-            .headers()
-            .get("depth")
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|d| d.eq_ignore_ascii_case("infinity"));
-    let name = caller.who.actor().to_owned();
-    let depth = req
-        .headers()
+    let depth = parts
+        .headers
         .get("depth")
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    let mut req = req;
-    if req.method().as_str() == "PROPFIND"
+    let infinite_propfind = method.as_str() == "PROPFIND"
+        && depth
+            .as_deref()
+            .is_some_and(|d| d.eq_ignore_ascii_case("infinity"));
+    let name = caller.who.actor().to_owned();
+    if method.as_str() == "PROPFIND"
         && matches!(depth.as_deref(), Some("0" | "1"))
-        && !req.headers().contains_key("if")
+        && !parts.headers.contains_key("if")
+        && let Ok(bytes) = &body
+        && let Some(pieces) =
+            fast_propfind(&state.dav, &caller.who, &parts.uri, depth.as_deref(), bytes).await
     {
-        let (parts, body) = req.into_parts();
-        let Ok(bytes) = axum::body::to_bytes(body, PROPFIND_BODY_LIMIT).await else {
-            return (StatusCode::PAYLOAD_TOO_LARGE, "PROPFIND body too large\n").into_response();
-        };
-        if let Some(pieces) = fast_propfind(
-            &state.dav,
-            &caller.who,
-            &parts.uri,
-            depth.as_deref(),
-            &bytes,
-        )
-        .await
-        {
-            return multistatus(pieces);
-        }
-        req = Request::from_parts(parts, Body::from(bytes));
+        return multistatus(pieces);
     }
+    let req = Request::from_parts(
+        parts,
+        match body {
+            Ok(bytes) => Body::from(bytes),
+            Err(stream) => stream,
+        },
+    );
     if req.method() == axum::http::Method::DELETE
         && let Some(r) = delete_tree(&state.dav, &caller.who, req.uri(), req.headers()).await
     {
@@ -154,8 +173,29 @@ pub async fn handle(State(state): State<crate::http::AppState>, req: Request) ->
     r.map(Body::new)
 }
 
-/// Largest PROPFIND body read (a list of properties is a few KiB).
-const PROPFIND_BODY_LIMIT: usize = 1024 * 1024;
+/// Whether a COPY or MOVE's `Destination` names this server: a path, or
+/// an absolute URL whose authority is the request's `Host`.
+fn destination_is_here(headers: &axum::http::HeaderMap, uri: &axum::http::Uri) -> bool {
+    let Some(dest) = headers.get("destination").and_then(|v| v.to_str().ok()) else {
+        return true; // dav-server answers a missing one with 400.
+    };
+    let Ok(dest) = dest.parse::<axum::http::Uri>() else {
+        return true; // ... and a malformed one.
+    };
+    match dest.authority() {
+        None => true,
+        // HTTP/2 carries the host in the request's own URI.
+        Some(a) => headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .or(uri.authority().map(|x| x.as_str()))
+            .is_some_and(|h| h.eq_ignore_ascii_case(a.as_str())),
+    }
+}
+
+/// Largest request body other than PUT's (dav-server's own limit: a
+/// PROPFIND, PROPPATCH or LOCK body is a few KiB).
+const XML_BODY_LIMIT: usize = 64 * 1024;
 
 async fn fast_propfind(
     dav: &Dav,

@@ -146,6 +146,11 @@ async fn connect(url: &str, backend: Backend) -> Result<AnyPool> {
                     sqlx::query("PRAGMA synchronous = NORMAL")
                         .execute(&mut *conn)
                         .await?;
+                    // What is deleted or replaced (a secret's old form) is
+                    // overwritten in the file, not left in free space.
+                    sqlx::query("PRAGMA secure_delete = ON")
+                        .execute(&mut *conn)
+                        .await?;
                 }
                 Ok(())
             })

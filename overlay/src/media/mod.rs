@@ -210,7 +210,7 @@ impl Fabric {
             ))
         })?;
         let entry = self.stat(who, addr).await?;
-        let folder = self.folder_for(who, addr, Op::Read).await?;
+        let folder = self.folder_for(who, addr, Op::Content).await?;
         let (root, rel) = (folder.path.clone(), addr.path.clone());
         // A TV asks again at every seek: facts come from the cache.
         let probes = self.inner.media.probes();

@@ -127,7 +127,7 @@ pub fn entry_from(rel: RelPath, name: String, meta: &Metadata) -> Entry {
 }
 
 /// Lists a directory: internal files, special files and symbolic links that
-/// leave the folder are left out.
+/// lead outside `root` (the folder, or a share link's subtree) are left out.
 pub fn list_dir(root: &Path, dir_disk: &Path, dir_rel: &RelPath) -> Result<Vec<Entry>> {
     let mut out = Vec::new();
     for item in fs::read_dir(dir_disk)? {
@@ -159,6 +159,52 @@ pub fn list_dir(root: &Path, dir_disk: &Path, dir_rel: &RelPath) -> Result<Vec<E
         out.push(entry_from(rel, name, &meta));
     }
     Ok(out)
+}
+
+/// Bytes an unprivileged writer may still use on the filesystem that holds
+/// `path` (`None` if the filesystem cannot say).
+pub fn free_space(path: &Path) -> Option<u64> {
+    let s = rustix::fs::statvfs(path).ok()?;
+    Some(s.f_bavail.saturating_mul(s.f_frsize))
+}
+
+/// How many bytes a write may add between two looks at the free space.
+const SPACE_CHECK_EVERY: u64 = 8 << 20;
+
+/// Keeps a write from taking the space its disk must keep free: the
+/// filesystem is asked before the first byte and after every
+/// [`SPACE_CHECK_EVERY`] bytes, and the write stops with
+/// [`FabricError::NoSpace`] once less than `min_free` is left.
+#[derive(Debug)]
+pub struct SpaceGuard {
+    dir: PathBuf,
+    min_free: u64,
+    unchecked: u64,
+}
+
+impl SpaceGuard {
+    /// A guard for a write into `dir` that must leave `min_free` bytes.
+    pub fn new(dir: &Path, min_free: u64) -> SpaceGuard {
+        SpaceGuard {
+            dir: dir.to_path_buf(),
+            min_free,
+            unchecked: SPACE_CHECK_EVERY,
+        }
+    }
+
+    /// Counts `n` more bytes written (or about to be); blocking only when
+    /// it is time to look.
+    pub fn wrote(&mut self, n: u64) -> Result<()> {
+        self.unchecked = self.unchecked.saturating_add(n);
+        if self.min_free == 0 || self.unchecked < SPACE_CHECK_EVERY {
+            return Ok(());
+        }
+        self.unchecked = 0;
+        match free_space(&self.dir) {
+            Some(free) if free < self.min_free => Err(FabricError::NoSpace),
+            _ => Ok(()),
+        }
+    }
 }
 
 /// Creates a new temporary file next to `target`, for an atomic write.
