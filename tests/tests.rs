@@ -15,6 +15,7 @@ mod dlna;
 mod files;
 mod hostile;
 mod lan;
+mod load;
 mod security;
 mod sftp;
 mod share;

@@ -8,3 +8,6 @@ pub mod http;
 pub mod sftp;
 pub mod webdav;
 pub mod xml;
+
+#[cfg(test)]
+mod testing;

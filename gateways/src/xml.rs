@@ -83,6 +83,24 @@ pub fn check_body(body: &[u8]) -> Result<(), BodyRefusal> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::{CASES, bytes, mutated, xmlish};
+    use proptest::prelude::*;
+
+    const PROPPATCH: &[u8] = br#"<?xml version="1.0" encoding="utf-8"?><D:propertyupdate xmlns:D="DAV:" xmlns:Z="http://ns.example.com/z/"><D:set><D:prop><Z:Authors><Z:Author>Jim Whitehead</Z:Author><Z:Author>Roy Fielding</Z:Author></Z:Authors></D:prop></D:set><D:remove><D:prop><Z:Copyright-Owner/></D:prop></D:remove></D:propertyupdate>"#;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(CASES))]
+
+        #[test]
+        fn any_body_is_judged_without_panic(body in prop_oneof![bytes(512), xmlish(), mutated(PROPPATCH)]) {
+            let _ = check_body(&body);
+        }
+
+        #[test]
+        fn depth_is_the_only_limit_on_nesting(levels in 0usize..200) {
+            prop_assert_eq!(check_body(nested(levels).as_bytes()).is_ok(), levels <= MAX_DEPTH);
+        }
+    }
 
     fn nested(levels: usize) -> String {
         let mut s = String::from("<?xml version=\"1.0\"?>");

@@ -157,6 +157,28 @@ fn check_component(part: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        /// Whatever the text, a path that parses stays inside its folder:
+        /// no `.`/`..`, no empty or reserved component, no leading slash.
+        #[test]
+        fn parsed_paths_stay_inside(text in prop_oneof![
+            "\\PC{0,64}",
+            "[./\\\\a\\x00]{0,24}",
+            "(\\.\\.|\\.|a|/|\\.glow-tmp-x|%2e){0,12}",
+        ]) {
+            if let Ok(p) = RelPath::parse(&text) {
+                prop_assert!(!p.as_str().starts_with('/'));
+                for c in p.as_str().split('/').filter(|_| !p.is_root()) {
+                    prop_assert!(check_component(c).is_ok(), "{text:?} gave {c:?}");
+                }
+                prop_assert_eq!(RelPath::parse(p.as_str()).unwrap(), p.clone());
+            }
+        }
+    }
 
     #[test]
     fn parse_accepts_plain_and_unicode_names() {

@@ -222,6 +222,28 @@ fn parse_text(text: &str) -> Result<FileConfig, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    const SAMPLE: &str = "http = \"127.0.0.1:9\"\nfolders = [\"/a\", \"/b\"]\nsftp = \"off\"\nmin_free_space = \"5 GiB\"\nname = \"Glow\"\n";
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        /// Any file parses or gives an error that names a line; never a panic.
+        #[test]
+        fn any_config_text_is_judged(text in prop_oneof![
+            "\\PC{0,80}",
+            "[a-z_]{1,12} = (\"[^\"]{0,8}\"|[0-9]{1,4}|\\[|true)\n{0,2}",
+            (0usize..SAMPLE.len(), "\\PC{0,6}").prop_map(|(i, s)| {
+                let i = (0..=i).rev().find(|i| SAMPLE.is_char_boundary(*i)).unwrap_or(0);
+                format!("{}{s}{}", &SAMPLE[..i], &SAMPLE[i..])
+            }),
+        ]) {
+            if let Err(e) = parse_text(&text) {
+                prop_assert!(!e.is_empty());
+            }
+        }
+    }
 
     #[test]
     fn good_file_parses() {

@@ -16,6 +16,7 @@ use std::sync::Arc;
 
 /// Runs a node until it is asked to stop.
 pub async fn run(settings: Settings, args: ServeArgs) -> anyhow::Result<()> {
+    raise_open_file_limit();
     let fabric = open_fabric(&settings).await?;
     let admin_name = std::env::var("GLOW_ADMIN_USER").unwrap_or_else(|_| "admin".into());
     let admin_password = ensure_admin(&fabric, &admin_name).await?;
@@ -471,4 +472,18 @@ async fn shutdown_signal() {
     }
     #[cfg(not(unix))]
     let _ = ctrl_c.await;
+}
+
+/// Every client holds a socket and every open file a descriptor; the soft
+/// limit many systems start a process with (1024) would refuse the 1025th
+/// client. Raise it to the hard limit, as nginx and Syncthing do.
+fn raise_open_file_limit() {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let mut limit = getrlimit(Resource::Nofile);
+    if limit.current < limit.maximum {
+        limit.current = limit.maximum;
+        if let Err(e) = setrlimit(Resource::Nofile, limit) {
+            tracing::debug!("cannot raise the open file limit: {e}");
+        }
+    }
 }

@@ -119,6 +119,23 @@ impl Object {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(crate::testing::CASES))]
+
+        /// Only canonical ids parse, and they give themselves back.
+        #[test]
+        fn ids_parse_only_in_their_canonical_form(id in prop_oneof![
+            "\\PC{0,48}",
+            "[0dim]/[a-z.%/|]{0,24}",
+            "(videos|music|photos|0|d/admin/share|i/admin/share/a.mp4)[/|%.]{0,4}[a-z.]{0,8}",
+        ]) {
+            if let Some(o) = Object::parse(&id) {
+                prop_assert_eq!(o.id(), id);
+            }
+        }
+    }
 
     fn a(p: &str) -> Address {
         Address::parse(p).unwrap()

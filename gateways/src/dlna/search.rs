@@ -286,11 +286,13 @@ pub type Sort = Vec<(String, bool)>;
 pub fn parse_sort(text: &str) -> Result<Sort, UpnpError> {
     let mut out = Vec::new();
     for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let (desc, prop) = match part.split_at(1) {
-            ("+", p) => (false, p),
-            ("-", p) => (true, p),
+        let (desc, prop) = if let Some(p) = part.strip_prefix('+') {
+            (false, p)
+        } else if let Some(p) = part.strip_prefix('-') {
+            (true, p)
+        } else {
             // Some clients leave out the `+`.
-            _ => (false, part),
+            (false, part)
         };
         if !SORT_CAPS.split(',').any(|c| c == prop) {
             return Err(UpnpError::BadSortCriteria);
@@ -322,6 +324,32 @@ pub fn compare(sort: &Sort, a: &dyn Properties, b: &dyn Properties) -> std::cmp:
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::{CASES, mutated};
+    use proptest::prelude::*;
+
+    const CRITERIA: &[u8] = br#"(upnp:class derivedfrom "object.item.audioItem" and (dc:title contains "a\"b" or upnp:artist = "X")) and @refID exists false"#;
+    const SORT: &[u8] = b"+upnp:artist,-dc:date,+dc:title";
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(CASES))]
+
+        /// Search and sort criteria parse or give a UPnP error.
+        #[test]
+        fn any_criteria_parse_or_fail(
+            c in prop_oneof!["\\PC{0,64}", mutated(CRITERIA).prop_map(|b| String::from_utf8_lossy(&b).into_owned())],
+            s in prop_oneof!["\\PC{0,32}", mutated(SORT).prop_map(|b| String::from_utf8_lossy(&b).into_owned())],
+        ) {
+            let _ = parse(&c);
+            let _ = parse_sort(&s);
+        }
+
+        /// Deep nesting of parentheses is refused or parsed, not a stack overflow.
+        #[test]
+        fn nesting_is_bounded(depth in 0usize..20_000) {
+            let text = format!("{}dc:title = \"a\"{}", "(".repeat(depth), ")".repeat(depth));
+            let _ = parse(&text);
+        }
+    }
     use std::collections::HashMap;
 
     struct Obj(HashMap<&'static str, Value>);

@@ -155,6 +155,21 @@ pub fn response(service_type: &str, action: &str, out_args: &[(&str, &str)]) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::{CASES, bytes, mutated, xmlish};
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(CASES))]
+
+        /// Any body is an action call or a UPnP fault (401/402).
+        #[test]
+        fn any_body_is_a_call_or_a_fault(body in prop_oneof![bytes(512), xmlish(), mutated(BROWSE.as_bytes())]) {
+            match parse(&body) {
+                Ok(call) => prop_assert!(!call.action.is_empty()),
+                Err(e) => prop_assert!(matches!(e, UpnpError::InvalidAction | UpnpError::InvalidArgs)),
+            }
+        }
+    }
 
     const BROWSE: &str = r#"<?xml version="1.0"?>
 <s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/" s:encodingStyle="http://schemas.xmlsoap.org/soap/encoding/">

@@ -404,6 +404,22 @@ async fn announce(cfg: &Config, served: &[Served]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::{CASES, bytes, mutated};
+    use proptest::prelude::*;
+
+    const SEARCH: &[u8] = b"M-SEARCH * HTTP/1.1\r\nHOST: 239.255.255.250:1900\r\nMAN: \"ssdp:discover\"\r\nMX: 2\r\nST: urn:schemas-upnp-org:device:MediaServer:1\r\n\r\n";
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(CASES))]
+
+        /// A datagram is a search or ignored; what is taken is bounded.
+        #[test]
+        fn any_datagram_is_a_search_or_silence(d in prop_oneof![bytes(600), mutated(SEARCH)]) {
+            if let Some(s) = parse_search(&d) {
+                prop_assert!(!s.st.is_empty() && s.st.len() <= 256);
+            }
+        }
+    }
 
     fn cfg() -> Config {
         Config {

@@ -93,6 +93,26 @@ pub fn answer(header: Option<&str>, size: u64) -> RangeAnswer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(crate::testing::CASES))]
+
+        /// Any header gives a whole file, a range inside it, or 416.
+        #[test]
+        fn ranges_stay_inside_the_file(
+            header in prop_oneof![
+                "\\PC{0,40}",
+                "bytes=[0-9 ,-]{0,24}",
+                "(bytes|BYTES|items)=[0-9]{0,20}-[0-9]{0,20}",
+            ],
+            size in prop_oneof![Just(0u64), 1u64..100, Just(u64::MAX)],
+        ) {
+            if let RangeAnswer::Partial(r) = answer(Some(&header), size) {
+                prop_assert!(r.start() <= r.end() && *r.end() < size, "{header:?} {size}");
+            }
+        }
+    }
 
     #[test]
     fn table() {

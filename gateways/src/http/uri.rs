@@ -86,6 +86,26 @@ pub fn encode_segment(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(crate::testing::CASES))]
+
+        /// Whatever the encoding, a decoded path has no component that
+        /// climbs, and no separator or NUL inside a component.
+        #[test]
+        fn decoded_paths_never_climb(raw in prop_oneof![
+            "/u(/[a-z.%0-9A-F\\\\]{0,12}){0,6}/?",
+            "\\PC{0,64}",
+        ]) {
+            if let Ok(p) = decode(&raw, "/u") {
+                for part in p.user.iter().chain(p.folder.iter()).map(String::as_str).chain(p.path.as_str().split('/')) {
+                    prop_assert!(part != ".." && part != ".", "{raw:?}");
+                    prop_assert!(!part.contains(['\\', '\0']) , "{raw:?}");
+                }
+            }
+        }
+    }
 
     #[test]
     fn decodes_users_folders_and_paths() {

@@ -26,7 +26,6 @@ const PIPE: usize = 256 * 1024;
 
 /// A streamed zip of the directory at `addr`, named `name.zip`.
 pub fn download(state: &AppState, who: &Principal, addr: &Address, name: &str) -> Response {
-    use futures_util::StreamExt;
     let (tx, rx) = tokio::io::duplex(PIPE);
     let (done_tx, done_rx) = tokio::sync::oneshot::channel();
     let (fabric, who, addr) = (state.fabric.clone(), who.clone(), addr.clone());
@@ -37,17 +36,7 @@ pub fn download(state: &AppState, who: &Principal, addr: &Address, name: &str) -
         }
         let _ = done_tx.send(result.is_ok());
     });
-    // The pipe ends when the writer is done; then its outcome decides
-    // whether the body ends cleanly or with an error (an aborted transfer).
-    let outcome = futures_util::stream::once(async move {
-        match done_rx.await {
-            Ok(true) => None,
-            _ => Some(Err(std::io::Error::other("the zip could not be completed"))),
-        }
-    })
-    .filter_map(std::future::ready);
-    let body = ReaderStream::with_capacity(rx, PIPE).chain(outcome);
-    let mut r = Response::new(Body::from_stream(body));
+    let mut r = Response::new(Body::from_stream(then_outcome(rx, done_rx)));
     let h = r.headers_mut();
     h.insert(
         header::CONTENT_TYPE,
@@ -58,6 +47,25 @@ pub fn download(state: &AppState, who: &Principal, addr: &Address, name: &str) -
         super::uri::attachment(&format!("{name}.zip")),
     );
     r
+}
+
+/// The bytes of `pipe`, then, once the writer is done, its outcome: a clean
+/// end, or an error that makes the server abort the transfer (the status
+/// went out with the first byte; a client must not take a truncated
+/// archive for a whole one).
+fn then_outcome(
+    pipe: impl tokio::io::AsyncRead + Send + 'static,
+    done: tokio::sync::oneshot::Receiver<bool>,
+) -> impl futures_util::Stream<Item = std::io::Result<bytes::Bytes>> + Send {
+    use futures_util::StreamExt;
+    let outcome = futures_util::stream::once(async move {
+        match done.await {
+            Ok(true) => None,
+            _ => Some(Err(std::io::Error::other("the zip could not be completed"))),
+        }
+    })
+    .filter_map(std::future::ready);
+    ReaderStream::with_capacity(pipe, PIPE).chain(outcome)
 }
 
 async fn write(
@@ -153,4 +161,27 @@ fn already_compressed(name: &str) -> bool {
             | "ods"
             | "epub"
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::StreamExt;
+
+    #[tokio::test]
+    async fn a_failed_zip_ends_in_an_error_not_a_clean_end() {
+        for ok in [true, false] {
+            let (tx, done) = tokio::sync::oneshot::channel();
+            let pipe: &'static [u8] = b"PK partial";
+            tx.send(ok).unwrap();
+            let items: Vec<_> = then_outcome(pipe, done).collect().await;
+            assert_eq!(items[0].as_ref().unwrap().as_ref(), b"PK partial");
+            assert_eq!(items.last().unwrap().is_err(), !ok, "ok = {ok}");
+        }
+        // A writer that vanished (a panic) counts as a failure.
+        let (tx, done) = tokio::sync::oneshot::channel::<bool>();
+        drop(tx);
+        let items: Vec<_> = then_outcome(&b""[..], done).collect().await;
+        assert!(items.last().unwrap().is_err());
+    }
 }

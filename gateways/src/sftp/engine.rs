@@ -1008,6 +1008,251 @@ fn longname(e: &Entry, owner: &str, now: SystemTime) -> String {
 mod tests {
     use super::*;
 
+    use proptest::prelude::*;
+    use std::sync::OnceLock;
+    use tokio::io::AsyncReadExt;
+
+    /// A fabric with user alice and her folder `docs`, beside a file that
+    /// no request may touch; shared by every fuzzed session.
+    struct World {
+        rt: tokio::runtime::Runtime,
+        fabric: Fabric,
+        alice: Principal,
+        tmp: tempfile::TempDir,
+    }
+
+    fn world() -> &'static World {
+        static W: OnceLock<World> = OnceLock::new();
+        W.get_or_init(|| {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
+            let tmp = tempfile::tempdir().unwrap();
+            std::fs::create_dir_all(tmp.path().join("docs/d")).unwrap();
+            std::fs::write(tmp.path().join("docs/a.txt"), b"alpha").unwrap();
+            std::fs::write(tmp.path().join("secret.txt"), b"secret").unwrap();
+            let (fabric, alice) = rt.block_on(async {
+                let fabric = Fabric::open(overlay::FabricConfig::new(tmp.path().join("data")))
+                    .await
+                    .unwrap();
+                let u = fabric
+                    .create_user("alice", "alice-password", false)
+                    .await
+                    .unwrap();
+                fabric
+                    .add_folder(
+                        "alice",
+                        "docs",
+                        &tmp.path().join("docs"),
+                        Default::default(),
+                    )
+                    .await
+                    .unwrap();
+                (
+                    fabric,
+                    Principal::User {
+                        id: u.id,
+                        name: u.name,
+                    },
+                )
+            });
+            World {
+                rt,
+                fabric,
+                alice,
+                tmp,
+            }
+        })
+    }
+
+    fn string(s: &[u8]) -> Vec<u8> {
+        let mut v = (s.len() as u32).to_be_bytes().to_vec();
+        v.extend_from_slice(s);
+        v
+    }
+
+    fn path() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            Just(b"/".to_vec()),
+            Just(b"/docs".to_vec()),
+            Just(b"/docs/a.txt".to_vec()),
+            Just(b"/docs/new.txt".to_vec()),
+            Just(b"/docs/d".to_vec()),
+            Just(b"/docs/d/../../..".to_vec()),
+            Just(b"../../secret.txt".to_vec()),
+            Just(b"/docs/../../secret.txt".to_vec()),
+            Just(b"/docs/.glow-tmp-0".to_vec()),
+            Just(b"/other/x".to_vec()),
+            Just(Vec::new()),
+            prop::collection::vec(any::<u8>(), 0..24),
+        ]
+        .prop_map(|p| string(&p))
+    }
+
+    fn handle() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![Just("1"), Just("2"), Just("3"), Just("zz"), Just("")]
+            .prop_map(|h| string(h.as_bytes()))
+    }
+
+    fn u64_() -> impl Strategy<Value = u64> {
+        prop_oneof![
+            Just(0),
+            Just(1),
+            Just(4096),
+            Just(1 << 40),
+            Just(u64::MAX),
+            any::<u64>()
+        ]
+    }
+
+    fn u32_() -> impl Strategy<Value = u32> {
+        prop_oneof![Just(0), Just(1), Just(32768), Just(u32::MAX), any::<u32>()]
+    }
+
+    fn attrs() -> impl Strategy<Value = Vec<u8>> {
+        (any::<u32>(), prop::collection::vec(any::<u8>(), 0..40)).prop_map(|(flags, rest)| {
+            let mut v = (flags & 0x8000_000f).to_be_bytes().to_vec();
+            v.extend(rest);
+            v
+        })
+    }
+
+    /// One request as a client could send it (or nearly).
+    fn packet() -> impl Strategy<Value = Vec<u8>> {
+        let id = any::<u32>();
+        let body =
+            prop_oneof![
+                (path(), u32_(), attrs()).prop_map(|(p, f, a)| [
+                    vec![3],
+                    p,
+                    f.to_be_bytes().to_vec(),
+                    a
+                ]
+                .concat()),
+                handle().prop_map(|h| [vec![4], h].concat()),
+                (handle(), u64_(), u32_()).prop_map(|(h, o, l)| [
+                    vec![5],
+                    h,
+                    o.to_be_bytes().to_vec(),
+                    l.to_be_bytes().to_vec()
+                ]
+                .concat()),
+                (handle(), u64_(), prop::collection::vec(any::<u8>(), 0..64)).prop_map(
+                    |(h, o, d)| [vec![6], h, o.to_be_bytes().to_vec(), string(&d)].concat()
+                ),
+                (
+                    prop::sample::select(vec![7u8, 11, 13, 15, 16, 17, 19]),
+                    path()
+                )
+                    .prop_map(|(t, p)| [vec![t], p].concat()),
+                (prop::sample::select(vec![8u8, 12]), handle())
+                    .prop_map(|(t, h)| [vec![t], h].concat()),
+                (prop::sample::select(vec![9u8, 14]), path(), attrs()).prop_map(|(t, p, a)| [
+                    vec![t],
+                    p,
+                    a
+                ]
+                .concat()),
+                (handle(), attrs()).prop_map(|(h, a)| [vec![10], h, a].concat()),
+                (prop::sample::select(vec![18u8, 20]), path(), path()).prop_map(|(t, a, b)| [
+                    vec![t],
+                    a,
+                    b
+                ]
+                .concat()),
+                (
+                    prop::sample::select(vec![
+                        "posix-rename@openssh.com",
+                        "statvfs@openssh.com",
+                        "fstatvfs@openssh.com",
+                        "fsync@openssh.com",
+                        "limits@openssh.com",
+                        "hardlink@openssh.com",
+                        "x"
+                    ]),
+                    prop::collection::vec(any::<u8>(), 0..40)
+                )
+                    .prop_map(|(n, d)| [vec![200], string(n.as_bytes()), d].concat()),
+            ];
+        (id, body, prop::option::of(any::<(usize, u8)>())).prop_map(|(id, body, flip)| {
+            let mut p = vec![body[0]];
+            p.extend(id.to_be_bytes());
+            p.extend(&body[1..]);
+            if let Some((i, b)) = flip {
+                let i = i % p.len();
+                p[i] ^= b;
+            }
+            p
+        })
+    }
+
+    /// Runs one session: INIT, the packets, end of input. The engine must
+    /// answer in well-formed packets and end, without a panic or a hang.
+    async fn session(packets: Vec<Vec<u8>>) -> Result<Vec<u8>, String> {
+        let w = world();
+        let (client, server) = tokio::io::duplex(1 << 20);
+        let engine = tokio::spawn(run(server, w.fabric.clone(), w.alice.clone()));
+        let (mut rd, mut wr) = tokio::io::split(client);
+        let reader = tokio::spawn(async move {
+            let mut all = Vec::new();
+            let _ = rd.read_to_end(&mut all).await;
+            all
+        });
+        let mut input = Vec::new();
+        for p in std::iter::once(vec![1, 0, 0, 0, 3]).chain(packets) {
+            input.extend((p.len() as u32).to_be_bytes());
+            input.extend(p);
+        }
+        wr.write_all(&input).await.map_err(|e| e.to_string())?;
+        wr.shutdown().await.map_err(|e| e.to_string())?;
+        let limit = std::time::Duration::from_secs(30);
+        tokio::time::timeout(limit, engine)
+            .await
+            .map_err(|_| "the engine hung".to_owned())?
+            .map_err(|e| format!("the engine panicked: {e}"))?;
+        drop(wr);
+        tokio::time::timeout(limit, reader)
+            .await
+            .map_err(|_| "the replies never ended".to_owned())?
+            .map_err(|e| e.to_string())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(96))]
+
+        /// Random sessions of nearly valid packets: every reply is a
+        /// well-formed packet, the session ends, and nothing outside the
+        /// folder changes.
+        #[test]
+        fn fuzzed_sessions_answer_and_stay_in_the_folder(
+            packets in prop::collection::vec(
+                prop_oneof![4 => packet(), 1 => prop::collection::vec(any::<u8>(), 1..32)],
+                1..24,
+            )
+        ) {
+            let w = world();
+            let out = w.rt.block_on(session(packets));
+            let out = out.map_err(TestCaseError::fail)?;
+            let mut rest = &out[..];
+            prop_assert!(rest.len() >= 9 && rest[4] == 2, "starts with VERSION");
+            while !rest.is_empty() {
+                prop_assert!(rest.len() >= 4);
+                let len = u32::from_be_bytes(rest[..4].try_into().unwrap()) as usize;
+                prop_assert!(len >= 1 && rest.len() >= 4 + len, "a whole reply");
+                rest = &rest[4 + len..];
+            }
+            prop_assert_eq!(std::fs::read(w.tmp.path().join("secret.txt")).unwrap(), b"secret");
+            let mut names: Vec<String> = std::fs::read_dir(w.tmp.path())
+                .unwrap()
+                .map(|e| e.unwrap().file_name().into_string().unwrap())
+                .collect();
+            names.sort();
+            prop_assert_eq!(names, ["data", "docs", "secret.txt"]);
+        }
+    }
+
     #[test]
     fn dot_dot_never_leaves_the_namespace() {
         assert_eq!(components("/../../etc/passwd"), ["etc", "passwd"]);

@@ -75,3 +75,31 @@ impl Failure {
         self
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn internal_errors_are_not_described_to_clients() {
+        let io = FabricError::Io(std::io::Error::other(
+            "/srv/data/catalog.db: disk I/O error",
+        ));
+        let f = Failure::from(io);
+        assert_eq!(f.code, StatusCode::Failure);
+        assert!(
+            !f.message.contains("catalog") && !f.message.contains("/srv"),
+            "{}",
+            f.message
+        );
+        let f = Failure::from(FabricError::NoSpace);
+        assert!(f.message.contains("space"));
+        let f = Failure::from(FabricError::Invalid(
+            "a file may grow at most 64 MiB".into(),
+        ));
+        assert!(
+            f.message.contains("64 MiB"),
+            "what the client can act on is said"
+        );
+    }
+}
