@@ -178,11 +178,11 @@ async fn folders_redirect_and_list(b: Backend) {
         .replace("&#38;", "&amp;")
         .replace("&#34;", "&quot;");
     assert!(!html.contains("<b>"), "{html}");
-    assert!(html.contains("href=\"hello.txt\""), "{html}");
-    assert!(html.contains("href=\"sub/\""), "{html}");
+    assert!(html.contains("href=\"./hello.txt\""), "{html}");
+    assert!(html.contains("href=\"./sub/\""), "{html}");
     assert!(html.contains("a &lt;b&gt; &amp; c.txt"), "{html}");
     assert!(
-        html.contains("href=\"a%20%3Cb%3E%20&amp;%20c.txt\""),
+        html.contains("href=\"./a%20%3Cb%3E%20&amp;%20c.txt\""),
         "{html}"
     );
 
@@ -193,7 +193,7 @@ async fn folders_redirect_and_list(b: Backend) {
         .text()
         .await
         .unwrap();
-    assert!(html.contains("href=\"share/\""), "{html}");
+    assert!(html.contains("href=\"./share/\""), "{html}");
 
     // A file addressed as a directory is not found.
     assert_eq!(

@@ -21,7 +21,10 @@ on_both!(
     range_edge_cases,
     foreign_lock_tokens_and_foreign_destinations,
     sftp_requests_cannot_make_the_node_write_gigabytes,
-    a_drop_box_cannot_fill_the_disk
+    a_drop_box_cannot_fill_the_disk,
+    copies_the_server_makes_keep_the_reserve_too,
+    download_limits_are_exact,
+    drop_boxes_take_large_files
 );
 
 /// A share link's token (the last segment of its URL).
@@ -1035,14 +1038,16 @@ async fn a_drop_box_cannot_fill_the_disk(b: Backend) {
         .unwrap();
     assert!(!out.status.success(), "the SFTP upload must fail");
     assert!(!env.share().join("up.bin").exists());
-    // Reading still works, and so does deleting (which frees space).
+    // Reading still works. Deleting a file whose content has no copy yet
+    // would need room for one (the trash keeps it): refused, nothing lost.
     let r = get_admin(&srv.file("hello.txt")).await;
     assert_eq!(r.status(), StatusCode::OK);
     let r = admin(Method::DELETE, &srv.file("hello.txt"))
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    assert_eq!(r.status(), StatusCode::INSUFFICIENT_STORAGE);
+    assert_eq!(read(&env.share().join("hello.txt")), b"hello, world\n");
 }
 
 /// The LAN media front has no sign-in: a page that rebinds its own domain
@@ -1071,4 +1076,220 @@ async fn the_media_front_answers_only_to_its_own_addresses() {
         );
         assert_eq!(got, status, "Host: {host}");
     }
+}
+
+/// A client that connects and says nothing (or only part of HTTP/2's
+/// preface) held a descriptor forever: it is dropped after the header
+/// timeout, while others are served.
+#[tokio::test]
+async fn silent_connections_are_dropped() {
+    use std::io::Write;
+    let env = Env::new(Backend::Sqlite);
+    let srv = env.serve_with(&["--header-timeout", "2", env.share().to_str().unwrap()]);
+    let silent = std::net::TcpStream::connect(&srv.addr).unwrap();
+    let mut partial = std::net::TcpStream::connect(&srv.addr).unwrap();
+    partial.write_all(b"PRI * HTTP/2.0\r\n").unwrap();
+    let r = get_admin(&srv.file("hello.txt")).await;
+    assert_eq!(r.status(), StatusCode::OK, "others are served meanwhile");
+    assert_hung_up(silent);
+    assert_hung_up(partial);
+}
+
+/// `GET /` with Basic credentials counted no address: one address could
+/// try any number of names.
+#[tokio::test]
+async fn guesses_at_the_root_count_against_the_address() {
+    let env = Env::new(Backend::Sqlite);
+    let srv = env.serve();
+    for i in 0..20 {
+        let r = client()
+            .get(format!("{}/", srv.base))
+            .basic_auth(format!("user{i}"), Some("Summer2025!"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::SEE_OTHER, "to the sign-in page");
+    }
+    // The address is locked now, whatever it tries.
+    let r = get_admin(&srv.file("hello.txt")).await;
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+}
+
+/// A sign-in posted by another site is refused (it would sign the visitor
+/// into the other site's account).
+#[tokio::test]
+async fn sign_in_from_another_site_is_refused() {
+    let env = Env::new(Backend::Sqlite);
+    let srv = env.serve();
+    let r = client()
+        .post(format!("{}/login", srv.base))
+        .header("Sec-Fetch-Site", "cross-site")
+        .form(&[("user", "admin"), ("password", ADMIN_PW)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert!(r.headers().get(header::SET_COOKIE).is_none());
+}
+
+/// Copies Glow makes itself (the old content copied for a partial update,
+/// versions kept in the data dir) must leave the reserve too: a 40-byte
+/// SETSTAT on a large file copied it whole each time.
+async fn copies_the_server_makes_keep_the_reserve_too(b: Backend) {
+    let env = Env::new(b);
+    // A large file that costs nothing to make (sparse), too large to copy.
+    let f = std::fs::File::create(env.share().join("large.bin")).unwrap();
+    f.set_len(256 << 20).unwrap();
+    drop(f);
+    let reserve = (free_bytes(env.tmp.path()) - (64 << 20)).to_string();
+    let srv = env.serve_with(&["--min-free-space", &reserve, env.share().to_str().unwrap()]);
+    let mut s = RawSftp::open(&env, &srv);
+    let mut p = sftp_string(b"/share/large.bin");
+    p.extend_from_slice(&1u32.to_be_bytes());
+    p.extend_from_slice(&((256u64 << 20) + 1).to_be_bytes());
+    let r = s.request(9, &p);
+    assert_ne!(sftp_status(&r), Some(0), "no room for the copy");
+    assert_eq!(
+        std::fs::metadata(env.share().join("large.bin"))
+            .unwrap()
+            .len(),
+        256 << 20
+    );
+    // A WebDAV partial update of it, the same.
+    let r = admin(Method::PUT, &format!("{}/dav/share/large.bin", srv.base))
+        .header("Content-Range", "bytes 0-0/*")
+        .body("x")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        r.status().is_client_error() || r.status().is_server_error(),
+        "{}",
+        r.status()
+    );
+    assert_eq!(
+        std::fs::metadata(env.share().join("large.bin"))
+            .unwrap()
+            .len(),
+        256 << 20
+    );
+}
+
+/// A one-download link let out almost two downloads (the limit was checked
+/// before the amount being served was added).
+async fn download_limits_are_exact(b: Backend) {
+    let env = Env::new(b);
+    std::fs::write(env.share().join("f.bin"), vec![1u8; 10_000]).unwrap();
+    let srv = env.serve();
+    let url = crate::share::share(
+        &env,
+        &srv,
+        &["admin/share/f.bin", "--max-downloads", "1"],
+        None,
+    );
+    let file = format!("{url}f.bin");
+    let r = client()
+        .get(&file)
+        .header(header::RANGE, "bytes=0-9989")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::PARTIAL_CONTENT);
+    let r = client().get(&file).send().await.unwrap();
+    assert_eq!(
+        r.status(),
+        StatusCode::GONE,
+        "a whole download would pass the limit"
+    );
+    let r = client()
+        .get(&file)
+        .header(header::RANGE, "bytes=9990-")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        StatusCode::PARTIAL_CONTENT,
+        "the rest still fits"
+    );
+}
+
+/// The drop page posts a multipart form; anything over axum's default
+/// 2 MiB body limit failed.
+async fn drop_boxes_take_large_files(b: Backend) {
+    let env = Env::new(b);
+    std::fs::create_dir_all(env.share().join("drop")).unwrap();
+    let srv = env.serve();
+    let url = crate::share::share(&env, &srv, &["admin/share/drop", "--upload-only"], None);
+    let big = vec![7u8; 5 << 20];
+    let form = reqwest::multipart::Form::new().part(
+        "file",
+        reqwest::multipart::Part::bytes(big.clone()).file_name("photo.jpg"),
+    );
+    let r = client().post(&url).multipart(form).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(read(&env.share().join("drop/photo.jpg")), big);
+}
+
+/// The LAN media front answered anyone who could reach it; on a host with
+/// a public address that was the Internet. Only peers on a network of the
+/// host are served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_media_front_serves_its_networks_only() {
+    let env = Env::new(Backend::Sqlite);
+    std::fs::copy("tests/media/song.mp3", env.share().join("song.mp3")).unwrap();
+    let lan = crate::lan::Lan::new();
+    let srv = lan.serve(&env, &[env.share().to_str().unwrap()]);
+    let base = srv.dlna_base(crate::lan::SERVER_IP);
+    // A second address on the TV side, on no network of the Glow host
+    // (reached through a host route).
+    let far = "198.51.100.7";
+    let server_if = lan.client_if.trim_end_matches('c').to_owned() + "s";
+    for args in [
+        vec![
+            "-n",
+            &lan.client_ns,
+            "addr",
+            "add",
+            &format!("{far}/32"),
+            "dev",
+            &lan.client_if,
+        ],
+        vec![
+            "-n",
+            &lan.server_ns,
+            "route",
+            "add",
+            &format!("{far}/32"),
+            "dev",
+            &server_if,
+        ],
+    ] {
+        let out = Command::new("ip").args(&args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let url = format!("{base}/dlna/m/admin/share/song.mp3");
+    let status = |from: &str| {
+        let out = lan
+            .client_cmd("curl")
+            .args([
+                "-s",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "--interface",
+                from,
+                &url,
+            ])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert_eq!(status(crate::lan::CLIENT_IP), "200");
+    assert_eq!(status(far), "403");
 }

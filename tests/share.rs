@@ -60,7 +60,7 @@ async fn read_links_serve_a_folder_and_refuse_changes(b: Backend) {
     assert_eq!(r.status(), StatusCode::OK);
     let page = r.text().await.unwrap();
     assert!(
-        page.contains("hello.txt") && page.contains("href=\"sub/\""),
+        page.contains("hello.txt") && page.contains("href=\"./sub/\""),
         "{page}"
     );
     let r = get(&format!("{url}hello.txt")).await;

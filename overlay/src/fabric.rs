@@ -143,13 +143,12 @@ pub(crate) struct Inner {
     pub node_id: String,
     pub data_dir: PathBuf,
     folders: RwLock<FolderIndex>,
-    folder_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    folder_locks: Mutex<HashMap<String, Arc<crate::store::locks::ExclusiveLock>>>,
     limiter: RateLimiter,
     cache: CredentialCache,
     pub media: crate::media::MediaLibrary,
-    /// The key of playback tickets (from the catalog, read once).
-    pub ticket_key: tokio::sync::OnceCell<[u8; 32]>,
-    /// The key that seals share-link tokens (a file in the data dir).
+    /// The data dir's secret (`share-links.key`): seals share-link tokens
+    /// and, derived, keys playback tickets.
     pub link_key: [u8; 32],
     /// See [`FabricConfig::min_free_space`].
     pub min_free_space: u64,
@@ -201,7 +200,6 @@ impl Fabric {
                 limiter: RateLimiter::default(),
                 cache: CredentialCache::default(),
                 media: Default::default(),
-                ticket_key: Default::default(),
                 link_key,
                 min_free_space: cfg.min_free_space,
             }),
@@ -630,7 +628,7 @@ impl Fabric {
         find().ok_or(FabricError::NotFound)
     }
 
-    fn find_folder(&self, owner: &str, name: &str) -> Option<Arc<Folder>> {
+    pub(crate) fn find_folder(&self, owner: &str, name: &str) -> Option<Arc<Folder>> {
         let index = self.inner.folders.read().unwrap_or_else(|e| e.into_inner());
         index.by_name.get(owner)?.get(name).cloned()
     }
@@ -692,14 +690,50 @@ impl Fabric {
         Ok(Resolved { folder, rel, disk })
     }
 
-    /// The lock that serialises commits (and disk reconciliation) in a folder.
-    pub(crate) fn folder_lock(&self, folder_id: &str) -> Arc<tokio::sync::Mutex<()>> {
-        let mut locks = self
-            .inner
-            .folder_locks
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        locks.entry(folder_id.to_owned()).or_default().clone()
+    /// Takes the lock that serialises commits (and disk reconciliation) in
+    /// a folder, in this process and across processes (the CLI's restore
+    /// and purge, and every other writer, wait for it too).
+    pub(crate) async fn lock_folder(
+        &self,
+        folder_id: &str,
+    ) -> Result<crate::store::locks::ExclusiveGuard> {
+        let lock = {
+            let mut locks = self
+                .inner
+                .folder_locks
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            locks
+                .entry(folder_id.to_owned())
+                .or_insert_with(|| {
+                    Arc::new(crate::store::locks::ExclusiveLock::new(
+                        self.inner
+                            .data_dir
+                            .join("locks")
+                            .join(format!("folder-{folder_id}.lock")),
+                    ))
+                })
+                .clone()
+        };
+        lock.lock().await
+    }
+
+    /// The locks of one or two folders, always taken in id order.
+    pub(crate) async fn lock_folders(
+        &self,
+        a: &str,
+        b: &str,
+    ) -> Result<(
+        crate::store::locks::ExclusiveGuard,
+        Option<crate::store::locks::ExclusiveGuard>,
+    )> {
+        if a == b {
+            return Ok((self.lock_folder(a).await?, None));
+        }
+        let (first, second) = if a < b { (a, b) } else { (b, a) };
+        let g1 = self.lock_folder(first).await?;
+        let g2 = self.lock_folder(second).await?;
+        Ok((g1, Some(g2)))
     }
 
     /// Every folder in the index (for the scanner and watcher).

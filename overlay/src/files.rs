@@ -380,6 +380,7 @@ impl Fabric {
             return Err(FabricError::WrongKind("is a directory"));
         }
         let target = r.disk.clone();
+        let min_free = self.inner.min_free_space;
         let (tmp, file, existed, base_len) = blocking(move || {
             if let Ok(m) = fs::symlink_metadata(&target)
                 && m.is_dir()
@@ -390,6 +391,11 @@ impl Fabric {
             let existed = target.is_file();
             let mut base_len = 0;
             if keep_existing && existed {
+                let dir = target.parent().unwrap_or(&target);
+                if let Err(e) = local::ensure_room(dir, fs::metadata(&target)?.len(), min_free) {
+                    let _ = fs::remove_file(&tmp);
+                    return Err(e);
+                }
                 let mut guard = RemoveOnDrop(Some(tmp.clone()));
                 base_len = io::copy(&mut fs::File::open(&target)?, &mut &file)?;
                 guard.0 = None;
@@ -429,8 +435,7 @@ impl Fabric {
         pre: &Precondition,
     ) -> Result<WriteOutcome> {
         let actor = who.actor();
-        let lock = self.folder_lock(&r.folder.id);
-        let _held = lock.lock().await;
+        let _held = self.lock_folder(&r.folder.id).await?;
         let target = r.disk.clone();
         let current = match tokio::fs::symlink_metadata(&target).await {
             Ok(m) if m.is_dir() => return Err(FabricError::WrongKind("is a directory")),
@@ -448,6 +453,8 @@ impl Fabric {
             return Err(FabricError::PreconditionFailed);
         }
         let existed = current.is_some();
+        // From the look at the blob store until the entry refers to its copy.
+        let _lease = self.inner.blobs.lease().await?;
         if existed {
             // Replacing needs more than creating (a drop box may only add).
             if authorize(who, &r.folder, &r.rel, Op::Write).is_err() {
@@ -464,8 +471,10 @@ impl Fabric {
         );
         let rel = r.rel.clone();
         let name = rel.name().to_owned();
+        let min_free = self.inner.min_free_space;
         let entry = blocking(move || {
-            if keep {
+            if keep && !blobs.contains(&h) {
+                blobs.ensure_room(fs::metadata(&tmp)?.len(), min_free)?;
                 blobs.ingest_known(&tmp, &h)?;
             }
             local::commit_temp(&tmp, &target)?;
@@ -483,8 +492,7 @@ impl Fabric {
     /// Creates a directory; its parent must exist.
     pub async fn mkdir(&self, who: &Principal, addr: &Address) -> Result<Entry> {
         let r = self.resolve(who, addr, Op::Create, true).await?;
-        let lock = self.folder_lock(&r.folder.id);
-        let _held = lock.lock().await;
+        let _held = self.lock_folder(&r.folder.id).await?;
         let (disk, rel) = (r.disk.clone(), r.rel.clone());
         let entry = blocking(move || {
             fs::create_dir(&disk)?;
@@ -511,8 +519,7 @@ impl Fabric {
         if r.rel.is_root() && mode.is_some() {
             return Err(FabricError::Forbidden); // a folder's own root stays as its owner set it
         }
-        let lock = self.folder_lock(&r.folder.id);
-        let _held = lock.lock().await;
+        let _held = self.lock_folder(&r.folder.id).await?;
         let (disk, rel, name) = (r.disk.clone(), r.rel.clone(), entry_name(&r));
         let entry = blocking(move || {
             use std::os::unix::fs::PermissionsExt;
@@ -580,12 +587,7 @@ impl Fabric {
         if self.replace_target(who, &dst, overwrite, front).await? {
             // The target was moved away; its place is free.
         }
-        let (l1, l2) = ordered_locks(self, &src.folder, &dst.folder);
-        let _g1 = l1.lock().await;
-        let _g2 = match &l2 {
-            Some(l) => Some(l.lock().await),
-            None => None,
-        };
+        let _held = self.lock_folders(&src.folder.id, &dst.folder.id).await?;
         let moved = self
             .inner
             .catalog
@@ -729,8 +731,7 @@ impl Fabric {
         if meta.is_dir() {
             self.delete(who, &addr, front).await?;
         } else {
-            let lock = self.folder_lock(&dst.folder.id);
-            let _held = lock.lock().await;
+            let _held = self.lock_folder(&dst.folder.id).await?;
             self.keep_version(
                 &dst.folder,
                 &dst.rel,
@@ -761,8 +762,7 @@ impl Fabric {
         if r.rel.is_root() {
             return Err(FabricError::Forbidden);
         }
-        let lock = self.folder_lock(&r.folder.id);
-        let _held = lock.lock().await;
+        let _held = self.lock_folder(&r.folder.id).await?;
         let meta = tokio::fs::symlink_metadata(&r.disk).await?;
         let kind = if meta.is_dir() {
             EntryKind::Dir
@@ -872,24 +872,6 @@ fn entry_name(r: &Resolved) -> String {
     }
 }
 
-/// Locks of one or two folders, always taken in id order.
-fn ordered_locks(
-    fabric: &Fabric,
-    a: &Folder,
-    b: &Folder,
-) -> (
-    std::sync::Arc<tokio::sync::Mutex<()>>,
-    Option<std::sync::Arc<tokio::sync::Mutex<()>>>,
-) {
-    if a.id == b.id {
-        (fabric.folder_lock(&a.id), None)
-    } else if a.id < b.id {
-        (fabric.folder_lock(&a.id), Some(fabric.folder_lock(&b.id)))
-    } else {
-        (fabric.folder_lock(&b.id), Some(fabric.folder_lock(&a.id)))
-    }
-}
-
 /// Streams `body` into `file`, hashing it; fsyncs. Returns the BLAKE3 hex.
 async fn stream_to_file(
     mut body: impl AsyncRead + Unpin + Send,
@@ -955,17 +937,57 @@ fn walk(base: &Path, base_rel: &RelPath) -> Result<Vec<(RelPath, EntryKind)>> {
     Ok(out)
 }
 
-/// Copies a tree (for moves across filesystems). Blocking.
+/// Copies a tree (for moves across filesystems), as `mv` does: symbolic
+/// links are made again as links (never followed: one that leads out of
+/// the folder must not pull outside data in), special files are left out.
+/// Blocking.
 fn copy_tree(src: &Path, dst: &Path) -> io::Result<()> {
-    if fs::metadata(src)?.is_dir() {
+    let meta = fs::symlink_metadata(src)?;
+    let ft = meta.file_type();
+    if ft.is_symlink() {
+        std::os::unix::fs::symlink(fs::read_link(src)?, dst)?;
+    } else if ft.is_dir() {
         fs::create_dir(dst)?;
         for item in fs::read_dir(src)? {
             let item = item?;
-            let to: PathBuf = dst.join(item.file_name());
-            copy_tree(&item.path(), &to)?;
+            copy_tree(&item.path(), &dst.join(item.file_name()))?;
         }
-    } else {
+    } else if ft.is_file() {
         fs::copy(src, dst)?;
+        fs::File::open(dst)?.sync_all()?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn moves_across_filesystems_never_follow_links() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = dir.path().join("outside.txt");
+        fs::write(&outside, b"outside").unwrap();
+        let src = dir.path().join("src");
+        fs::create_dir_all(src.join("sub")).unwrap();
+        fs::write(src.join("sub/a.txt"), b"a").unwrap();
+        std::os::unix::fs::symlink(&outside, src.join("sub/out")).unwrap();
+        std::os::unix::fs::symlink(dir.path(), src.join("up")).unwrap();
+        let dst = dir.path().join("dst");
+        copy_tree(&src, &dst).unwrap();
+        assert_eq!(fs::read(dst.join("sub/a.txt")).unwrap(), b"a");
+        assert!(
+            fs::symlink_metadata(dst.join("sub/out"))
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        assert_eq!(fs::read_link(dst.join("sub/out")).unwrap(), outside);
+        assert!(
+            fs::symlink_metadata(dst.join("up"))
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+    }
 }

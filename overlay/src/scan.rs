@@ -174,8 +174,7 @@ impl Fabric {
         }
         let disk = rel.to_disk(&folder.path);
         let meta = {
-            let lock = self.folder_lock(&folder.id);
-            let _held = lock.lock().await;
+            let _held = self.lock_folder(&folder.id).await?;
             let meta = match tokio::fs::symlink_metadata(&disk).await {
                 Ok(m) => Some(m),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
@@ -265,20 +264,23 @@ impl Fabric {
             Ok(m) => m,
             Err(_) => return Ok(false), // gone again; its own event follows
         };
+        // From the look at the blob store until the catalog refers to it.
+        let _lease = self.inner.blobs.lease().await?;
         // OS metadata files (`.DS_Store`, `._*`) get no copies and no versions.
         let junk = crate::path::is_os_metadata(rel.name());
         let keep = folder.keep_copies && !junk;
         let (blobs, d) = (self.inner.blobs.clone(), disk.clone());
+        let (min_free, size) = (self.inner.min_free_space, before.len());
         let (hash, _) = blocking(move || {
-            if keep {
+            // A copy only while the disk has room for it.
+            if keep && blobs.ensure_room(size, min_free).is_ok() {
                 blobs.ingest(&d)
             } else {
                 hash_file(&d)
             }
         })
         .await?;
-        let lock = self.folder_lock(&folder.id);
-        let _held = lock.lock().await;
+        let _held = self.lock_folder(&folder.id).await?;
         let after = match tokio::fs::metadata(&disk).await {
             Ok(m) => m,
             Err(_) => return Ok(false),
@@ -335,8 +337,8 @@ impl Fabric {
     /// Records that a path vanished from disk; a file whose content the blob
     /// store holds goes to the trash.
     async fn observe_missing(&self, folder: &Arc<Folder>, rel: &RelPath) -> Result<()> {
-        let lock = self.folder_lock(&folder.id);
-        let _held = lock.lock().await;
+        let _held = self.lock_folder(&folder.id).await?;
+        let _lease = self.inner.blobs.lease().await?;
         if tokio::fs::symlink_metadata(rel.to_disk(&folder.path))
             .await
             .is_ok()

@@ -34,6 +34,8 @@ impl Fabric {
         if crate::path::is_os_metadata(rel.name()) {
             return Ok(None);
         }
+        // From the look at the store until the version row refers to it.
+        let _lease = self.inner.blobs.lease().await?;
         let meta = tokio::fs::metadata(disk).await?;
         let (size, mtime) = (meta.len() as i64, local::mtime_ns(&meta));
         let known = self.inner.catalog.entry(&folder.id, rel.as_str()).await?;
@@ -45,7 +47,13 @@ impl Fabric {
             Some(h) => h,
             None => {
                 let (blobs, disk) = (self.inner.blobs.clone(), disk.to_path_buf());
-                blocking(move || blobs.ingest(&disk)).await?.0
+                let min_free = self.inner.min_free_space;
+                blocking(move || {
+                    blobs.ensure_room(size as u64, min_free)?;
+                    blobs.ingest(&disk)
+                })
+                .await?
+                .0
             }
         };
         let v = NewVersion {
@@ -172,9 +180,18 @@ impl Fabric {
         };
         let mut freed = 0;
         for id in ids {
-            for hash in self.inner.catalog.remove_trash(id, true).await? {
+            let hashes = self.inner.catalog.remove_trash(id, true).await?;
+            if hashes.is_empty() {
+                continue;
+            }
+            // No writer may take up one of these blobs between the check
+            // and the removal (see `BlobStore`).
+            let blobs = self.inner.blobs.clone();
+            let _alone = blocking(move || blobs.alone()).await?;
+            for hash in hashes {
                 if !self.inner.catalog.blob_in_use(&hash).await? {
-                    self.inner.blobs.remove(&hash)?;
+                    let (blobs, h) = (self.inner.blobs.clone(), hash.clone());
+                    blocking(move || blobs.remove(&h)).await?;
                     freed += 1;
                 }
             }

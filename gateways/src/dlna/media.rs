@@ -57,7 +57,16 @@ fn log(req: &Parts) {
         .get(header::RANGE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    tracing::info!(target: "glow::dlna", "dlna {} {} from {peer} {range}", req.method, req.uri.path());
+    // A ticket is a capability: the log shows that one was used, not which.
+    let path = req.uri.path();
+    let shown = match path.strip_prefix("/dlna/cast/") {
+        Some(rest) => format!(
+            "/dlna/cast/…/{}",
+            rest.split_once('/').map_or("", |(_, p)| p)
+        ),
+        None => path.to_owned(),
+    };
+    tracing::info!(target: "glow::dlna", "dlna {} {shown} from {peer} {range}", req.method);
 }
 
 /// `/dlna/m/<user>/<folder>/<path>`: a file of a media folder.

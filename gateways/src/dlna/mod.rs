@@ -142,7 +142,65 @@ impl Dlna {
                 crate::http::headers::protect,
             ))
             .layer(axum::middleware::from_fn(refuse_foreign_hosts))
+            .layer(axum::middleware::from_fn(lan_only))
             .with_state(self.clone())
+    }
+}
+
+/// Refuses clients that are not on a network this machine is on (the same
+/// rule as SSDP's answers): the front has no sign-in, so on a host with a
+/// public address it must not serve the Internet. Loopback, IPv4 peers on
+/// the subnet of a local interface, and IPv6 link-local and unique-local
+/// peers are served.
+async fn lan_only(req: Request, next: axum::middleware::Next) -> Response {
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
+    if peer.is_none_or(is_lan_peer) {
+        next.run(req).await
+    } else {
+        (
+            StatusCode::FORBIDDEN,
+            "this server answers its local network only\n",
+        )
+            .into_response()
+    }
+}
+
+/// Whether `peer` is on a network of this machine.
+fn is_lan_peer(peer: std::net::IpAddr) -> bool {
+    use std::net::IpAddr;
+    let peer = match peer {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(v6),
+        },
+        v4 => v4,
+    };
+    match peer {
+        p if p.is_loopback() => true,
+        IpAddr::V6(v6) => {
+            let first = v6.segments()[0];
+            first & 0xffc0 == 0xfe80 || first & 0xfe00 == 0xfc00
+        }
+        IpAddr::V4(v4) => local_subnets().iter().any(|i| i.holds(v4)),
+    }
+}
+
+/// This machine's IPv4 interfaces, read again every few seconds (a laptop
+/// changes networks).
+fn local_subnets() -> Vec<ssdp::Interface> {
+    static CACHE: std::sync::Mutex<Option<(std::time::Instant, Vec<ssdp::Interface>)>> =
+        std::sync::Mutex::new(None);
+    let mut c = CACHE.lock().unwrap_or_else(|e| e.into_inner());
+    match &*c {
+        Some((at, list)) if at.elapsed() < Duration::from_secs(5) => list.clone(),
+        _ => {
+            let list = ssdp::interfaces(std::net::Ipv4Addr::UNSPECIFIED.into());
+            *c = Some((std::time::Instant::now(), list.clone()));
+            list
+        }
     }
 }
 

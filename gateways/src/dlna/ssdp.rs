@@ -57,7 +57,8 @@ pub struct Interface {
 }
 
 impl Interface {
-    fn holds(&self, peer: Ipv4Addr) -> bool {
+    /// Whether `peer` is on this interface's subnet.
+    pub(crate) fn holds(&self, peer: Ipv4Addr) -> bool {
         let m = u32::from(self.mask);
         u32::from(self.ip) & m == u32::from(peer) & m
     }

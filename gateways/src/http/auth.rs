@@ -165,8 +165,12 @@ pub struct LoginForm {
 pub async fn login(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     Form(form): Form<LoginForm>,
 ) -> Result<Response, HttpError> {
+    // Another site must not sign a visitor into an account of its choosing
+    // (whose folders would then receive the visitor's uploads).
+    check_csrf_for(&headers, None, None)?;
     let who = match state
         .fabric
         .authenticate(&form.user, &form.password, Some(peer.ip()))

@@ -163,8 +163,12 @@ pub fn to_login(next: &str) -> Response {
 }
 
 /// `GET /`: the signed-in user's folders, or the sign-in page.
-pub async fn root(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    match caller(&state, &headers, None).await {
+pub async fn root(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Response {
+    match caller(&state, &headers, Some(peer)).await {
         Ok(Some(c)) => {
             Redirect::to(&format!("/u/{}/", encode_segment(c.who.actor()))).into_response()
         }
@@ -349,7 +353,7 @@ pub async fn namespace_page(
         .iter()
         .map(|f| BrowseRow {
             name: f.name.clone(),
-            href: format!("{}/", encode_segment(&f.name)),
+            href: format!("./{}/", encode_segment(&f.name)),
             is_dir: true,
             size: String::new(),
             modified: String::new(),
@@ -481,16 +485,16 @@ pub async fn viewer_page(
     let i = siblings.iter().position(|e| e.name == name);
     let prev = i
         .and_then(|i| i.checked_sub(1))
-        .map(|j| encode_segment(&siblings[j].name));
+        .map(|j| format!("./{}", encode_segment(&siblings[j].name)));
     let next = i
         .and_then(|i| siblings.get(i + 1))
-        .map(|e| encode_segment(&e.name));
+        .map(|e| format!("./{}", encode_segment(&e.name)));
     Ok(html(
         StatusCode::OK,
         ViewerPage {
             user: c.who.actor().to_owned(),
             csrf: c.csrf(),
-            raw: encode_segment(&name),
+            raw: format!("./{}", encode_segment(&name)),
             name,
             crumbs: file_crumbs(addr),
             cast: (state.dlna.is_some() && media != MediaKind::Other).then(|| addr.to_string()),

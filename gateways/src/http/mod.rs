@@ -21,6 +21,7 @@ pub use error::HttpError;
 pub use serve::{Listener, LocalAddr, ServeOptions, serve};
 
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use axum::routing::{any, get, post};
 use overlay::Fabric;
 
@@ -79,8 +80,16 @@ pub fn app(fabric: Fabric, tls: bool, dlna: Option<std::net::SocketAddr>) -> Rou
         .route("/logout", post(auth::logout))
         .route("/static/glow.css", get(pages::stylesheet))
         .route("/s/{token}", any(share::bare))
-        .route("/s/{token}/", any(share::handle))
-        .route("/s/{token}/{*rest}", any(share::handle))
+        // Uploads through links stream into the fabric, which bounds them
+        // by the disk's reserve; axum's 2 MiB default would refuse a photo.
+        .route(
+            "/s/{token}/",
+            any(share::handle).layer(DefaultBodyLimit::disable()),
+        )
+        .route(
+            "/s/{token}/{*rest}",
+            any(share::handle).layer(DefaultBodyLimit::disable()),
+        )
         .route("/dav", any(crate::webdav::handle))
         .route("/dav/", any(crate::webdav::handle))
         .route("/dav/{*rest}", any(crate::webdav::handle))

@@ -86,12 +86,14 @@ pub struct Row {
 }
 
 impl Row {
-    /// A row for a fabric entry, linked relative to its directory's page.
+    /// A row for a fabric entry, linked relative to its directory's page
+    /// (`./` first: a file named `https:evil.example` must not read as a
+    /// link to another site).
     pub fn from_entry(e: &overlay::Entry) -> Row {
         let slash = if e.is_dir() { "/" } else { "" };
         Row {
             name: e.name.clone(),
-            href: format!("{}{slash}", super::uri::encode_segment(&e.name)),
+            href: format!("./{}{slash}", super::uri::encode_segment(&e.name)),
             is_dir: e.is_dir(),
             size: if e.is_dir() {
                 String::new()

@@ -174,7 +174,9 @@ pub async fn handle(State(state): State<crate::http::AppState>, req: Request) ->
 }
 
 /// Whether a COPY or MOVE's `Destination` names this server: a path, or
-/// an absolute URL whose authority is the request's `Host`.
+/// an absolute URL whose host and port are the request's `Host` (the
+/// scheme's port when one leaves it out), or `X-Forwarded-Host` behind a
+/// reverse proxy that rewrites `Host`.
 fn destination_is_here(headers: &axum::http::HeaderMap, uri: &axum::http::Uri) -> bool {
     let Some(dest) = headers.get("destination").and_then(|v| v.to_str().ok()) else {
         return true; // dav-server answers a missing one with 400.
@@ -182,15 +184,31 @@ fn destination_is_here(headers: &axum::http::HeaderMap, uri: &axum::http::Uri) -
     let Ok(dest) = dest.parse::<axum::http::Uri>() else {
         return true; // ... and a malformed one.
     };
-    match dest.authority() {
-        None => true,
-        // HTTP/2 carries the host in the request's own URI.
-        Some(a) => headers
-            .get(header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .or(uri.authority().map(|x| x.as_str()))
-            .is_some_and(|h| h.eq_ignore_ascii_case(a.as_str())),
-    }
+    let Some(authority) = dest.authority() else {
+        return true;
+    };
+    let default_port = if dest.scheme_str() == Some("https") {
+        443
+    } else {
+        80
+    };
+    let key = |a: &str| -> Option<(String, u16)> {
+        let a: axum::http::uri::Authority = a.parse().ok()?;
+        Some((
+            a.host().to_ascii_lowercase(),
+            a.port_u16().unwrap_or(default_port),
+        ))
+    };
+    let wanted = key(authority.as_str());
+    let header = |name: &str| headers.get(name).and_then(|h| h.to_str().ok());
+    // HTTP/2 carries the host in the request's own URI.
+    [
+        header("host").or(uri.authority().map(|x| x.as_str())),
+        header("x-forwarded-host"),
+    ]
+    .into_iter()
+    .flatten()
+    .any(|h| key(h) == wanted)
 }
 
 /// Largest request body other than PUT's (dav-server's own limit: a
@@ -348,5 +366,37 @@ where
                 Poll::Pending => return Poll::Ready(Some(Ok(this.buf.split().freeze()))),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod destination_tests {
+    use super::destination_is_here;
+    use axum::http::{HeaderMap, HeaderValue, Uri};
+
+    fn here(host: &str, dest: &str, forwarded: Option<&str>) -> bool {
+        let mut h = HeaderMap::new();
+        h.insert("host", HeaderValue::from_str(host).unwrap());
+        h.insert("destination", HeaderValue::from_str(dest).unwrap());
+        if let Some(f) = forwarded {
+            h.insert("x-forwarded-host", HeaderValue::from_str(f).unwrap());
+        }
+        destination_is_here(&h, &Uri::from_static("/dav/a"))
+    }
+
+    #[test]
+    fn destinations_on_this_server_only() {
+        assert!(here("h:8080", "http://h:8080/dav/b", None));
+        assert!(here("H", "http://h/dav/b", None));
+        assert!(here("h", "http://h:80/dav/b", None));
+        assert!(here("h", "https://h:443/dav/b", None));
+        assert!(here("h", "/dav/b", None));
+        assert!(here(
+            "127.0.0.1:8080",
+            "https://files.example/dav/b",
+            Some("files.example")
+        ));
+        assert!(!here("h", "http://evil.example/dav/b", None));
+        assert!(!here("h:8080", "http://h:8081/dav/b", None));
     }
 }

@@ -187,12 +187,12 @@ impl Catalog {
         Ok(())
     }
 
-    /// Counts `millis` thousandths of a download if the share's limit is not
-    /// reached yet; false if it is.
+    /// Counts `millis` thousandths of a download if the share's limit has
+    /// room for them; false if not.
     pub async fn take_share_download(&self, id: &str, millis: i64) -> Result<bool> {
         let r = sqlx::query(
             "UPDATE shares SET served_millis = served_millis + $2 \
-             WHERE id = $1 AND (max_downloads IS NULL OR served_millis < max_downloads * 1000)",
+             WHERE id = $1 AND (max_downloads IS NULL OR served_millis + $2 <= max_downloads * 1000)",
         )
         .bind(id)
         .bind(millis)

@@ -17,16 +17,52 @@ use std::path::{Path, PathBuf};
 const CHUNK: usize = 1 << 20;
 
 /// The blob store; cloning is cheap.
+///
+/// Whoever makes the catalog refer to a blob (keeps a version, records a
+/// file's copy, decides a stored blob can be reused) holds a [`lease`]
+/// from before it looks at the store until the catalog row is written;
+/// garbage collection holds the lock [`alone`] while it checks that nothing
+/// refers to a blob and removes it. So a blob that a writer found present
+/// cannot vanish before the writer's row refers to it, in any process.
+///
+/// [`lease`]: BlobStore::lease
+/// [`alone`]: BlobStore::alone
 #[derive(Clone, Debug)]
 pub struct BlobStore {
     root: PathBuf,
+    gc: std::sync::Arc<super::locks::SharedLock>,
 }
 
 impl BlobStore {
     /// Opens (creating) the store under `root`.
     pub fn open(root: PathBuf) -> Result<BlobStore> {
         fs::create_dir_all(root.join("tmp"))?;
-        Ok(BlobStore { root })
+        // Beside the store (in the data dir's `locks/`), not in it: the
+        // store holds blobs only.
+        let lock = root.with_file_name("locks").join("blobs.lock");
+        let gc = std::sync::Arc::new(super::locks::SharedLock::new(lock));
+        Ok(BlobStore { root, gc })
+    }
+
+    /// A lease that keeps garbage collection away (see the type's docs).
+    pub async fn lease(&self) -> Result<super::locks::SharedGuard> {
+        if let Some(g) = self.gc.try_share()? {
+            return Ok(g);
+        }
+        let gc = self.gc.clone();
+        crate::fabric::blocking(move || gc.share()).await
+    }
+
+    /// The store alone, for garbage collection: waits for every lease, in
+    /// every process, to end. Blocking.
+    pub fn alone(&self) -> Result<super::locks::SoleGuard> {
+        self.gc.alone()
+    }
+
+    /// Refuses ([`crate::FabricError::NoSpace`]) to store `needed` more bytes
+    /// if that would leave less than `min_free` on the store's disk. Blocking.
+    pub fn ensure_room(&self, needed: u64, min_free: u64) -> Result<()> {
+        super::local::ensure_room(&self.root, needed, min_free)
     }
 
     /// Where the blob `hash` lives.

@@ -168,6 +168,19 @@ pub fn free_space(path: &Path) -> Option<u64> {
     Some(s.f_bavail.saturating_mul(s.f_frsize))
 }
 
+/// Refuses ([`FabricError::NoSpace`]) to write `needed` more bytes on the
+/// filesystem of `dir` if that would leave less than `min_free` there: for
+/// the copies Glow makes itself (a version kept, a copy of new content, the
+/// old content copied into a partial update). Blocking (a `statvfs`).
+pub fn ensure_room(dir: &Path, needed: u64, min_free: u64) -> Result<()> {
+    match free_space(dir) {
+        Some(free) if min_free > 0 && free < needed.saturating_add(min_free) => {
+            Err(FabricError::NoSpace)
+        }
+        _ => Ok(()),
+    }
+}
+
 /// How many bytes a write may add between two looks at the free space.
 const SPACE_CHECK_EVERY: u64 = 8 << 20;
 

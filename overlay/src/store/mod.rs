@@ -3,5 +3,6 @@
 
 pub mod blobs;
 pub mod local;
+pub mod locks;
 
 pub use blobs::BlobStore;
