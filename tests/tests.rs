@@ -19,6 +19,7 @@ mod load;
 mod security;
 mod sftp;
 mod share;
+mod sshfs;
 mod traversal;
 mod versions;
 mod web;

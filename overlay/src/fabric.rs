@@ -104,6 +104,31 @@ impl std::fmt::Display for Address {
     }
 }
 
+/// Where a path in a signed-in user's namespace points. The fronts that
+/// show a user's folders as their top level (WebDAV, SFTP) map their paths
+/// here, so that the namespace has one mapping.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Place {
+    /// `/`: the user's folders.
+    Root,
+    /// Something in a folder (its root when the path is empty).
+    In(Address),
+}
+
+impl Place {
+    /// The place of `parts`, decoded path components (a front resolves `.`
+    /// and `..` by its own protocol's rules first), in `who`'s namespace.
+    pub fn of<'a>(who: &Principal, parts: impl IntoIterator<Item = &'a str>) -> Result<Place> {
+        let mut it = parts.into_iter().filter(|p| !p.is_empty());
+        let Some(folder) = it.next() else {
+            return Ok(Place::Root);
+        };
+        RelPath::from_components([folder])?;
+        let rel = RelPath::from_components(it)?;
+        Ok(Place::In(Address::new(who.actor(), folder, rel)))
+    }
+}
+
 /// Options of a new folder.
 #[derive(Clone, Copy, Debug)]
 pub struct FolderOptions {
@@ -122,12 +147,33 @@ impl Default for FolderOptions {
     }
 }
 
-/// A path resolved to its folder and its confined place on disk.
+/// An address whose folder is known and whose use is authorized; the disk is
+/// reached through [`Resolved::root`], below which the kernel confines every
+/// path.
 #[derive(Clone, Debug)]
 pub(crate) struct Resolved {
     pub folder: Arc<Folder>,
     pub rel: RelPath,
-    pub disk: PathBuf,
+    /// A share link's subtree, which nothing may leave (even through a
+    /// symbolic link that stays in the folder).
+    pub bound: Option<RelPath>,
+}
+
+impl Resolved {
+    /// The folder's directory (or the share link's subtree), opened.
+    /// Blocking.
+    pub fn root(&self) -> Result<crate::store::beneath::Root> {
+        crate::store::beneath::Root::for_scope(&self.folder.path, self.bound.as_ref())
+    }
+
+    /// The name's entry in the folder as a directory listing would show it.
+    pub fn name(&self) -> String {
+        if self.rel.is_root() {
+            self.folder.name.clone()
+        } else {
+            self.rel.name().to_owned()
+        }
+    }
 }
 
 #[derive(Default)]
@@ -152,6 +198,8 @@ pub(crate) struct Inner {
     pub link_key: [u8; 32],
     /// See [`FabricConfig::min_free_space`].
     pub min_free_space: u64,
+    /// New files being written, visible by their name while open.
+    pub pending: Mutex<crate::files::PendingWrites>,
 }
 
 /// Glow's fabric on this node. Cloning is cheap (an `Arc`).
@@ -182,12 +230,22 @@ impl Fabric {
     /// opens the blob store and loads the folder index.
     pub async fn open(cfg: FabricConfig) -> Result<Fabric> {
         local::mark_start();
-        std::fs::create_dir_all(&cfg.data_dir)?;
-        let data_dir = std::fs::canonicalize(&cfg.data_dir)?;
+        let dir = cfg.data_dir.clone();
+        let data_dir = blocking(move || {
+            std::fs::create_dir_all(&dir)?;
+            Ok(std::fs::canonicalize(&dir)?)
+        })
+        .await?;
         let catalog =
             Catalog::open(cfg.database_url.as_deref(), &data_dir.join("catalog.db")).await?;
-        let blobs = BlobStore::open(data_dir.join("blobs"))?;
-        let link_key = crate::shares::load_link_key(&data_dir)?;
+        let d = data_dir.clone();
+        let (blobs, link_key) = blocking(move || {
+            Ok((
+                BlobStore::open(d.join("blobs"))?,
+                crate::shares::load_link_key(&d)?,
+            ))
+        })
+        .await?;
         let node_id = catalog.meta_init("node_id", &new_id()[..16]).await?;
         let fabric = Fabric {
             inner: Arc::new(Inner {
@@ -202,6 +260,7 @@ impl Fabric {
                 media: Default::default(),
                 link_key,
                 min_free_space: cfg.min_free_space,
+                pending: Mutex::default(),
             }),
         };
         fabric.seal_plain_share_tokens().await?;
@@ -504,9 +563,15 @@ impl Fabric {
         RelPath::from_components([name])
             .map_err(|_| FabricError::Invalid(format!("{name:?} is not a valid folder name")))?;
         let user = self.user_row(owner).await?;
-        let real = std::fs::canonicalize(path)
-            .map_err(|e| FabricError::Invalid(format!("cannot use {}: {e}", path.display())))?;
-        if !real.is_dir() {
+        let p = path.to_path_buf();
+        let (real, is_dir) = blocking(move || {
+            let real = std::fs::canonicalize(&p)
+                .map_err(|e| FabricError::Invalid(format!("cannot use {}: {e}", p.display())))?;
+            let is_dir = real.is_dir();
+            Ok((real, is_dir))
+        })
+        .await?;
+        if !is_dir {
             return Err(FabricError::Invalid(format!(
                 "{} is not a directory",
                 path.display()
@@ -658,36 +723,29 @@ impl Fabric {
         Ok(folder)
     }
 
-    /// Resolves an address for `op`: authorizes, then confines the path to the
-    /// folder on disk. `create` allows a missing final component.
     /// The sign-in rate limiter (also used for link passwords).
     pub(crate) fn limiter_ref(&self) -> &RateLimiter {
         &self.inner.limiter
     }
 
+    /// Authorizes `who` for `op` at `addr`; the disk is reached later, below
+    /// the folder's root (see [`Resolved::root`]).
     pub(crate) async fn resolve(
         &self,
         who: &Principal,
         addr: &Address,
         op: Op,
-        create: bool,
     ) -> Result<Resolved> {
         let folder = self.folder_for(who, addr, op).await?;
-        let root = folder.path.clone();
-        let rel = addr.path.clone();
-        let r2 = rel.clone();
-        let scope = share_root(who, &folder);
-        let disk = blocking(move || {
-            let disk = if matches!(op, Op::Read | Op::Content) {
-                local::confine(&root, &r2, create)?
-            } else {
-                local::confine_for_change(&root, &r2, !create)?
-            };
-            check_share_bound(scope.as_deref(), &disk)?;
-            Ok(disk)
+        let bound = match who {
+            Principal::Share(s) => Some(s.root.clone()),
+            _ => None,
+        };
+        Ok(Resolved {
+            folder,
+            rel: addr.path.clone(),
+            bound,
         })
-        .await?;
-        Ok(Resolved { folder, rel, disk })
     }
 
     /// Takes the lock that serialises commits (and disk reconciliation) in
@@ -745,26 +803,6 @@ impl Fabric {
             .flat_map(|m| m.values())
             .cloned()
             .collect()
-    }
-}
-
-/// For a share link, the directory (or file) on disk it is bounded to.
-pub(crate) fn share_root(who: &Principal, folder: &Folder) -> Option<PathBuf> {
-    match who {
-        Principal::Share(s) => Some(s.root.to_disk(&folder.path)),
-        _ => None,
-    }
-}
-
-/// Refuses a resolved disk path outside a share link's own subtree (a
-/// symbolic link inside it may point elsewhere in the folder). Blocking.
-pub(crate) fn check_share_bound(scope: Option<&Path>, disk: &Path) -> Result<()> {
-    let Some(scope) = scope else { return Ok(()) };
-    let bound = std::fs::canonicalize(scope).map_err(|_| FabricError::NotFound)?;
-    if disk.starts_with(&bound) {
-        Ok(())
-    } else {
-        Err(FabricError::NotFound)
     }
 }
 

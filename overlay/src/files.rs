@@ -1,23 +1,35 @@
 //! File operations of the fabric: stat, list, read, atomic write, mkdir,
-//! rename, copy, delete-to-trash.
+//! rename, copy, delete-to-trash, and the handles fronts read and write
+//! through ([`ReadHandle`], [`Upload`]) without touching the disk
+//! themselves.
+//!
+//! Every path reaches the disk below the folder's opened root
+//! (`store::beneath`): the kernel resolves it and refuses anything that
+//! would leave the folder, or a share link's subtree.
 //!
 //! Every write follows one path: the new content goes to a temp file in the
-//! target's directory (hashed as it streams), is fsynced, the old content is
+//! target's directory (hashed as it arrives), is fsynced, the old content is
 //! kept as a version, and the temp file is renamed over the target; then the
-//! catalog records the entry. The commit runs under the folder's lock so that
-//! the disk watcher never mistakes Glow's own writes for outside edits.
+//! catalog records the entry. The commit runs under the folder's lock (held
+//! across processes) so that the disk watcher never mistakes Glow's own
+//! writes for outside edits. A new file being written in pieces (SFTP,
+//! WebDAV) is visible by its name, with its current size, while it is open;
+//! an existing file keeps its old content for every reader until commit.
 
 use crate::access::{Op, Principal, authorize};
 use crate::error::{FabricError, Result};
 use crate::fabric::{Address, Fabric, Resolved, blocking};
 use crate::path::RelPath;
 use crate::resource::{Entry, EntryKind, Folder, WriteOutcome};
-use crate::store::blobs::RemoveOnDrop;
+use crate::store::beneath::{Parent, Root, Standing, entry_from};
 use crate::store::local;
+use bytes::Bytes;
+use std::collections::HashMap;
 use std::fs;
-use std::io::{self, Read, Seek, SeekFrom};
-use std::path::{Path, PathBuf};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use std::io::{self, Read};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio::io::{AsyncRead, AsyncReadExt};
 
 /// Buffer for streaming writes.
 const WRITE_CHUNK: usize = 256 * 1024;
@@ -29,159 +41,10 @@ pub const INLINE_LIMIT: u64 = 64 * 1024;
 /// so a 30-byte request must not be able to cost gigabytes.
 pub const SPARSE_ALLOWANCE: u64 = 64 << 20;
 
-/// A write in progress (see [`Fabric::begin_write`]).
-pub struct Upload(Box<UploadState>);
-
-/// What an [`Upload`] keeps (boxed: handles that hold one stay small).
-struct UploadState {
-    fabric: Fabric,
-    who: Principal,
-    resolved: Resolved,
-    tmp: PathBuf,
-    file: std::sync::Arc<fs::File>,
-    guard: RemoveOnDrop,
-    front: String,
-    pre: Precondition,
-    /// The hash of the content so far, while it arrives in order from the
-    /// start (as uploads do): saves reading the whole file again on commit.
-    sequential: std::sync::Mutex<Option<(u64, Box<blake3::Hasher>)>>,
-    /// The pending content's size when the upload began (a copy of the
-    /// old content, or nothing).
-    base_len: u64,
-    /// Bytes the client has sent (see [`SPARSE_ALLOWANCE`]).
-    received: std::sync::atomic::AtomicU64,
-    /// The space the disk must keep free.
-    space: std::sync::Mutex<local::SpaceGuard>,
-}
-
-impl std::fmt::Debug for Upload {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Upload")
-            .field("target", &self.0.resolved.rel)
-            .finish()
-    }
-}
-
-impl Upload {
-    /// Writes `data` at `offset` in the pending content. Writes at distinct
-    /// offsets may run concurrently (SFTP clients keep many in flight).
-    pub async fn write_at(&self, offset: u64, data: bytes::Bytes) -> Result<()> {
-        use std::os::unix::fs::FileExt;
-        let file = self.0.file.clone();
-        blocking(move || Ok(file.write_all_at(&data, offset)?)).await
-    }
-
-    /// Tells the upload what is being written at `offset`, in the order the
-    /// client sent it, before the write itself runs (possibly concurrently
-    /// with others). While the pieces come in order from the start, the
-    /// content is hashed on the way and commit need not read it again;
-    /// anything else (a gap, a rewrite) falls back to hashing on commit.
-    ///
-    /// Every byte written must pass through here: what was sent bounds how
-    /// large the file may become ([`SPARSE_ALLOWANCE`]), and the write is
-    /// refused ([`FabricError::NoSpace`]) once the disk is down to the space
-    /// it must keep free.
-    pub fn note_write(&self, offset: u64, data: &[u8]) -> Result<()> {
-        self.0
-            .space
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .wrote(data.len() as u64)?;
-        self.0
-            .received
-            .fetch_add(data.len() as u64, std::sync::atomic::Ordering::Relaxed);
-        let mut seq = self.0.sequential.lock().unwrap_or_else(|e| e.into_inner());
-        match seq.as_mut() {
-            Some((next, hasher)) if *next == offset => {
-                hasher.update(data);
-                *next += data.len() as u64;
-            }
-            _ => *seq = None,
-        }
-        Ok(())
-    }
-
-    /// Reads up to `len` bytes at `offset` of the pending content (a file
-    /// opened for reading and writing at once).
-    pub async fn read_at(&self, offset: u64, len: usize) -> Result<Vec<u8>> {
-        let file = self.0.file.clone();
-        blocking(move || read_at(&file, offset, len)).await
-    }
-
-    /// The file the pending content is written to, for positional I/O
-    /// without a trip through the blocking pool per call.
-    pub fn pending_file(&self) -> std::sync::Arc<fs::File> {
-        self.0.file.clone()
-    }
-
-    /// The pending content's size.
-    pub async fn len(&self) -> Result<u64> {
-        let file = self.0.file.clone();
-        blocking(move || Ok(file.metadata()?.len())).await
-    }
-
-    /// Sets the pending content's size (truncate or extend with zeros).
-    pub async fn set_len(&mut self, len: u64) -> Result<()> {
-        {
-            let mut seq = self.0.sequential.lock().unwrap_or_else(|e| e.into_inner());
-            if seq.as_ref().is_some_and(|(next, _)| *next != len) {
-                *seq = None;
-            }
-        }
-        let file = self.0.file.clone();
-        blocking(move || Ok(file.set_len(len)?)).await
-    }
-
-    /// Makes the pending content the file's, atomically (the old content is
-    /// kept as a version), if the upload's precondition still holds.
-    pub async fn commit(mut self) -> Result<WriteOutcome> {
-        let (file, tmp) = (self.0.file.clone(), self.0.tmp.clone());
-        let sequential = self
-            .0
-            .sequential
-            .get_mut()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
-        let reach = self
-            .0
-            .base_len
-            .saturating_add(*self.0.received.get_mut())
-            .saturating_add(SPARSE_ALLOWANCE);
-        let hash = blocking(move || {
-            let len = file.metadata()?.len();
-            if len > reach {
-                return Err(FabricError::Invalid(format!(
-                    "a file may grow at most {} MiB beyond the data sent for it; \
-                     send the data instead of extending the file",
-                    SPARSE_ALLOWANCE >> 20
-                )));
-            }
-            file.sync_all()?;
-            match sequential {
-                Some((next, hasher)) if next == len => Ok(hasher.finalize().to_hex().to_string()),
-                _ => Ok(crate::store::blobs::hash_file(&tmp)?.0),
-            }
-        })
-        .await?;
-        let outcome = self
-            .0
-            .fabric
-            .commit_write(
-                &self.0.who,
-                &self.0.resolved,
-                &self.0.tmp,
-                &hash,
-                &self.0.front,
-                &self.0.pre,
-            )
-            .await?;
-        self.0.guard.0 = None;
-        Ok(outcome)
-    }
-}
+// ---- reading ----------------------------------------------------------------
 
 /// Reads up to `len` bytes at `offset` of `file` (fewer only at its end).
-pub fn read_at(file: &fs::File, offset: u64, len: usize) -> Result<Vec<u8>> {
+fn pread(file: &fs::File, offset: u64, len: usize) -> Result<Vec<u8>> {
     use std::os::unix::fs::FileExt;
     let mut buf = vec![0u8; len];
     let mut filled = 0;
@@ -210,7 +73,7 @@ pub enum Precondition {
     Etag(String),
 }
 
-/// A file opened for reading.
+/// A file opened for reading, as a stream (HTTP, WebDAV GET, DLNA).
 #[derive(Debug)]
 pub struct OpenFile {
     /// What it is.
@@ -224,7 +87,7 @@ pub struct OpenFile {
 pub enum FileBody {
     /// A small file, read whole (up to [`INLINE_LIMIT`] bytes; the entry's
     /// size is that of these bytes).
-    Inline(bytes::Bytes),
+    Inline(Bytes),
     /// A larger file, open for streaming and seeking.
     File(tokio::fs::File),
 }
@@ -237,89 +100,460 @@ impl OpenFile {
             FileBody::File(f) => Box::new(f),
         }
     }
+
+    fn from_file(entry: Entry, f: fs::File) -> Result<OpenFile> {
+        let mut entry = entry;
+        let body = if entry.size <= INLINE_LIMIT {
+            let mut buf = Vec::with_capacity(entry.size as usize);
+            (&f).take(INLINE_LIMIT + 1).read_to_end(&mut buf)?;
+            // What was read is the content, even if the file changed since the stat.
+            entry.size = buf.len() as u64;
+            FileBody::Inline(Bytes::from(buf))
+        } else {
+            FileBody::File(tokio::fs::File::from_std(f))
+        };
+        Ok(OpenFile { entry, body })
+    }
+}
+
+/// A file open for reading at any offset: SFTP's READ, and any front that
+/// must not assume the bytes are on this node's disk.
+#[derive(Debug, Clone)]
+pub struct ReadHandle {
+    entry: Entry,
+    body: ReadBody,
+}
+
+#[derive(Debug, Clone)]
+enum ReadBody {
+    Inline(Bytes),
+    File(Arc<fs::File>),
+}
+
+impl ReadHandle {
+    /// What was opened.
+    pub fn entry(&self) -> &Entry {
+        &self.entry
+    }
+
+    /// Up to `len` bytes at `offset` (fewer only at the end; none past it).
+    pub async fn read_at(&self, offset: u64, len: usize) -> Result<Bytes> {
+        match &self.body {
+            ReadBody::Inline(b) => {
+                let start = offset.min(b.len() as u64) as usize;
+                let end = start.saturating_add(len).min(b.len());
+                Ok(b.slice(start..end))
+            }
+            ReadBody::File(f) => {
+                let f = f.clone();
+                Ok(Bytes::from(blocking(move || pread(&f, offset, len)).await?))
+            }
+        }
+    }
+}
+
+// ---- writing ----------------------------------------------------------------
+
+/// BLAKE3 of content that arrives in order from the start, computed off the
+/// async threads as it comes (so that commit need not read the file again);
+/// anything out of order gives up, and commit hashes the file instead.
+enum OrderedHash {
+    InOrder {
+        next: u64,
+        feed: Option<tokio::sync::mpsc::UnboundedSender<Bytes>>,
+        done: Option<tokio::task::JoinHandle<blake3::Hasher>>,
+    },
+    GaveUp,
+}
+
+impl OrderedHash {
+    fn new() -> OrderedHash {
+        OrderedHash::InOrder {
+            next: 0,
+            feed: None,
+            done: None,
+        }
+    }
+
+    fn feed(&mut self, offset: u64, data: &Bytes) {
+        let OrderedHash::InOrder { next, feed, done } = self else {
+            return;
+        };
+        if *next != offset {
+            *self = OrderedHash::GaveUp;
+            return;
+        }
+        if data.is_empty() {
+            return;
+        }
+        let tx = feed.get_or_insert_with(|| {
+            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Bytes>();
+            *done = Some(tokio::task::spawn_blocking(move || {
+                let mut h = blake3::Hasher::new();
+                while let Some(b) = rx.blocking_recv() {
+                    h.update(&b);
+                }
+                h
+            }));
+            tx
+        });
+        if tx.send(data.clone()).is_err() {
+            *self = OrderedHash::GaveUp;
+            return;
+        }
+        *next += data.len() as u64;
+    }
+
+    /// The hash if the content of `len` bytes arrived whole and in order.
+    async fn finish(self, len: u64) -> Option<String> {
+        match self {
+            OrderedHash::InOrder { next, feed, done } if next == len => {
+                drop(feed);
+                let h = match done {
+                    Some(d) => d.await.ok()?,
+                    None => blake3::Hasher::new(),
+                };
+                Some(h.finalize().to_hex().to_string())
+            }
+            _ => None,
+        }
+    }
+}
+
+/// A write in progress (see [`Fabric::begin_write`]): pieces at any offset,
+/// then [`Upload::commit`] makes them the file's content, atomically.
+/// Dropping it without committing leaves the target as it was.
+pub struct Upload(Box<UploadState>);
+
+/// What an [`Upload`] keeps (boxed: handles that hold one stay small).
+struct UploadState {
+    fabric: Fabric,
+    who: Principal,
+    resolved: Resolved,
+    parent: Arc<Parent>,
+    tmp: String,
+    file: Arc<fs::File>,
+    front: String,
+    pre: Precondition,
+    hash: Mutex<OrderedHash>,
+    /// The pending content's size when the upload began (a copy of the
+    /// old content, or nothing).
+    base_len: u64,
+    /// Bytes the client has sent (see [`SPARSE_ALLOWANCE`]).
+    received: AtomicU64,
+    /// The space the disk must keep free.
+    space: Mutex<local::SpaceGuard>,
+    /// Its place among the new files visible while written.
+    pending: Option<u64>,
+    committed: bool,
+}
+
+impl Drop for UploadState {
+    fn drop(&mut self) {
+        if let Some(id) = self.pending {
+            self.fabric
+                .unlist_pending(&self.resolved.folder.id, &self.resolved.rel, id);
+        }
+        if !self.committed {
+            self.parent.remove_temp(&self.tmp);
+        }
+    }
+}
+
+impl std::fmt::Debug for Upload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Upload")
+            .field("target", &self.0.resolved.rel)
+            .finish()
+    }
+}
+
+/// Positional access to an [`Upload`]'s pending content, for reads and
+/// writes that run side by side (SFTP keeps many in flight); cloning is
+/// cheap.
+#[derive(Clone, Debug)]
+pub struct UploadWriter(Arc<fs::File>);
+
+impl UploadWriter {
+    /// Writes `data` at `offset`. Every byte must have been announced with
+    /// [`Upload::note_write`] first, in the client's order.
+    pub async fn write_at(&self, offset: u64, data: Bytes) -> Result<()> {
+        use std::os::unix::fs::FileExt;
+        let f = self.0.clone();
+        blocking(move || Ok(f.write_all_at(&data, offset)?)).await
+    }
+
+    /// Reads up to `len` bytes at `offset` of the pending content.
+    pub async fn read_at(&self, offset: u64, len: usize) -> Result<Bytes> {
+        let f = self.0.clone();
+        Ok(Bytes::from(blocking(move || pread(&f, offset, len)).await?))
+    }
+
+    /// Appends `data` at the end, whatever it is now.
+    pub async fn append(&self, data: Bytes) -> Result<()> {
+        use std::os::unix::fs::FileExt;
+        let f = self.0.clone();
+        blocking(move || {
+            let at = f.metadata()?.len();
+            Ok(f.write_all_at(&data, at)?)
+        })
+        .await
+    }
+}
+
+impl Upload {
+    /// Tells the upload what is being written at `offset`, in the order the
+    /// client sent it, before the write itself runs (possibly side by side
+    /// with others). Content that comes in order from the start is hashed
+    /// on the way; anything else is hashed on commit.
+    ///
+    /// Every byte written must pass through here: what was sent bounds how
+    /// large the file may become ([`SPARSE_ALLOWANCE`]), and the write is
+    /// refused ([`FabricError::NoSpace`]) once the disk is down to the space
+    /// it must keep free.
+    pub fn note_write(&self, offset: u64, data: &Bytes) -> Result<()> {
+        self.0
+            .space
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .wrote(data.len() as u64)?;
+        self.0
+            .received
+            .fetch_add(data.len() as u64, Ordering::Relaxed);
+        self.0
+            .hash
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .feed(offset, data);
+        Ok(())
+    }
+
+    /// [`Upload::note_write`], then the write (for callers that write one
+    /// piece at a time, in order).
+    pub async fn write_at(&self, offset: u64, data: Bytes) -> Result<()> {
+        self.note_write(offset, &data)?;
+        self.writer().write_at(offset, data).await
+    }
+
+    /// A handle for positional writes that run side by side.
+    pub fn writer(&self) -> UploadWriter {
+        UploadWriter(self.0.file.clone())
+    }
+
+    /// Reads up to `len` bytes at `offset` of the pending content (a file
+    /// opened for reading and writing at once).
+    pub async fn read_at(&self, offset: u64, len: usize) -> Result<Bytes> {
+        let file = self.0.file.clone();
+        Ok(Bytes::from(
+            blocking(move || pread(&file, offset, len)).await?,
+        ))
+    }
+
+    /// The pending content's size.
+    pub async fn len(&self) -> Result<u64> {
+        let file = self.0.file.clone();
+        blocking(move || Ok(file.metadata()?.len())).await
+    }
+
+    /// Sets the pending content's size (truncate, or extend with zeros:
+    /// sparse, and bounded at commit by [`SPARSE_ALLOWANCE`]).
+    pub async fn set_len(&mut self, len: u64) -> Result<()> {
+        *self.0.hash.get_mut().unwrap_or_else(|e| e.into_inner()) = OrderedHash::GaveUp;
+        let file = self.0.file.clone();
+        blocking(move || Ok(file.set_len(len)?)).await
+    }
+
+    /// Makes the pending content the file's, atomically (the old content is
+    /// kept as a version), if the upload's precondition still holds.
+    pub async fn commit(mut self) -> Result<WriteOutcome> {
+        let s = &mut *self.0;
+        let file = s.file.clone();
+        let reach = s
+            .base_len
+            .saturating_add(*s.received.get_mut())
+            .saturating_add(SPARSE_ALLOWANCE);
+        let len = {
+            let f = file.clone();
+            blocking(move || Ok(f.metadata()?.len())).await?
+        };
+        if len > reach {
+            return Err(FabricError::Invalid(format!(
+                "a file may grow at most {} MiB beyond the data sent for it; \
+                 send the data instead of extending the file",
+                SPARSE_ALLOWANCE >> 20
+            )));
+        }
+        let ordered = std::mem::replace(
+            s.hash.get_mut().unwrap_or_else(|e| e.into_inner()),
+            OrderedHash::GaveUp,
+        );
+        let known = ordered.finish(len).await;
+        let hash = blocking(move || {
+            file.sync_all()?;
+            match known {
+                Some(h) => Ok(h),
+                None => Ok(crate::store::blobs::hash_file(&file)?.0),
+            }
+        })
+        .await?;
+        let outcome = s
+            .fabric
+            .commit_write(
+                &s.who,
+                &s.resolved,
+                &s.parent,
+                &s.tmp,
+                &s.file,
+                &hash,
+                &s.front,
+                &s.pre,
+            )
+            .await?;
+        s.committed = true;
+        Ok(outcome)
+    }
+}
+
+/// One upload's temp file, by the upload's id.
+type PendingFile = (u64, Arc<fs::File>);
+
+/// New files being written in pieces, visible by their name while open:
+/// `(folder id, path)` → the uploads writing it (the latest one shows).
+#[derive(Default)]
+pub(crate) struct PendingWrites {
+    next_id: u64,
+    by_name: HashMap<(String, RelPath), Vec<PendingFile>>,
 }
 
 impl Fabric {
-    /// Describes one file or directory.
-    pub async fn stat(&self, who: &Principal, addr: &Address) -> Result<Entry> {
-        let r = self.resolve(who, addr, Op::Read, false).await?;
-        stat_resolved(r).await
+    fn list_pending(&self, folder_id: &str, rel: &RelPath, file: Arc<fs::File>) -> u64 {
+        let mut p = self.pending();
+        p.next_id += 1;
+        let id = p.next_id;
+        p.by_name
+            .entry((folder_id.to_owned(), rel.clone()))
+            .or_default()
+            .push((id, file));
+        id
     }
 
-    /// Lists a directory.
+    fn unlist_pending(&self, folder_id: &str, rel: &RelPath, id: u64) {
+        let mut p = self.pending();
+        let key = (folder_id.to_owned(), rel.clone());
+        if let Some(v) = p.by_name.get_mut(&key) {
+            v.retain(|(i, _)| *i != id);
+            if v.is_empty() {
+                p.by_name.remove(&key);
+            }
+        }
+    }
+
+    /// The temp file of a new file being written at `rel`, if any.
+    fn pending_file(&self, folder_id: &str, rel: &RelPath) -> Option<Arc<fs::File>> {
+        let p = self.pending();
+        p.by_name
+            .get(&(folder_id.to_owned(), rel.clone()))
+            .and_then(|v| v.last())
+            .map(|(_, f)| f.clone())
+    }
+
+    /// The new files being written in the directory `dir` of a folder.
+    fn pending_in(&self, folder_id: &str, dir: &RelPath) -> Vec<(RelPath, Arc<fs::File>)> {
+        let p = self.pending();
+        p.by_name
+            .iter()
+            .filter(|((f, rel), _)| f == folder_id && !rel.is_root() && rel.parent() == *dir)
+            .filter_map(|((_, rel), v)| v.last().map(|(_, f)| (rel.clone(), f.clone())))
+            .collect()
+    }
+
+    fn pending(&self) -> std::sync::MutexGuard<'_, PendingWrites> {
+        self.inner.pending.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The entry of a new file being written, from its temp file.
+fn pending_entry(rel: &RelPath, f: &fs::File) -> Result<Entry> {
+    Ok(entry_from(
+        rel.clone(),
+        rel.name().to_owned(),
+        &f.metadata()?,
+    ))
+}
+
+impl Fabric {
+    /// Describes one file or directory (a new file being written shows with
+    /// its current size).
+    pub async fn stat(&self, who: &Principal, addr: &Address) -> Result<Entry> {
+        let r = self.resolve(who, addr, Op::Read).await?;
+        let pending = self.pending_file(&r.folder.id, &r.rel);
+        blocking(move || match r.root()?.entry(&r.rel, r.name()) {
+            Err(FabricError::NotFound) => match pending {
+                Some(f) => pending_entry(&r.rel, &f),
+                None => Err(FabricError::NotFound),
+            },
+            other => other,
+        })
+        .await
+    }
+
+    /// Lists a directory (new files being written included).
     pub async fn list(&self, who: &Principal, addr: &Address) -> Result<Vec<Entry>> {
-        let r = self.resolve(who, addr, Op::Read, false).await?;
-        // Symbolic links are listed only where they lead within reach: the
-        // folder, or a share link's own subtree.
-        let scope = crate::fabric::share_root(who, &r.folder);
-        let root = r.folder.path.clone();
+        let r = self.resolve(who, addr, Op::Read).await?;
+        let pending = self.pending_in(&r.folder.id, &r.rel);
         blocking(move || {
-            if !fs::metadata(&r.disk)?.is_dir() {
+            let root = r.root()?;
+            if !root.metadata(&r.rel)?.is_dir() {
                 return Err(FabricError::WrongKind("not a directory"));
             }
-            let bound = match scope {
-                Some(s) => fs::canonicalize(s)?,
-                None => root,
-            };
-            local::list_dir(&bound, &r.disk, &r.rel)
+            let mut entries = root.list(&r.rel)?;
+            for (rel, f) in pending {
+                if !entries.iter().any(|e| e.path == rel) {
+                    entries.push(pending_entry(&rel, &f)?);
+                }
+            }
+            Ok(entries)
         })
         .await
     }
 
     /// Opens a file for reading; the caller seeks for ranges.
     ///
-    /// Confinement, open and (for small files) the read happen in one trip
-    /// to the blocking pool: this is the hot path of every file server.
+    /// Authorization, the open and (for small files) the read happen in one
+    /// trip to the blocking pool: this is the hot path of every file server.
     pub async fn open_file(&self, who: &Principal, addr: &Address) -> Result<OpenFile> {
-        let folder = self.folder_for(who, addr, Op::Content).await?;
-        let root = folder.path.clone();
-        let rel = addr.path.clone();
-        let name = if rel.is_root() {
-            folder.name.clone()
-        } else {
-            rel.name().to_owned()
-        };
-        let scope = crate::fabric::share_root(who, &folder);
+        let r = self.resolve(who, addr, Op::Content).await?;
+        let pending = self.pending_file(&r.folder.id, &r.rel);
         blocking(move || {
-            let disk = local::confine(&root, &rel, false)?;
-            crate::fabric::check_share_bound(scope.as_deref(), &disk)?;
-            let f = fs::File::open(&disk)?;
+            let f = match r.root()?.open_file(&r.rel) {
+                Ok(f) => f,
+                Err(FabricError::NotFound) => match &pending {
+                    Some(p) => p.try_clone()?,
+                    None => return Err(FabricError::NotFound),
+                },
+                Err(e) => return Err(e),
+            };
             let meta = f.metadata()?;
             if meta.is_dir() {
                 return Err(FabricError::WrongKind("is a directory"));
             }
-            let mut entry = local::entry_from(rel, name, &meta);
-            let body = if entry.size <= INLINE_LIMIT {
-                let mut buf = Vec::with_capacity(entry.size as usize);
-                f.take(INLINE_LIMIT + 1).read_to_end(&mut buf)?;
-                // What was read is the content, even if the file changed since the stat.
-                entry.size = buf.len() as u64;
-                FileBody::Inline(bytes::Bytes::from(buf))
-            } else {
-                FileBody::File(tokio::fs::File::from_std(f))
-            };
-            Ok(OpenFile { entry, body })
+            let name = r.name();
+            OpenFile::from_file(entry_from(r.rel, name, &meta), f)
         })
         .await
     }
 
-    /// Reads up to `len` bytes at `offset` (positional access for SFTP).
-    pub async fn read_at(
-        &self,
-        who: &Principal,
-        addr: &Address,
-        offset: u64,
-        len: usize,
-    ) -> Result<Vec<u8>> {
-        let r = self.resolve(who, addr, Op::Content, false).await?;
-        blocking(move || {
-            let mut f = fs::File::open(&r.disk)?;
-            f.seek(SeekFrom::Start(offset))?;
-            let mut buf = Vec::with_capacity(len.min(1 << 20));
-            f.take(len as u64).read_to_end(&mut buf)?;
-            Ok(buf)
+    /// Opens a file for reads at any offset (SFTP).
+    pub async fn open_read_handle(&self, who: &Principal, addr: &Address) -> Result<ReadHandle> {
+        let opened = self.open_file(who, addr).await?;
+        let body = match opened.body {
+            FileBody::Inline(b) => ReadBody::Inline(b),
+            FileBody::File(f) => ReadBody::File(Arc::new(f.into_std().await)),
+        };
+        Ok(ReadHandle {
+            entry: opened.entry,
+            body,
         })
-        .await
     }
 
     /// Creates or atomically replaces a file with everything `body` yields.
@@ -347,26 +581,44 @@ impl Fabric {
         front: &str,
         pre: &Precondition,
     ) -> Result<WriteOutcome> {
-        let r = self.resolve(who, addr, Op::Create, true).await?;
+        let r = self.resolve(who, addr, Op::Create).await?;
         if r.rel.is_root() {
             return Err(FabricError::WrongKind("is a directory"));
         }
-        let target = r.disk.clone();
-        let (tmp, file) = blocking(move || local::create_temp(&target)).await?;
-        let mut guard = RemoveOnDrop(Some(tmp.clone()));
+        let r2 = r.clone();
+        let (parent, tmp, file) = blocking(move || {
+            let parent = r2.root()?.parent(&r2.rel)?;
+            if parent.standing()? == Standing::Dir {
+                return Err(FabricError::WrongKind("is a directory"));
+            }
+            let (tmp, file) = parent.create_temp()?;
+            Ok((Arc::new(parent), tmp, file))
+        })
+        .await?;
+        let file = Arc::new(file);
         let space = local::SpaceGuard::new(&r.folder.path, self.inner.min_free_space);
-        let hash = stream_to_file(body, tokio::fs::File::from_std(file), space).await?;
-        let outcome = self.commit_write(who, &r, &tmp, &hash, front, pre).await?;
-        guard.0 = None;
-        Ok(outcome)
+        let hash = match stream_to_file(body, file.clone(), space).await {
+            Ok(h) => h,
+            Err(e) => {
+                parent.remove_temp(&tmp);
+                return Err(e);
+            }
+        };
+        let outcome = self
+            .commit_write(who, &r, &parent, &tmp, &file, &hash, front, pre)
+            .await;
+        if outcome.is_err() {
+            parent.remove_temp(&tmp);
+        }
+        outcome
     }
 
     /// Starts a write that arrives in pieces, possibly out of order (WebDAV
     /// PUT, SFTP): the pieces go to a temp file beside the target, and only
-    /// [`Upload::commit`] makes them visible, atomically, keeping the old
-    /// content as a version. With `keep_existing`, the temp file starts as a
-    /// copy of the current content (a partial update or a resumed upload).
-    /// Dropping the upload without committing leaves the target untouched.
+    /// [`Upload::commit`] makes them the content, atomically, keeping the
+    /// old content as a version. With `keep_existing`, the temp file starts
+    /// as a copy of the current content (a partial update or a resumed
+    /// upload). A new file shows by its name while it is written.
     pub async fn begin_write(
         &self,
         who: &Principal,
@@ -375,74 +627,88 @@ impl Fabric {
         pre: Precondition,
         keep_existing: bool,
     ) -> Result<Upload> {
-        let r = self.resolve(who, addr, Op::Create, true).await?;
+        let r = self.resolve(who, addr, Op::Create).await?;
         if r.rel.is_root() {
             return Err(FabricError::WrongKind("is a directory"));
         }
-        let target = r.disk.clone();
         let min_free = self.inner.min_free_space;
-        let (tmp, file, existed, base_len) = blocking(move || {
-            if let Ok(m) = fs::symlink_metadata(&target)
-                && m.is_dir()
-            {
-                return Err(FabricError::WrongKind("is a directory"));
-            }
-            let (tmp, file) = local::create_temp(&target)?;
-            let existed = target.is_file();
+        let (r2, folder_path) = (r.clone(), r.folder.path.clone());
+        let (parent, tmp, file, existed, base_len) = blocking(move || {
+            let parent = r2.root()?.parent(&r2.rel)?;
+            let existed = match parent.standing()? {
+                Standing::Dir => return Err(FabricError::WrongKind("is a directory")),
+                Standing::Other => return Err(FabricError::Forbidden),
+                Standing::File => true,
+                Standing::Nothing => false,
+            };
+            let (tmp, file) = parent.create_temp()?;
             let mut base_len = 0;
             if keep_existing && existed {
-                let dir = target.parent().unwrap_or(&target);
-                if let Err(e) = local::ensure_room(dir, fs::metadata(&target)?.len(), min_free) {
-                    let _ = fs::remove_file(&tmp);
-                    return Err(e);
+                let copied = parent.open_file().and_then(|mut old| {
+                    local::ensure_room(&folder_path, old.metadata()?.len(), min_free)?;
+                    Ok(io::copy(&mut old, &mut &file)?)
+                });
+                match copied {
+                    Ok(n) => base_len = n,
+                    Err(e) => {
+                        parent.remove_temp(&tmp);
+                        return Err(e);
+                    }
                 }
-                let mut guard = RemoveOnDrop(Some(tmp.clone()));
-                base_len = io::copy(&mut fs::File::open(&target)?, &mut &file)?;
-                guard.0 = None;
             }
-            Ok((tmp, file, existed, base_len))
+            Ok((Arc::new(parent), tmp, file, existed, base_len))
         })
         .await?;
+        let file = Arc::new(file);
+        let pending = (!existed).then(|| self.list_pending(&r.folder.id, &r.rel, file.clone()));
         let space = local::SpaceGuard::new(&r.folder.path, self.inner.min_free_space);
         Ok(Upload(Box::new(UploadState {
             fabric: self.clone(),
             who: who.clone(),
             resolved: r,
-            guard: RemoveOnDrop(Some(tmp.clone())),
+            parent,
             tmp,
-            file: std::sync::Arc::new(file),
+            file,
             front: front.to_owned(),
             pre,
             // A copy of the old content was not seen piece by piece.
-            sequential: std::sync::Mutex::new(
-                (!keep_existing || !existed).then(|| (0, Box::new(blake3::Hasher::new()))),
-            ),
+            hash: Mutex::new(if keep_existing && existed {
+                OrderedHash::GaveUp
+            } else {
+                OrderedHash::new()
+            }),
             base_len,
-            received: Default::default(),
-            space: std::sync::Mutex::new(space),
+            received: AtomicU64::new(0),
+            space: Mutex::new(space),
+            pending,
+            committed: false,
         })))
     }
 
     /// Second half of a write: keep the old content, move the temp file in,
     /// record the entry. Runs under the folder lock.
+    #[allow(clippy::too_many_arguments)]
     async fn commit_write(
         &self,
         who: &Principal,
         r: &Resolved,
-        tmp: &Path,
+        parent: &Arc<Parent>,
+        tmp: &str,
+        tmp_file: &Arc<fs::File>,
         hash: &str,
         front: &str,
         pre: &Precondition,
     ) -> Result<WriteOutcome> {
         let actor = who.actor();
         let _held = self.lock_folder(&r.folder.id).await?;
-        let target = r.disk.clone();
-        let current = match tokio::fs::symlink_metadata(&target).await {
-            Ok(m) if m.is_dir() => return Err(FabricError::WrongKind("is a directory")),
-            Ok(m) => Some(local::entry_from(r.rel.clone(), r.rel.name().to_owned(), &m).etag()),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
-            Err(e) => return Err(e.into()),
-        };
+        let (p, rel) = (parent.clone(), r.rel.clone());
+        let (current, old) = blocking(move || match p.standing()? {
+            Standing::Dir => Err(FabricError::WrongKind("is a directory")),
+            Standing::Other => Err(FabricError::Forbidden),
+            Standing::File => Ok((Some(p.entry(&rel)?.etag()), Some(p.open_file()?))),
+            Standing::Nothing => Ok((None, None)),
+        })
+        .await?;
         let holds = match pre {
             Precondition::None => true,
             Precondition::Absent => current.is_none(),
@@ -452,38 +718,37 @@ impl Fabric {
         if !holds {
             return Err(FabricError::PreconditionFailed);
         }
-        let existed = current.is_some();
         // From the look at the blob store until the entry refers to its copy.
         let _lease = self.inner.blobs.lease().await?;
-        if existed {
+        if let Some(old) = old {
             // Replacing needs more than creating (a drop box may only add).
             if authorize(who, &r.folder, &r.rel, Op::Write).is_err() {
                 return Err(FabricError::AlreadyExists);
             }
-            self.keep_version(&r.folder, &r.rel, &target, "overwrite", front, actor, None)
+            self.keep_version(&r.folder, &r.rel, old, "overwrite", front, actor, None)
                 .await?;
         }
-        let (blobs, keep, tmp, h) = (
-            self.inner.blobs.clone(),
-            r.folder.keep_copies && !crate::path::is_os_metadata(r.rel.name()),
-            tmp.to_path_buf(),
+        let keep = r.folder.keep_copies && !crate::path::is_os_metadata(r.rel.name());
+        let (blobs, min_free) = (self.inner.blobs.clone(), self.inner.min_free_space);
+        let (h, file, p, rel, tmp) = (
             hash.to_owned(),
+            tmp_file.clone(),
+            parent.clone(),
+            r.rel.clone(),
+            tmp.to_owned(),
         );
-        let rel = r.rel.clone();
-        let name = rel.name().to_owned();
-        let min_free = self.inner.min_free_space;
         let entry = blocking(move || {
             if keep && !blobs.contains(&h) {
-                blobs.ensure_room(fs::metadata(&tmp)?.len(), min_free)?;
-                blobs.ingest_known(&tmp, &h)?;
+                blobs.ensure_room(file.metadata()?.len(), min_free)?;
+                blobs.ingest_file_known(&file, &h)?;
             }
-            local::commit_temp(&tmp, &target)?;
-            Ok(local::entry_from(rel, name, &fs::metadata(&target)?))
+            p.replace_with(&tmp, &file)?;
+            p.entry(&rel)
         })
         .await?;
         self.record(&r.folder, &entry, Some(hash), false).await?;
         Ok(WriteOutcome {
-            created: !existed,
+            created: current.is_none(),
             entry,
             hash: hash.to_owned(),
         })
@@ -491,14 +756,13 @@ impl Fabric {
 
     /// Creates a directory; its parent must exist.
     pub async fn mkdir(&self, who: &Principal, addr: &Address) -> Result<Entry> {
-        let r = self.resolve(who, addr, Op::Create, true).await?;
+        let r = self.resolve(who, addr, Op::Create).await?;
         let _held = self.lock_folder(&r.folder.id).await?;
-        let (disk, rel) = (r.disk.clone(), r.rel.clone());
+        let r2 = r.clone();
         let entry = blocking(move || {
-            fs::create_dir(&disk)?;
-            local::sync_parent(&disk);
-            let name = rel.name().to_owned();
-            Ok(local::entry_from(rel, name, &fs::metadata(&disk)?))
+            let parent = r2.root()?.parent(&r2.rel)?;
+            parent.mkdir()?;
+            parent.entry(&r2.rel)
         })
         .await?;
         self.record(&r.folder, &entry, None, false).await?;
@@ -515,26 +779,17 @@ impl Fabric {
         mode: Option<u32>,
         modified: Option<std::time::SystemTime>,
     ) -> Result<Entry> {
-        let r = self.resolve(who, addr, Op::Write, false).await?;
-        if r.rel.is_root() && mode.is_some() {
-            return Err(FabricError::Forbidden); // a folder's own root stays as its owner set it
+        let r = self.resolve(who, addr, Op::Write).await?;
+        if r.rel.is_root() {
+            // A folder's own root stays as its owner set it.
+            return Err(FabricError::Forbidden);
         }
         let _held = self.lock_folder(&r.folder.id).await?;
-        let (disk, rel, name) = (r.disk.clone(), r.rel.clone(), entry_name(&r));
+        let r2 = r.clone();
         let entry = blocking(move || {
-            use std::os::unix::fs::PermissionsExt;
-            let meta = fs::symlink_metadata(&disk)?;
-            if meta.file_type().is_symlink() {
-                return Err(FabricError::Forbidden);
-            }
-            if let Some(m) = mode {
-                fs::set_permissions(&disk, fs::Permissions::from_mode(m & 0o777))?;
-            }
-            if let Some(t) = modified {
-                let f = fs::File::open(&disk)?;
-                f.set_modified(t)?;
-            }
-            Ok(local::entry_from(rel, name, &fs::metadata(&disk)?))
+            let parent = r2.root()?.parent(&r2.rel)?;
+            parent.set_attributes(mode, modified)?;
+            parent.entry(&r2.rel)
         })
         .await?;
         let hash = self
@@ -571,46 +826,41 @@ impl Fabric {
         overwrite: bool,
         front: &str,
     ) -> Result<()> {
-        let src = self.resolve(who, from, Op::Write, false).await?;
-        let dst = self.resolve(who, to, Op::Create, true).await?;
+        let src = self.resolve(who, from, Op::Write).await?;
+        let dst = self.resolve(who, to, Op::Create).await?;
         if src.rel.is_root() || dst.rel.is_root() {
             return Err(FabricError::Forbidden);
         }
         if src.folder.id == dst.folder.id && dst.rel.starts_with(&src.rel) {
+            if dst.rel == src.rel {
+                return Ok(());
+            }
             return Err(FabricError::Invalid(
                 "cannot move a directory into itself".into(),
             ));
         }
-        if src.disk == dst.disk {
-            return Ok(());
-        }
-        if self.replace_target(who, &dst, overwrite, front).await? {
-            // The target was moved away; its place is free.
-        }
+        self.replace_target(who, &dst, overwrite, front).await?;
         let _held = self.lock_folders(&src.folder.id, &dst.folder.id).await?;
         let moved = self
             .inner
             .catalog
             .entries_under(&src.folder.id, src.rel.as_str())
             .await?;
-        let (s, d) = (src.disk.clone(), dst.disk.clone());
-        blocking(move || match fs::rename(&s, &d) {
-            Err(e) if e.raw_os_error() == Some(18) => {
-                // EXDEV: folders on different filesystems.
-                copy_tree(&s, &d)?;
-                if fs::metadata(&s)?.is_dir() {
-                    fs::remove_dir_all(&s)?
-                } else {
-                    fs::remove_file(&s)?
-                }
-                Ok(())
+        let (s, d) = (src.clone(), dst.clone());
+        blocking(move || {
+            let from = s.root()?.parent(&s.rel)?;
+            match from.standing()? {
+                Standing::Nothing => return Err(FabricError::NotFound),
+                Standing::Other => return Err(FabricError::Forbidden),
+                _ => {}
             }
-            other => {
-                other?;
-                local::sync_parent(&d);
-                local::sync_parent(&s);
-                Ok(())
+            let to = d.root()?.parent(&d.rel)?;
+            // A file there (its content already kept as a version) is
+            // replaced in one step; anything else was moved away above.
+            if matches!(to.standing()?, Standing::Dir | Standing::Other) {
+                return Err(FabricError::AlreadyExists);
             }
+            from.rename_to(&to)
         })
         .await?;
         self.inner
@@ -664,8 +914,8 @@ impl Fabric {
         overwrite: bool,
         front: &str,
     ) -> Result<()> {
-        let src = self.resolve(who, from, Op::Content, false).await?;
-        let dst = self.resolve(who, to, Op::Create, true).await?;
+        let src = self.resolve(who, from, Op::Content).await?;
+        let dst = self.resolve(who, to, Op::Create).await?;
         if dst.rel.is_root() {
             return Err(FabricError::Forbidden);
         }
@@ -674,12 +924,11 @@ impl Fabric {
                 "cannot copy a directory into itself".into(),
             ));
         }
-        let src_is_dir = tokio::fs::metadata(&src.disk).await?.is_dir();
+        let s = src.clone();
+        let src_is_dir = blocking(move || Ok(s.root()?.metadata(&s.rel)?.is_dir())).await?;
         if src_is_dir {
             self.replace_target(who, &dst, overwrite, front).await?;
-            let base = src.disk.clone();
-            let base_rel = src.rel.clone();
-            let items = blocking(move || walk(&base, &base_rel)).await?;
+            let items = self.tree(&src).await?;
             self.mkdir(who, to).await?;
             for (rel, kind) in items {
                 let target = to.with_path(rel.rebase(&src.rel, &dst.rel));
@@ -694,11 +943,13 @@ impl Fabric {
                 }
             }
         } else {
-            if let Ok(m) = tokio::fs::symlink_metadata(&dst.disk).await {
+            let d = dst.clone();
+            let standing = blocking(move || d.root()?.parent(&d.rel)?.standing()).await?;
+            if standing != Standing::Nothing {
                 if !overwrite {
                     return Err(FabricError::AlreadyExists);
                 }
-                if m.is_dir() {
+                if standing == Standing::Dir {
                     self.delete(who, to, front).await?;
                 }
             }
@@ -717,9 +968,13 @@ impl Fabric {
         overwrite: bool,
         front: &str,
     ) -> Result<bool> {
-        let Ok(meta) = tokio::fs::symlink_metadata(&dst.disk).await else {
-            return Ok(false);
-        };
+        let d = dst.clone();
+        let standing = blocking(move || d.root()?.parent(&d.rel)?.standing()).await?;
+        match standing {
+            Standing::Nothing => return Ok(false),
+            Standing::Other => return Err(FabricError::Forbidden),
+            _ => {}
+        }
         if !overwrite || authorize(who, &dst.folder, &dst.rel, Op::Write).is_err() {
             return Err(FabricError::AlreadyExists);
         }
@@ -728,14 +983,16 @@ impl Fabric {
             dst.folder.name.clone(),
             dst.rel.clone(),
         );
-        if meta.is_dir() {
+        if standing == Standing::Dir {
             self.delete(who, &addr, front).await?;
         } else {
             let _held = self.lock_folder(&dst.folder.id).await?;
+            let d = dst.clone();
+            let old = blocking(move || d.root()?.parent(&d.rel)?.open_file()).await?;
             self.keep_version(
                 &dst.folder,
                 &dst.rel,
-                &dst.disk,
+                old,
                 "overwrite",
                 front,
                 who.actor(),
@@ -744,6 +1001,13 @@ impl Fabric {
             .await?;
         }
         Ok(true)
+    }
+
+    /// Every file and directory below `r` (not `r` itself), parents first,
+    /// through the folder's opened root.
+    async fn tree(&self, r: &Resolved) -> Result<Vec<(RelPath, EntryKind)>> {
+        let r = r.clone();
+        blocking(move || walk(&r.root()?, &r.rel)).await
     }
 
     /// Moves a file or directory to the trash: its files are kept as versions
@@ -758,16 +1022,18 @@ impl Fabric {
         addr: &Address,
         front: &str,
     ) -> Result<Option<i64>> {
-        let r = self.resolve(who, addr, Op::Write, false).await?;
+        let r = self.resolve(who, addr, Op::Write).await?;
         if r.rel.is_root() {
             return Err(FabricError::Forbidden);
         }
         let _held = self.lock_folder(&r.folder.id).await?;
-        let meta = tokio::fs::symlink_metadata(&r.disk).await?;
-        let kind = if meta.is_dir() {
-            EntryKind::Dir
-        } else {
-            EntryKind::File
+        let r2 = r.clone();
+        let standing = blocking(move || r2.root()?.parent(&r2.rel)?.standing()).await?;
+        let kind = match standing {
+            Standing::Nothing => return Err(FabricError::NotFound),
+            Standing::Other => return Err(FabricError::Forbidden),
+            Standing::Dir => EntryKind::Dir,
+            Standing::File => EntryKind::File,
         };
         let cat = &self.inner.catalog;
         let trash_id = if kind == EntryKind::File && crate::path::is_os_metadata(r.rel.name()) {
@@ -785,38 +1051,21 @@ impl Fabric {
                 .await?,
             )
         };
-        let files = if meta.is_dir() {
-            let (base, rel) = (r.disk.clone(), r.rel.clone());
-            blocking(move || walk(&base, &rel)).await?
+        let files = if kind == EntryKind::Dir {
+            self.tree(&r).await?
         } else {
             vec![(r.rel.clone(), EntryKind::File)]
         };
         for (rel, kind) in &files {
             if *kind == EntryKind::File {
-                let disk = rel.to_disk(&r.folder.path);
-                self.keep_version(
-                    &r.folder,
-                    rel,
-                    &disk,
-                    "delete",
-                    front,
-                    who.actor(),
-                    trash_id,
-                )
-                .await?;
+                let (r2, rel2) = (r.clone(), rel.clone());
+                let old = blocking(move || r2.root()?.parent(&rel2)?.open_file()).await?;
+                self.keep_version(&r.folder, rel, old, "delete", front, who.actor(), trash_id)
+                    .await?;
             }
         }
-        let disk = r.disk.clone();
-        blocking(move || {
-            if meta.is_dir() {
-                fs::remove_dir_all(&disk)?
-            } else {
-                fs::remove_file(&disk)?
-            }
-            local::sync_parent(&disk);
-            Ok(())
-        })
-        .await?;
+        let r2 = r.clone();
+        blocking(move || r2.root()?.parent(&r2.rel)?.remove()).await?;
         cat.drop_properties(&r.folder.id, r.rel.as_str()).await?;
         for e in cat.entries_under(&r.folder.id, r.rel.as_str()).await? {
             cat.record_entry(
@@ -858,136 +1107,68 @@ impl Fabric {
     }
 }
 
-async fn stat_resolved(r: Resolved) -> Result<Entry> {
-    let name = entry_name(&r);
-    let rel = r.rel.clone();
-    blocking(move || Ok(local::entry_from(rel, name, &fs::metadata(&r.disk)?))).await
-}
-
-fn entry_name(r: &Resolved) -> String {
-    if r.rel.is_root() {
-        r.folder.name.clone()
-    } else {
-        r.rel.name().to_owned()
-    }
-}
-
-/// Streams `body` into `file`, hashing it; fsyncs. Returns the BLAKE3 hex.
+/// Streams `body` into `file`, hashing it, both on the blocking pool a
+/// chunk at a time; fsyncs. Returns the BLAKE3 hex.
 async fn stream_to_file(
     mut body: impl AsyncRead + Unpin + Send,
-    mut file: tokio::fs::File,
-    mut space: local::SpaceGuard,
+    file: Arc<fs::File>,
+    space: local::SpaceGuard,
 ) -> Result<String> {
-    let mut hasher = blake3::Hasher::new();
+    let mut state = Some((Box::new(blake3::Hasher::new()), space));
     let mut buf = vec![0u8; WRITE_CHUNK];
     loop {
         let n = body.read(&mut buf).await?;
         if n == 0 {
             break;
         }
-        space.wrote(n as u64)?;
-        hasher.update(&buf[..n]);
-        file.write_all(&buf[..n]).await?;
+        let (mut hasher, mut space) = state.take().expect("put back after each chunk");
+        let f = file.clone();
+        let (h, s, b) = blocking(move || {
+            use std::io::Write;
+            space.wrote(n as u64)?;
+            hasher.update(&buf[..n]);
+            (&*f).write_all(&buf[..n])?;
+            Ok((hasher, space, buf))
+        })
+        .await?;
+        state = Some((h, s));
+        buf = b;
     }
-    file.flush().await?;
-    file.sync_all().await?;
-    Ok(hasher.finalize().to_hex().to_string())
+    let (hasher, _) = state.take().expect("put back after each chunk");
+    blocking(move || {
+        file.sync_all()?;
+        Ok(hasher.finalize().to_hex().to_string())
+    })
+    .await
 }
 
-/// Every file and directory below `base` (not `base` itself), parents first.
-/// Symbolic links are skipped. A regular file (or directory) whose name Glow
-/// cannot address (not UTF-8, reserved) is an error: callers that delete or
-/// copy the tree would otherwise lose or drop it silently.
-fn walk(base: &Path, base_rel: &RelPath) -> Result<Vec<(RelPath, EntryKind)>> {
+/// Every file and directory below `base` (not `base` itself), parents first,
+/// read through `root`. Symbolic links are skipped. A regular file (or
+/// directory) whose name Glow cannot address (not UTF-8, reserved) is an
+/// error: callers that delete or copy the tree would otherwise lose or drop
+/// it silently.
+fn walk(root: &Root, base: &RelPath) -> Result<Vec<(RelPath, EntryKind)>> {
     let mut out = Vec::new();
-    for item in walkdir::WalkDir::new(base)
-        .min_depth(1)
-        .follow_links(false)
-        .sort_by_file_name()
-    {
-        let item = item.map_err(|e| FabricError::Io(io::Error::other(e.to_string())))?;
-        let ft = item.file_type();
-        if !(ft.is_file() || ft.is_dir()) {
-            continue;
+    let mut todo = vec![base.clone()];
+    while let Some(dir) = todo.pop() {
+        let mut names = root.list_names(&dir)?;
+        names.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut subdirs = Vec::new();
+        for (name, kind) in names {
+            let rel = dir.join(&name).map_err(|_| {
+                FabricError::Invalid(format!(
+                    "{dir} holds a name Glow cannot handle ({name}); rename or remove it on disk first"
+                ))
+            })?;
+            out.push((rel.clone(), kind));
+            if kind == EntryKind::Dir {
+                subdirs.push(rel);
+            }
         }
-        let Some(rest) = RelPath::from_disk(base, item.path()) else {
-            return Err(FabricError::Invalid(format!(
-                "{} holds a name Glow cannot handle ({}); rename or remove it on disk first",
-                base_rel,
-                item.path()
-                    .strip_prefix(base)
-                    .unwrap_or(item.path())
-                    .display()
-            )));
-        };
-        let rel = if base_rel.is_root() {
-            rest
-        } else {
-            RelPath::parse(&format!("{base_rel}/{rest}"))?
-        };
-        out.push((
-            rel,
-            if ft.is_dir() {
-                EntryKind::Dir
-            } else {
-                EntryKind::File
-            },
-        ));
+        // Popped in name order.
+        todo.extend(subdirs.into_iter().rev());
     }
+    // Parents first: a directory is listed before what it holds.
+    out.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(out)
-}
-
-/// Copies a tree (for moves across filesystems), as `mv` does: symbolic
-/// links are made again as links (never followed: one that leads out of
-/// the folder must not pull outside data in), special files are left out.
-/// Blocking.
-fn copy_tree(src: &Path, dst: &Path) -> io::Result<()> {
-    let meta = fs::symlink_metadata(src)?;
-    let ft = meta.file_type();
-    if ft.is_symlink() {
-        std::os::unix::fs::symlink(fs::read_link(src)?, dst)?;
-    } else if ft.is_dir() {
-        fs::create_dir(dst)?;
-        for item in fs::read_dir(src)? {
-            let item = item?;
-            copy_tree(&item.path(), &dst.join(item.file_name()))?;
-        }
-    } else if ft.is_file() {
-        fs::copy(src, dst)?;
-        fs::File::open(dst)?.sync_all()?;
-    }
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn moves_across_filesystems_never_follow_links() {
-        let dir = tempfile::tempdir().unwrap();
-        let outside = dir.path().join("outside.txt");
-        fs::write(&outside, b"outside").unwrap();
-        let src = dir.path().join("src");
-        fs::create_dir_all(src.join("sub")).unwrap();
-        fs::write(src.join("sub/a.txt"), b"a").unwrap();
-        std::os::unix::fs::symlink(&outside, src.join("sub/out")).unwrap();
-        std::os::unix::fs::symlink(dir.path(), src.join("up")).unwrap();
-        let dst = dir.path().join("dst");
-        copy_tree(&src, &dst).unwrap();
-        assert_eq!(fs::read(dst.join("sub/a.txt")).unwrap(), b"a");
-        assert!(
-            fs::symlink_metadata(dst.join("sub/out"))
-                .unwrap()
-                .file_type()
-                .is_symlink()
-        );
-        assert_eq!(fs::read_link(dst.join("sub/out")).unwrap(), outside);
-        assert!(
-            fs::symlink_metadata(dst.join("up"))
-                .unwrap()
-                .file_type()
-                .is_symlink()
-        );
-    }
 }

@@ -27,8 +27,11 @@ mod watch;
 
 pub use access::{Op, Principal, SharePermission, ShareScope};
 pub use error::{FabricError, Result};
-pub use fabric::{Address, DEFAULT_MIN_FREE_SPACE, Fabric, FabricConfig, FolderOptions};
-pub use files::{FileBody, INLINE_LIMIT, OpenFile, Precondition, Upload};
+pub use fabric::{Address, DEFAULT_MIN_FREE_SPACE, Fabric, FabricConfig, FolderOptions, Place};
+pub use files::{
+    FileBody, INLINE_LIMIT, OpenFile, Precondition, ReadHandle, SPARSE_ALLOWANCE, Upload,
+    UploadWriter,
+};
 pub use media::{MediaKind, is_servable_media, media_kind, media_mime};
 pub use path::{RelPath, is_os_metadata};
 pub use props::{Lock, Property, Quota};

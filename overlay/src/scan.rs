@@ -9,10 +9,11 @@
 //! vanished goes to the trash (`disk-delete`).
 
 use crate::catalog::{EntryRow, NewVersion};
-use crate::error::Result;
+use crate::error::{FabricError, Result};
 use crate::fabric::{Fabric, blocking};
 use crate::path::RelPath;
 use crate::resource::{EntryKind, Folder, now_ms};
+use crate::store::beneath::{Root, Standing};
 use crate::store::blobs::hash_file;
 use crate::store::local;
 use std::collections::HashMap;
@@ -259,33 +260,44 @@ impl Fabric {
     /// replaced as a version when the blob store has it. Returns whether the
     /// catalog changed.
     async fn observe_file(&self, folder: &Arc<Folder>, rel: &RelPath) -> Result<bool> {
-        let disk = rel.to_disk(&folder.path);
-        let before = match tokio::fs::metadata(&disk).await {
-            Ok(m) => m,
-            Err(_) => return Ok(false), // gone again; its own event follows
+        // The file itself, never through a link, below the folder's root.
+        let (path, r) = (folder.path.clone(), rel.clone());
+        let opened = blocking(move || {
+            let parent = Root::open(&path)?.parent(&r)?;
+            if parent.standing()? != Standing::File {
+                return Err(FabricError::NotFound);
+            }
+            let f = parent.open_file()?;
+            let meta = f.metadata()?;
+            Ok((Arc::new(parent), f, meta))
+        })
+        .await;
+        let Ok((parent, file, before)) = opened else {
+            return Ok(false); // gone again (or not a file); its own event follows
         };
         // From the look at the blob store until the catalog refers to it.
         let _lease = self.inner.blobs.lease().await?;
         // OS metadata files (`.DS_Store`, `._*`) get no copies and no versions.
         let junk = crate::path::is_os_metadata(rel.name());
         let keep = folder.keep_copies && !junk;
-        let (blobs, d) = (self.inner.blobs.clone(), disk.clone());
+        let blobs = self.inner.blobs.clone();
         let (min_free, size) = (self.inner.min_free_space, before.len());
         let (hash, _) = blocking(move || {
             // A copy only while the disk has room for it.
             if keep && blobs.ensure_room(size, min_free).is_ok() {
-                blobs.ingest(&d)
+                blobs.ingest(&file)
             } else {
-                hash_file(&d)
+                hash_file(&file)
             }
         })
         .await?;
         let _held = self.lock_folder(&folder.id).await?;
-        let after = match tokio::fs::metadata(&disk).await {
-            Ok(m) => m,
+        let r = rel.clone();
+        let after = match blocking(move || parent.entry(&r)).await {
+            Ok(e) => e,
             Err(_) => return Ok(false),
         };
-        let (size, mtime) = (after.len() as i64, local::mtime_ns(&after));
+        let (size, mtime) = (after.size as i64, after.mtime_ns);
         if before.len() as i64 != size || local::mtime_ns(&before) != mtime {
             return Ok(false); // still being written; the next event re-hashes it
         }
@@ -293,10 +305,11 @@ impl Fabric {
         if matches_disk(known.as_ref(), size, mtime) {
             return Ok(false); // Glow wrote it meanwhile
         }
-        if let Some(k) = known.filter(|k| !junk && !k.deleted && k.kind() == EntryKind::File)
-            && let Some(old) = k
-                .hash
-                .filter(|h| *h != hash && self.inner.blobs.contains(h))
+        let earlier = known
+            .filter(|k| !junk && !k.deleted && k.kind() == EntryKind::File)
+            .and_then(|k| k.hash.clone().filter(|h| *h != hash).map(|h| (k, h)));
+        if let Some((k, old)) = earlier
+            && self.inner.blobs.has(&old).await
         {
             let latest = self
                 .inner
@@ -351,12 +364,13 @@ impl Fabric {
         if k.deleted {
             return Ok(());
         }
-        if let Some(hash) = k
-            .hash
-            .as_deref()
-            .filter(|h| k.kind() == EntryKind::File && self.inner.blobs.contains(h))
-            .filter(|_| !crate::path::is_os_metadata(rel.name()))
-        {
+        let stored = match k.hash.as_deref() {
+            Some(h) if k.kind() == EntryKind::File && !crate::path::is_os_metadata(rel.name()) => {
+                self.inner.blobs.has(h).await.then_some(h)
+            }
+            _ => None,
+        };
+        if let Some(hash) = stored {
             let cat = &self.inner.catalog;
             let trash_id = cat
                 .insert_trash(

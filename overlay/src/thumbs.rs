@@ -11,7 +11,7 @@
 
 use crate::access::{Op, Principal};
 use crate::error::{FabricError, Result};
-use crate::fabric::{Address, Fabric, blocking, check_share_bound, share_root};
+use crate::fabric::{Address, Fabric, blocking};
 use crate::store::local;
 use std::io::Cursor;
 use std::path::Path;
@@ -51,18 +51,16 @@ impl Fabric {
         if !can_thumbnail(addr.path.name()) {
             return Err(FabricError::Invalid("not an image Glow can preview".into()));
         }
-        let folder = self.folder_for(who, addr, Op::Content).await?;
-        let (root, rel) = (folder.path.clone(), addr.path.clone());
-        let scope = share_root(who, &folder);
+        let r = self.resolve(who, addr, Op::Content).await?;
         let cache_dir = self.data_dir().join("thumbs");
-        let folder_id = folder.id.clone();
         let looked_up = blocking(move || {
-            let disk = local::confine(&root, &rel, false)?;
-            check_share_bound(scope.as_deref(), &disk)?;
-            let meta = std::fs::metadata(&disk)?;
+            let file = r.root()?.open_file(&r.rel)?;
+            let meta = file.metadata()?;
             let key = blake3::hash(
                 format!(
-                    "{folder_id}\0{rel}\0{}\0{}\0{side}",
+                    "{}\0{}\0{}\0{}\0{side}",
+                    r.folder.id,
+                    r.rel,
                     meta.len(),
                     local::mtime_ns(&meta)
                 )
@@ -74,11 +72,11 @@ impl Fabric {
             match std::fs::read(&cached) {
                 Ok(bytes) => Ok(Ok(bytes)),
                 // The header first: how much the pixels need.
-                Err(_) => Ok(Err((decoded_size(&disk)?, disk, cached))),
+                Err(_) => Ok(Err((decoded_size(&file)?, file, cached))),
             }
         })
         .await?;
-        let (need, disk, cached) = match looked_up {
+        let (need, file, cached) = match looked_up {
             Ok(bytes) => return Ok(bytes),
             Err(miss) => miss,
         };
@@ -91,7 +89,7 @@ impl Fabric {
             .await
             .map_err(|_| too_big())?;
         blocking(move || {
-            let bytes = render(&disk, side)?;
+            let bytes = render(&file, side)?;
             store(&cached, &bytes);
             Ok(bytes)
         })
@@ -103,24 +101,28 @@ fn too_big() -> FabricError {
     FabricError::Invalid("this image is too large to preview".into())
 }
 
+/// An image reader over `file` from its start.
+fn reader(file: &std::fs::File) -> Result<image::ImageReader<std::io::BufReader<std::fs::File>>> {
+    use std::io::{Seek, SeekFrom};
+    let mut f = file.try_clone()?;
+    f.seek(SeekFrom::Start(0))?;
+    Ok(image::ImageReader::new(std::io::BufReader::new(f)).with_guessed_format()?)
+}
+
+fn unreadable(e: image::ImageError) -> FabricError {
+    FabricError::Invalid(format!("cannot read this image: {e}"))
+}
+
 /// How many bytes an image's pixels take decoded, from its header alone.
-fn decoded_size(path: &Path) -> Result<u64> {
+fn decoded_size(file: &std::fs::File) -> Result<u64> {
     use image::ImageDecoder;
-    let bad = |e: image::ImageError| FabricError::Invalid(format!("cannot read this image: {e}"));
-    let decoder = image::ImageReader::open(path)?
-        .with_guessed_format()?
-        .into_decoder()
-        .map_err(bad)?;
+    let decoder = reader(file)?.into_decoder().map_err(unreadable)?;
     Ok(decoder.total_bytes())
 }
 
-fn render(path: &Path, side: u32) -> Result<Vec<u8>> {
+fn render(file: &std::fs::File, side: u32) -> Result<Vec<u8>> {
     use image::ImageDecoder;
-    let bad = |e: image::ImageError| FabricError::Invalid(format!("cannot read this image: {e}"));
-    let mut decoder = image::ImageReader::open(path)?
-        .with_guessed_format()?
-        .into_decoder()
-        .map_err(bad)?;
+    let mut decoder = reader(file)?.into_decoder().map_err(unreadable)?;
     // The caller reserved what the header claimed; the decoder may not
     // allocate beyond it (a file whose header lies is refused).
     let mut limits = image::Limits::default();
@@ -130,13 +132,13 @@ fn render(path: &Path, side: u32) -> Result<Vec<u8>> {
             .saturating_add(1 << 20)
             .min(DECODE_BUDGET),
     );
-    decoder.set_limits(limits).map_err(bad)?;
-    let img = image::DynamicImage::from_decoder(decoder).map_err(bad)?;
+    decoder.set_limits(limits).map_err(unreadable)?;
+    let img = image::DynamicImage::from_decoder(decoder).map_err(unreadable)?;
     let thumb = img.thumbnail(side, side).to_rgb8();
     let mut out = Cursor::new(Vec::new());
     thumb
         .write_to(&mut out, image::ImageFormat::Jpeg)
-        .map_err(bad)?;
+        .map_err(unreadable)?;
     Ok(out.into_inner())
 }
 
@@ -166,12 +168,13 @@ mod tests {
         image::RgbImage::from_pixel(1000, 500, image::Rgb([200, 30, 30]))
             .save(&png)
             .unwrap();
-        let jpeg = render(&png, THUMB_SIZE).unwrap();
+        let open = |p: &Path| std::fs::File::open(p).unwrap();
+        let jpeg = render(&open(&png), THUMB_SIZE).unwrap();
         let back = image::load_from_memory(&jpeg).unwrap();
         assert_eq!((back.width(), back.height()), (256, 128));
         std::fs::write(dir.path().join("junk.png"), b"not a png").unwrap();
-        assert!(render(&dir.path().join("junk.png"), THUMB_SIZE).is_err());
-        assert_eq!(decoded_size(&png).unwrap(), 1000 * 500 * 3);
+        assert!(render(&open(&dir.path().join("junk.png")), THUMB_SIZE).is_err());
+        assert_eq!(decoded_size(&open(&png)).unwrap(), 1000 * 500 * 3);
         assert!(can_thumbnail("A.JPG") && !can_thumbnail("a.txt"));
     }
 }

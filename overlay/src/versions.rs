@@ -13,19 +13,18 @@ use crate::fabric::{Address, Fabric, blocking};
 use crate::path::RelPath;
 use crate::resource::{Folder, TrashItem, Version, now_ms};
 use crate::store::local;
-use std::path::Path;
 
 impl Fabric {
-    /// Keeps the current content of the file at `disk` as a version of `rel`.
-    /// Reuses the stored blob when the catalog's hash still describes the
-    /// file; otherwise copies the file into the blob store. Caller holds the
-    /// folder lock.
+    /// Keeps the current content of `file` (the file at `rel`, open) as a
+    /// version of `rel`. Reuses the stored blob when the catalog's hash
+    /// still describes the file; otherwise copies the file into the blob
+    /// store. Caller holds the folder lock.
     #[allow(clippy::too_many_arguments)]
     pub(crate) async fn keep_version(
         &self,
         folder: &Folder,
         rel: &RelPath,
-        disk: &Path,
+        file: std::fs::File,
         reason: &str,
         front: &str,
         actor: &str,
@@ -36,21 +35,29 @@ impl Fabric {
         }
         // From the look at the store until the version row refers to it.
         let _lease = self.inner.blobs.lease().await?;
-        let meta = tokio::fs::metadata(disk).await?;
+        let file = std::sync::Arc::new(file);
+        let meta = {
+            let f = file.clone();
+            blocking(move || Ok(f.metadata()?)).await?
+        };
         let (size, mtime) = (meta.len() as i64, local::mtime_ns(&meta));
         let known = self.inner.catalog.entry(&folder.id, rel.as_str()).await?;
-        let reusable = known
+        let mut reusable = known
             .filter(|e| !e.deleted && e.size == size && e.mtime_ns == mtime)
-            .and_then(|e| e.hash)
-            .filter(|h| self.inner.blobs.contains(h));
+            .and_then(|e| e.hash);
+        if let Some(h) = &reusable
+            && !self.inner.blobs.has(h).await
+        {
+            reusable = None;
+        }
         let hash = match reusable {
             Some(h) => h,
             None => {
-                let (blobs, disk) = (self.inner.blobs.clone(), disk.to_path_buf());
+                let blobs = self.inner.blobs.clone();
                 let min_free = self.inner.min_free_space;
                 blocking(move || {
                     blobs.ensure_room(size as u64, min_free)?;
-                    blobs.ingest(&disk)
+                    blobs.ingest(&file)
                 })
                 .await?
                 .0

@@ -58,7 +58,7 @@ impl Fabric {
                 if watched.contains_key(&folder.id) {
                     continue;
                 }
-                match self.watch(folder.clone()) {
+                match self.watch(folder.clone()).await {
                     Ok(w) => {
                         watched.insert(folder.id.clone(), w);
                     }
@@ -78,12 +78,21 @@ impl Fabric {
         }
     }
 
-    fn watch(&self, folder: Arc<Folder>) -> notify::Result<Watched> {
+    async fn watch(&self, folder: Arc<Folder>) -> notify::Result<Watched> {
         let (tx, rx) = mpsc::unbounded_channel();
         let mut watcher = notify::recommended_watcher(move |ev| {
             let _ = tx.send(ev);
         })?;
-        watcher.watch(&folder.path, RecursiveMode::Recursive)?;
+        // A recursive watch visits every directory (one inotify watch
+        // each): a large folder takes a while, off the async threads.
+        let path = folder.path.clone();
+        let watcher = tokio::task::spawn_blocking(move || {
+            watcher
+                .watch(&path, RecursiveMode::Recursive)
+                .map(|()| watcher)
+        })
+        .await
+        .map_err(|e| notify::Error::generic(&e.to_string()))??;
         let task = tokio::spawn(self.clone().follow(folder, rx));
         Ok(Watched {
             _watcher: watcher,

@@ -293,11 +293,12 @@ async fn other_namespaces_and_bad_targets_are_refused() {
         w.fabric.write(&w.alice, &at("d"), empty, "t").await,
         Err(FabricError::WrongKind(_))
     ));
-    let read = w
+    let handle = w
         .fabric
-        .read_at(&w.alice, &at("a.txt"), 1, 3)
+        .open_read_handle(&w.alice, &at("a.txt"))
         .await
         .unwrap();
-    assert_eq!(read, b"lph");
+    assert_eq!(handle.read_at(1, 3).await.unwrap(), &b"lph"[..]);
+    assert_eq!(handle.read_at(99, 3).await.unwrap(), &b""[..]);
     assert_in_sync(&w).await;
 }

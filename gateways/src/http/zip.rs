@@ -29,8 +29,12 @@ pub fn download(state: &AppState, who: &Principal, addr: &Address, name: &str) -
     let (tx, rx) = tokio::io::duplex(PIPE);
     let (done_tx, done_rx) = tokio::sync::oneshot::channel();
     let (fabric, who, addr) = (state.fabric.clone(), who.clone(), addr.clone());
-    tokio::spawn(async move {
-        let result = write(&fabric, &who, &addr, tx).await;
+    // Deflating is CPU work: the writer runs on a blocking-pool thread of
+    // its own (driving its async calls there), not on the async threads
+    // that serve everyone else.
+    let runtime = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || {
+        let result = runtime.block_on(write(&fabric, &who, &addr, tx));
         if let Err(e) = &result {
             tracing::warn!(folder = %addr, "zip download stopped: {e}");
         }

@@ -19,8 +19,10 @@
 
 use super::error::Failure;
 use bytes::{Bytes, BytesMut};
-use overlay::{Address, Entry, Fabric, FabricError, FileBody, Precondition, Principal, RelPath};
-use overlay::{Upload, files::read_at};
+use overlay::{
+    Address, Entry, Fabric, FabricError, Place, Precondition, Principal, ReadHandle, RelPath,
+};
+use overlay::{Upload, UploadWriter};
 use russh_sftp::extensions::{
     FsyncExtension, HardlinkExtension, LimitsExtension, Statvfs, StatvfsExtension,
 };
@@ -152,11 +154,7 @@ fn failure(id: u32, f: Failure) -> Packet {
 /// What a handle refers to.
 enum Open {
     /// A file opened for reading.
-    Read {
-        addr: Address,
-        entry: Entry,
-        body: Body,
-    },
+    Read { addr: Address, handle: ReadHandle },
     /// A file being written.
     Write(Writing),
     /// A directory listing, handed out in batches.
@@ -166,10 +164,10 @@ enum Open {
     },
 }
 
-/// The content of a file opened for reading.
-enum Body {
-    Inline(Bytes),
-    File(Arc<std::fs::File>),
+/// What a READ reads from.
+enum Source {
+    File(ReadHandle),
+    Upload(UploadWriter),
 }
 
 /// A file opened for writing.
@@ -185,14 +183,6 @@ struct Writing {
     /// Permission bits and mtime to set once the content is saved.
     mode: Option<u32>,
     mtime: Option<SystemTime>,
-}
-
-/// Where a path points in the caller's namespace.
-enum Place {
-    /// `/`: the caller's folders.
-    Root,
-    /// Something in a folder (its root when the path is empty).
-    In(Address),
 }
 
 struct Engine {
@@ -322,14 +312,7 @@ impl Engine {
     // ---- paths ------------------------------------------------------------
 
     fn place(&self, path: &str) -> Result<Place, Failure> {
-        let parts = components(path);
-        let Some((folder, rest)) = parts.split_first() else {
-            return Ok(Place::Root);
-        };
-        RelPath::from_components([*folder]).map_err(|_| Failure::no_such_file())?;
-        let rel = RelPath::from_components(rest.iter().copied())
-            .map_err(|e| Failure::failed(e.to_string()))?;
-        Ok(Place::In(Address::new(self.who.actor(), *folder, rel)))
+        Ok(Place::of(&self.who, components(path))?)
     }
 
     /// A path that must name something inside a folder, not a folder itself.
@@ -338,6 +321,29 @@ impl Engine {
             Place::In(a) if !a.path.is_root() => Ok(a),
             _ => Err(Failure::denied(what)),
         }
+    }
+
+    /// Makes what this session has written to `addr` (a file it has not
+    /// closed yet) the file's content, as `fsync` would, before a request
+    /// that acts on the file by its name. sshfs sends a file's CLOSE after
+    /// the program's `close(2)` has returned, so an rsync that renames its
+    /// temp file over the target may overtake it: the rename must move what
+    /// was written.
+    async fn settle(&mut self, addr: &Address) -> Result<(), Failure> {
+        for open in self.handles.values_mut() {
+            if let Open::Write(w) = open
+                && (w.addr == *addr
+                    || w.addr.path.starts_with(&addr.path) && w.addr.folder == addr.folder)
+                && w.dirty
+                && !w.failed.load(Ordering::Relaxed)
+            {
+                if let Some(u) = w.upload.take() {
+                    u.commit().await?;
+                }
+                w.dirty = false;
+            }
+        }
+        Ok(())
     }
 
     async fn entry(&self, addr: &Address) -> Result<Entry, Failure> {
@@ -415,16 +421,8 @@ impl Engine {
                 mtime: None,
             })
         } else {
-            let opened = self.fabric.open_file(&self.who, &addr).await?;
-            let body = match opened.body {
-                FileBody::Inline(b) => Body::Inline(b),
-                FileBody::File(f) => Body::File(Arc::new(f.into_std().await)),
-            };
-            Open::Read {
-                addr,
-                entry: opened.entry,
-                body,
-            }
+            let handle = self.fabric.open_read_handle(&self.who, &addr).await?;
+            Open::Read { addr, handle }
         };
         Ok(Packet::Handle(Handle {
             id,
@@ -441,29 +439,10 @@ impl Engine {
 
     async fn read(&mut self, id: u32, handle: &str, offset: u64, len: u32) {
         let len = len.min(MAX_DATA) as usize;
-        let file = match self.handles.get_mut(handle) {
-            Some(Open::Read {
-                body: Body::Inline(b),
-                ..
-            }) => {
-                let reply = if offset >= b.len() as u64 {
-                    failure(id, Failure::eof())
-                } else {
-                    let start = offset as usize;
-                    let end = start.saturating_add(len).min(b.len());
-                    Packet::Data(Data {
-                        id,
-                        data: b[start..end].to_vec(),
-                    })
-                };
-                return self.send(reply).await;
-            }
-            Some(Open::Read {
-                body: Body::File(f),
-                ..
-            }) => f.clone(),
+        let source = match self.handles.get_mut(handle) {
+            Some(Open::Read { handle, .. }) => Source::File(handle.clone()),
             Some(Open::Write(w)) => match ensure_upload(&self.fabric, &self.who, w).await {
-                Ok(u) => u.pending_file(),
+                Ok(u) => Source::Upload(u.writer()),
                 Err(f) => return self.send(failure(id, f)).await,
             },
             Some(Open::Dir { .. }) => {
@@ -475,12 +454,17 @@ impl Engine {
         };
         let slot = self.slot().await;
         self.spawn(async move {
-            let got = tokio::task::spawn_blocking(move || read_at(&file, offset, len)).await;
+            let got = match source {
+                Source::File(h) => h.read_at(offset, len).await,
+                Source::Upload(w) => w.read_at(offset, len).await,
+            };
             let reply = match got {
-                Ok(Ok(data)) if data.is_empty() => failure(id, Failure::eof()),
-                Ok(Ok(data)) => Packet::Data(Data { id, data }),
-                Ok(Err(e)) => failure(id, e.into()),
-                Err(_) => failure(id, Failure::failed("read failed")),
+                Ok(data) if data.is_empty() => failure(id, Failure::eof()),
+                Ok(data) => Packet::Data(Data {
+                    id,
+                    data: data.to_vec(),
+                }),
+                Err(e) => failure(id, e.into()),
             };
             if let Some(b) = encode(reply) {
                 let _ = slot.send(b);
@@ -500,7 +484,8 @@ impl Engine {
         };
         let append = w.append;
         let failed = w.failed.clone();
-        let file = match ensure_upload(&self.fabric, &self.who, w).await {
+        let data = Bytes::from(data);
+        let writer = match ensure_upload(&self.fabric, &self.who, w).await {
             Ok(u) => {
                 // In request order, before the writes run side by side.
                 // (An append lands wherever the end is: not in sequence.)
@@ -510,33 +495,24 @@ impl Engine {
                     failed.store(true, Ordering::Relaxed);
                     return self.send(failure(id, e.into())).await;
                 }
-                u.pending_file()
+                u.writer()
             }
             Err(f) => return self.send(failure(id, f)).await,
         };
         w.dirty = true;
         let slot = self.slot().await;
         let job = async move {
-            let done = tokio::task::spawn_blocking(move || {
-                use std::os::unix::fs::FileExt;
-                // Appends land at the end whatever the offset (SFTP v3).
-                let at = if append {
-                    file.metadata()?.len()
-                } else {
-                    offset
-                };
-                file.write_all_at(&data, at)
-            })
-            .await;
+            // Appends land at the end whatever the offset (SFTP v3).
+            let done = if append {
+                writer.append(data).await
+            } else {
+                writer.write_at(offset, data).await
+            };
             let reply = match done {
-                Ok(Ok(())) => ok(id),
-                Ok(Err(e)) => {
+                Ok(()) => ok(id),
+                Err(e) => {
                     failed.store(true, Ordering::Relaxed);
-                    failure(id, FabricError::from(e).into())
-                }
-                Err(_) => {
-                    failed.store(true, Ordering::Relaxed);
-                    failure(id, Failure::failed("write failed"))
+                    failure(id, e.into())
                 }
             };
             if let Some(b) = encode(reply) {
@@ -586,7 +562,7 @@ impl Engine {
     async fn fstat(&mut self, id: u32, handle: &str) -> Result<Packet, Failure> {
         let attrs = match self.handles.get(handle) {
             None => return Err(bad_handle()),
-            Some(Open::Read { entry, .. }) => attrs_of(entry),
+            Some(Open::Read { handle, .. }) => attrs_of(handle.entry()),
             Some(Open::Dir { addr: None, .. }) => root_attrs(),
             Some(Open::Dir { addr: Some(a), .. }) => attrs_of(&self.entry(a).await?),
             Some(Open::Write(w)) => {
@@ -613,6 +589,7 @@ impl Engine {
             Place::Root => return Err(Failure::denied("the top level cannot be changed")),
             Place::In(a) => a,
         };
+        self.settle(&addr).await?;
         if let Some(size) = attrs.size {
             let mut w = Writing {
                 upload: Some(
@@ -740,6 +717,7 @@ impl Engine {
             path,
             "folders are removed with `glow folder remove`, not over SFTP",
         )?;
+        self.settle(&addr).await?;
         let entry = self.entry(&addr).await?;
         match (dir, entry.is_dir()) {
             (false, true) => return Err(Failure::failed("is a directory")),
@@ -771,9 +749,20 @@ impl Engine {
     ) -> Result<Packet, Failure> {
         let what = "folders are renamed with `glow folder`, not over SFTP";
         let (a, b) = (self.inside(from, what)?, self.inside(to, what)?);
+        self.settle(&a).await?;
+        self.settle(&b).await?;
         self.fabric
             .rename(&self.who, &a, &b, overwrite, "sftp")
             .await?;
+        // Handles still open follow the file, as a descriptor would.
+        for open in self.handles.values_mut() {
+            if let Open::Write(w) = open
+                && w.addr.folder == a.folder
+                && w.addr.path.starts_with(&a.path)
+            {
+                w.addr = b.with_path(w.addr.path.rebase(&a.path, &b.path));
+            }
+        }
         Ok(ok(id))
     }
 

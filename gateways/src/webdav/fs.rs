@@ -12,7 +12,7 @@ use dav_server::fs::{
     GuardedFileSystem, OpenOptions, ReadDirMeta,
 };
 use futures_util::{FutureExt, stream};
-use overlay::{Address, Entry, Fabric, FileBody, Precondition, Principal, RelPath, Upload};
+use overlay::{Address, Entry, Fabric, FileBody, Place, Precondition, Principal, Upload};
 use std::io::SeekFrom;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
@@ -80,29 +80,17 @@ impl PropsCache {
     }
 }
 
-/// Where a DAV path points.
-pub(super) enum Target {
-    /// `/`: the caller's folders.
-    Root,
-    /// Something inside a folder.
-    In(Address),
-}
-
-pub(super) fn target(path: &DavPath, who: &Principal) -> FsResult<Target> {
+/// Where a DAV path points in the caller's namespace (the fabric's one
+/// mapping).
+pub(super) fn target(path: &DavPath, who: &Principal) -> FsResult<Place> {
     let text = std::str::from_utf8(path.as_bytes()).map_err(|_| FsError::NotFound)?;
-    let mut parts = text.split('/').filter(|p| !p.is_empty());
-    let Some(folder) = parts.next() else {
-        return Ok(Target::Root);
-    };
-    let rel = RelPath::from_components(parts).map_err(|_| FsError::Forbidden)?;
-    RelPath::from_components([folder]).map_err(|_| FsError::Forbidden)?;
-    Ok(Target::In(Address::new(who.actor(), folder, rel)))
+    Place::of(who, text.split('/')).map_err(|_| FsError::Forbidden)
 }
 
 fn in_folder(path: &DavPath, who: &Principal) -> FsResult<Address> {
     match target(path, who)? {
-        Target::Root => Err(FsError::Forbidden),
-        Target::In(a) => Ok(a),
+        Place::Root => Err(FsError::Forbidden),
+        Place::In(a) => Ok(a),
     }
 }
 
@@ -220,7 +208,6 @@ impl DavFile for GlowFile {
                     ..
                 } => {
                     let n = buf.len() as u64;
-                    u.note_write(*pos, &buf).map_err(to_fs)?;
                     u.write_at(*pos, buf).await.map_err(to_fs)?;
                     *pos += n;
                     Ok(())
@@ -378,7 +365,7 @@ impl GuardedFileSystem<Principal> for GlowDavFs {
     ) -> FsFuture<'a, FsStream<Box<dyn DavDirEntry>>> {
         async move {
             let entries: Vec<DirEntry> = match target(path, who)? {
-                Target::Root => self
+                Place::Root => self
                     .fabric
                     .folders(who, Some(who.actor()))
                     .await
@@ -389,7 +376,7 @@ impl GuardedFileSystem<Principal> for GlowDavFs {
                         meta: Meta::root(),
                     })
                     .collect(),
-                Target::In(addr) => self
+                Place::In(addr) => self
                     .fabric
                     .list(who, &addr)
                     .await
@@ -418,8 +405,8 @@ impl GuardedFileSystem<Principal> for GlowDavFs {
     ) -> FsFuture<'a, Box<dyn DavMetaData>> {
         async move {
             let m = match target(path, who)? {
-                Target::Root => Meta::root(),
-                Target::In(addr) => Meta::of(&self.fabric.stat(who, &addr).await.map_err(to_fs)?),
+                Place::Root => Meta::root(),
+                Place::In(addr) => Meta::of(&self.fabric.stat(who, &addr).await.map_err(to_fs)?),
             };
             Ok(Box::new(m) as Box<dyn DavMetaData>)
         }
@@ -504,7 +491,7 @@ impl GuardedFileSystem<Principal> for GlowDavFs {
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send + 'a>> {
         async move {
             match target(path, who) {
-                Ok(Target::In(addr)) => self.props_cache.has(&self.fabric, who, &addr).await,
+                Ok(Place::In(addr)) => self.props_cache.has(&self.fabric, who, &addr).await,
                 _ => false,
             }
         }
@@ -553,7 +540,7 @@ impl GuardedFileSystem<Principal> for GlowDavFs {
         who: &'a Principal,
     ) -> FsFuture<'a, Vec<DavProp>> {
         async move {
-            let Target::In(addr) = target(path, who)? else {
+            let Place::In(addr) = target(path, who)? else {
                 return Ok(Vec::new());
             };
             let props = self.fabric.properties(who, &addr).await.map_err(to_fs)?;

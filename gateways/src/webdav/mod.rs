@@ -287,7 +287,7 @@ async fn delete_tree(
         return None;
     }
     let path = dav_path(uri)?;
-    let fs::Target::In(addr) = fs::target(&path, who).ok()? else {
+    let overlay::Place::In(addr) = fs::target(&path, who).ok()? else {
         return None;
     };
     if addr.path.is_root() || !dav.fabric.stat(who, &addr).await.ok()?.is_dir() {

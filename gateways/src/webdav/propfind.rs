@@ -10,9 +10,10 @@
 //! and apache do (dav-server leaves them out). Anything else goes to
 //! dav-server.
 
-use super::fs::{GlowDavFs, Target, target};
+use super::fs::{GlowDavFs, target};
 use crate::xml::escape_into;
 use bytes::{BufMut, Bytes, BytesMut};
+use overlay::Place;
 use overlay::{Entry, Fabric, Principal};
 use std::fmt::Write as _;
 use std::time::{Duration, UNIX_EPOCH};
@@ -107,7 +108,7 @@ pub(super) async fn answer(
     body: &[u8],
 ) -> Option<Box<dyn Iterator<Item = Bytes> + Send>> {
     let wanted = wanted(body)?;
-    let Ok(Target::In(addr)) = target(path, who) else {
+    let Ok(Place::In(addr)) = target(path, who) else {
         return None;
     };
     if fs.folder_has_props(who, &addr).await {

@@ -7,7 +7,7 @@ use crate::error::{FabricError, Result};
 use crate::fabric::blocking;
 use crate::path::{RelPath, is_os_metadata};
 use crate::resource::{Entry, Folder};
-use crate::store::local;
+use crate::store::beneath::Root;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -147,20 +147,30 @@ type ViewKey = (MediaKind, String);
 
 impl ProbeCache {
     /// The facts of a file, read now unless its size and mtime are those
-    /// of the last read. Blocking.
-    pub fn get(&self, disk: &Path, e: &Entry, kind: MediaKind) -> Arc<MediaInfo> {
+    /// of the last read (`key` names it in the cache; `open` opens it below
+    /// its folder's root). Blocking.
+    pub fn get(
+        &self,
+        key: &Path,
+        open: impl FnOnce() -> Option<std::fs::File>,
+        e: &Entry,
+        kind: MediaKind,
+    ) -> Arc<MediaInfo> {
         {
             let map = self.0.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some((size, mtime, info)) = map.get(disk)
+            if let Some((size, mtime, info)) = map.get(key)
                 && *size == e.size
                 && *mtime == e.mtime_ns
             {
                 return info.clone();
             }
         }
-        let info = Arc::new(probe::probe(disk, kind));
+        let info = Arc::new(match open() {
+            Some(f) => probe::probe(&f, &e.name, kind),
+            None => MediaInfo::default(),
+        });
         let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        map.insert(disk.to_owned(), (e.size, e.mtime_ns, info.clone()));
+        map.insert(key.to_owned(), (e.size, e.mtime_ns, info.clone()));
         info
     }
 }
@@ -232,7 +242,9 @@ impl MediaLibrary {
         let update_id = self.update_id();
         cell.get_or_try_init(|| async {
             let (root, probes) = (folder.path.clone(), self.probes.clone());
-            let dirs = blocking(move || walk(&root, &RelPath::root(), &probes, update_id)).await?;
+            let dirs =
+                blocking(move || walk(&Root::open(&root)?, &RelPath::root(), &probes, update_id))
+                    .await?;
             self.views.lock().unwrap_or_else(|e| e.into_inner()).clear();
             Ok::<_, FabricError>(Arc::new(FolderTree {
                 folder: folder.clone(),
@@ -302,7 +314,9 @@ impl MediaLibrary {
         let probes = self.probes.clone();
         let changed: Vec<RelPath>;
         if rescan {
-            let dirs = blocking(move || walk(&root, &RelPath::root(), &probes, update_id)).await?;
+            let dirs =
+                blocking(move || walk(&Root::open(&root)?, &RelPath::root(), &probes, update_id))
+                    .await?;
             changed = dirs.keys().cloned().collect();
             *tree.dirs.write().unwrap_or_else(|e| e.into_inner()) = dirs;
         } else {
@@ -325,16 +339,14 @@ impl MediaLibrary {
             let update = blocking(move || {
                 let mut found = HashMap::new();
                 let mut gone = Vec::new();
+                let root = Root::open(&root)?;
                 for d in dirty {
-                    let disk = match local::confine(&root, &d, false) {
-                        Ok(p) if p.is_dir() => p,
-                        _ => {
-                            gone.push(d);
-                            continue;
-                        }
-                    };
+                    if !root.metadata(&d).is_ok_and(|m| m.is_dir()) {
+                        gone.push(d);
+                        continue;
+                    }
                     if known.contains(&d) {
-                        found.insert(d.clone(), list(&root, &disk, &d, &probes, update_id)?);
+                        found.insert(d.clone(), list(&root, &d, &probes, update_id)?);
                     } else {
                         found.extend(walk(&root, &d, &probes, update_id)?);
                     }
@@ -381,7 +393,7 @@ impl MediaLibrary {
 
 /// Walks a directory and everything below it. Blocking.
 fn walk(
-    root: &Path,
+    root: &Root,
     start: &RelPath,
     probes: &ProbeCache,
     update_id: u32,
@@ -390,17 +402,14 @@ fn walk(
     let mut seen = HashSet::new();
     let mut todo = vec![start.clone()];
     while let Some(rel) = todo.pop() {
-        let Ok(disk) = local::confine(root, &rel, false) else {
-            continue;
-        };
         // A symbolic link may lead back up the tree: each directory once.
-        let Ok(meta) = std::fs::metadata(&disk) else {
+        let Ok(meta) = root.metadata(&rel) else {
             continue;
         };
         if !meta.is_dir() || !seen.insert(std::os::unix::fs::MetadataExt::ino(&meta)) {
             continue;
         }
-        let dir = list(root, &disk, &rel, probes, update_id)?;
+        let dir = list(root, &rel, probes, update_id)?;
         todo.extend(dir.dirs.iter().map(|d| d.path.clone()));
         out.insert(rel, dir);
     }
@@ -409,14 +418,8 @@ fn walk(
 
 /// Lists one directory: subdirectories, media files and their sidecars.
 /// Blocking.
-fn list(
-    root: &Path,
-    disk: &Path,
-    rel: &RelPath,
-    probes: &ProbeCache,
-    update_id: u32,
-) -> Result<Arc<MediaDir>> {
-    let entries = local::list_dir(root, disk, rel)?;
+fn list(root: &Root, rel: &RelPath, probes: &ProbeCache, update_id: u32) -> Result<Arc<MediaDir>> {
+    let entries = root.list(rel)?;
     let mut dirs = Vec::new();
     let mut files = Vec::new();
     let mut subtitles = Vec::new();
@@ -443,7 +446,8 @@ fn list(
     let mut items: Vec<Arc<MediaItem>> = files
         .into_iter()
         .map(|(entry, kind)| {
-            let info = probes.get(&rel_disk(disk, &entry.name), &entry, kind);
+            let key = entry.path.to_disk(root.path());
+            let info = probes.get(&key, || root.open_file(&entry.path).ok(), &entry, kind);
             let base = base_name(&entry.name).to_owned();
             let (subs, cover) = if kind == MediaKind::Image {
                 (Vec::new(), None)
@@ -481,10 +485,6 @@ fn list(
     }))
 }
 
-fn rel_disk(dir: &Path, name: &str) -> PathBuf {
-    dir.join(name)
-}
-
 /// A file name without its last extension.
 fn base_name(name: &str) -> &str {
     match name.rsplit_once('.') {
@@ -519,7 +519,7 @@ mod tests {
         std::fs::write(root.join("Sub/b.mp4"), b"x").unwrap();
         std::os::unix::fs::symlink(&root, root.join("Sub/loop")).unwrap();
         let probes = ProbeCache::default();
-        let tree = walk(&root, &RelPath::root(), &probes, 7).unwrap();
+        let tree = walk(&Root::open(&root).unwrap(), &RelPath::root(), &probes, 7).unwrap();
         let top = &tree[&RelPath::root()];
         let names: Vec<&str> = top.items.iter().map(|i| i.entry.name.as_str()).collect();
         assert_eq!(names, ["cover.jpg", "film.jpg", "film.mkv", "song.mp3"]);

@@ -26,7 +26,6 @@ use crate::error::{FabricError, Result};
 use crate::fabric::{Address, Fabric, blocking};
 use crate::path::RelPath;
 use crate::resource::Folder;
-use crate::store::local;
 use std::sync::Arc;
 
 /// What kind of media a file is.
@@ -191,11 +190,11 @@ impl Fabric {
     /// The cover picture embedded in an audio file's tags, with its MIME
     /// type.
     pub async fn media_cover(&self, who: &Principal, addr: &Address) -> Result<(String, Vec<u8>)> {
-        let folder = self.media_folder_for(who, addr).await?;
-        let (root, rel) = (folder.path.clone(), addr.path.clone());
+        self.media_folder_for(who, addr).await?;
+        let r = self.resolve(who, addr, Op::Content).await?;
         blocking(move || {
-            let disk = local::confine(&root, &rel, false)?;
-            probe::cover(&disk).ok_or(FabricError::NotFound)
+            let f = r.root()?.open_file(&r.rel)?;
+            probe::cover(&f).ok_or(FabricError::NotFound)
         })
         .await
     }
@@ -210,14 +209,14 @@ impl Fabric {
             ))
         })?;
         let entry = self.stat(who, addr).await?;
-        let folder = self.folder_for(who, addr, Op::Content).await?;
-        let (root, rel) = (folder.path.clone(), addr.path.clone());
+        let r = self.resolve(who, addr, Op::Content).await?;
         // A TV asks again at every seek: facts come from the cache.
         let probes = self.inner.media.probes();
         let e = entry.clone();
         let info = blocking(move || {
-            let disk = local::confine(&root, &rel, false)?;
-            Ok(probes.get(&disk, &e, kind))
+            let root = r.root()?;
+            let key = r.rel.to_disk(&r.folder.path);
+            Ok(probes.get(&key, || root.open_file(&r.rel).ok(), &e, kind))
         })
         .await?;
         Ok(MediaItem {

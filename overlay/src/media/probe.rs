@@ -10,8 +10,15 @@
 
 use super::MediaKind;
 use std::fs::File;
-use std::io::BufReader;
-use std::path::Path;
+use std::io::{BufReader, Seek, SeekFrom};
+
+/// A reader of its own over `file`, from its start (each parser reads from
+/// the top; the file was opened below the folder's root by the caller).
+fn fresh(file: &File) -> Option<File> {
+    let mut f = file.try_clone().ok()?;
+    f.seek(SeekFrom::Start(0)).ok()?;
+    Some(f)
+}
 
 /// What Glow knows about a media file's content.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -88,28 +95,29 @@ pub enum AudioCodec {
     Other,
 }
 
-/// Reads what can be read of a media file's headers. Blocking.
-pub fn probe(path: &Path, kind: MediaKind) -> MediaInfo {
+/// Reads what can be read of a media file's headers (`name` is its name,
+/// for the container its extension says). Blocking.
+pub fn probe(file: &File, name: &str, kind: MediaKind) -> MediaInfo {
     let run = || match kind {
-        MediaKind::Audio => audio(path),
-        MediaKind::Image => image(path),
-        MediaKind::Video => video(path),
+        MediaKind::Audio => audio(file),
+        MediaKind::Image => image(file),
+        MediaKind::Video => video(file, name),
     };
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)) {
         Ok(Some(info)) => info,
         Ok(None) => MediaInfo::default(),
         Err(_) => {
-            tracing::debug!(path = %path.display(), "a media parser panicked on this file");
+            tracing::debug!(name, "a media parser panicked on this file");
             MediaInfo::default()
         }
     }
 }
 
 /// The cover picture in an audio file's tags: MIME type and bytes. Blocking.
-pub fn cover(path: &Path) -> Option<(String, Vec<u8>)> {
+pub fn cover(file: &File) -> Option<(String, Vec<u8>)> {
     let run = || {
         use lofty::prelude::*;
-        let file = lofty::read_from_path(path).ok()?;
+        let file = lofty::read_from(&mut fresh(file)?).ok()?;
         let tag = file.primary_tag().or_else(|| file.first_tag())?;
         let pic = tag.pictures().first()?;
         let mime = pic
@@ -123,9 +131,10 @@ pub fn cover(path: &Path) -> Option<(String, Vec<u8>)> {
         .flatten()
 }
 
-fn audio(path: &Path) -> Option<MediaInfo> {
+fn audio(file: &File) -> Option<MediaInfo> {
     use lofty::prelude::*;
-    let file = lofty::probe::Probe::open(path)
+    let file = lofty::probe::Probe::new(BufReader::new(fresh(file)?))
+        .guess_file_type()
         .ok()?
         .options(lofty::config::ParseOptions::new().read_cover_art(true))
         .read()
@@ -164,9 +173,8 @@ fn audio(path: &Path) -> Option<MediaInfo> {
     Some(info)
 }
 
-fn image(path: &Path) -> Option<MediaInfo> {
-    let (width, height) = image::ImageReader::open(path)
-        .ok()?
+fn image(file: &File) -> Option<MediaInfo> {
+    let (width, height) = image::ImageReader::new(BufReader::new(fresh(file)?))
         .with_guessed_format()
         .ok()?
         .into_dimensions()
@@ -178,22 +186,22 @@ fn image(path: &Path) -> Option<MediaInfo> {
     })
 }
 
-fn video(path: &Path) -> Option<MediaInfo> {
-    let name = path.file_name()?.to_str()?.to_ascii_lowercase();
+fn video(file: &File, name: &str) -> Option<MediaInfo> {
+    let name = name.to_ascii_lowercase();
     if name.ends_with(".mkv") || name.ends_with(".webm") {
-        matroska_info(path)
+        matroska_info(file)
     } else if [".mp4", ".m4v", ".mov", ".3gp"]
         .iter()
         .any(|e| name.ends_with(e))
     {
-        mp4_info(path)
+        mp4_info(file)
     } else {
         None
     }
 }
 
-fn mp4_info(path: &Path) -> Option<MediaInfo> {
-    let file = File::open(path).ok()?;
+fn mp4_info(file: &File) -> Option<MediaInfo> {
+    let file = fresh(file)?;
     let size = file.metadata().ok()?.len();
     let mp4 = mp4::Mp4Reader::read_header(BufReader::new(file), size).ok()?;
     let meta = mp4.metadata();
@@ -246,9 +254,8 @@ fn mp4_info(path: &Path) -> Option<MediaInfo> {
     Some(info)
 }
 
-fn matroska_info(path: &Path) -> Option<MediaInfo> {
-    use std::io::{Seek, SeekFrom};
-    let mut file = BufReader::new(File::open(path).ok()?);
+fn matroska_info(file: &File) -> Option<MediaInfo> {
+    let mut file = BufReader::new(fresh(file)?);
     let size = file.get_ref().metadata().ok()?.len();
     let segment = matroska::get::<_, matroska::Info>(&mut file).ok().flatten();
     file.seek(SeekFrom::Start(0)).ok()?;
@@ -322,15 +329,22 @@ fn matroska_info(path: &Path) -> Option<MediaInfo> {
 mod tests {
     use super::*;
 
-    fn fixture(name: &str) -> std::path::PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../tests/media")
-            .join(name)
+    fn fixture(name: &str) -> File {
+        File::open(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../tests/media")
+                .join(name),
+        )
+        .unwrap()
+    }
+
+    fn probe_fixture(name: &str, kind: MediaKind) -> MediaInfo {
+        probe(&fixture(name), name, kind)
     }
 
     #[test]
     fn reads_the_fixtures() {
-        let mp4 = probe(&fixture("clip.mp4"), MediaKind::Video);
+        let mp4 = probe_fixture("clip.mp4", MediaKind::Video);
         assert_eq!((mp4.width, mp4.height), (Some(320), Some(240)));
         assert_eq!(mp4.duration_ms, Some(3000));
         assert_eq!(mp4.title.as_deref(), Some("Test clip"));
@@ -345,7 +359,7 @@ mod tests {
         assert_eq!((mp4.sample_rate, mp4.channels), (Some(48000), Some(2)));
         assert!(mp4.bitrate.is_some_and(|b| b > 10_000));
 
-        let mkv = probe(&fixture("movie.mkv"), MediaKind::Video);
+        let mkv = probe_fixture("movie.mkv", MediaKind::Video);
         assert_eq!((mkv.width, mkv.height), (Some(320), Some(240)));
         assert_eq!(mkv.duration_ms, Some(2000));
         assert!(matches!(
@@ -353,7 +367,7 @@ mod tests {
             Some(VideoCodec::H264 { profile: 100, .. })
         ));
 
-        let mp3 = probe(&fixture("song.mp3"), MediaKind::Audio);
+        let mp3 = probe_fixture("song.mp3", MediaKind::Audio);
         assert_eq!(mp3.title.as_deref(), Some("Test song"));
         assert_eq!(mp3.artist.as_deref(), Some("Glow Band"));
         assert_eq!(mp3.album.as_deref(), Some("Glow Album"));
@@ -366,11 +380,11 @@ mod tests {
         assert_eq!(mime, "image/jpeg");
         assert!(bytes.starts_with(&[0xFF, 0xD8]));
 
-        let flac = probe(&fixture("tone.flac"), MediaKind::Audio);
+        let flac = probe_fixture("tone.flac", MediaKind::Audio);
         assert_eq!(flac.audio_codec, Some(AudioCodec::Flac));
         assert_eq!(flac.duration_ms, Some(1000));
 
-        let jpg = probe(&fixture("photo.jpg"), MediaKind::Image);
+        let jpg = probe_fixture("photo.jpg", MediaKind::Image);
         assert_eq!((jpg.width, jpg.height), (Some(640), Some(480)));
     }
 
@@ -392,8 +406,12 @@ mod tests {
         ] {
             let p = dir.path().join(name);
             std::fs::write(&p, b"\x1a\x45\xdf\xa3garbage that is not media at all").unwrap();
-            assert_eq!(probe(&p, kind), MediaInfo::default(), "{name}");
+            assert_eq!(
+                probe(&File::open(&p).unwrap(), name, kind),
+                MediaInfo::default(),
+                "{name}"
+            );
         }
-        assert!(cover(&dir.path().join("a.mp3")).is_none());
+        assert!(cover(&File::open(dir.path().join("a.mp3")).unwrap()).is_none());
     }
 }

@@ -10,7 +10,7 @@
 use crate::catalog::hex;
 use crate::error::Result;
 use std::fs::{self, File};
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 /// Size of the buffer used to copy and hash.
@@ -74,22 +74,30 @@ impl BlobStore {
         self.root.join(a).join(b).join(hash)
     }
 
-    /// True if the blob is stored.
+    /// True if the blob is stored. Blocking (a `stat`).
     pub fn contains(&self, hash: &str) -> bool {
         self.path(hash).is_file()
     }
 
-    /// Copies `src` into the store while hashing it, in one pass. Returns the
-    /// hash and the number of bytes. Blocking.
-    pub fn ingest(&self, src: &Path) -> Result<(String, u64)> {
-        let mut input = File::open(src)?;
+    /// [`BlobStore::contains`] off the async threads.
+    pub async fn has(&self, hash: &str) -> bool {
+        let (me, h) = (self.clone(), hash.to_owned());
+        tokio::task::spawn_blocking(move || me.contains(&h))
+            .await
+            .unwrap_or(false)
+    }
+
+    /// Copies what `input` holds (from its start) into the store while
+    /// hashing it, in one pass. Returns the hash and the number of bytes.
+    /// Blocking.
+    pub fn ingest(&self, input: &File) -> Result<(String, u64)> {
         let (tmp, mut out) = self.temp_file()?;
         let mut guard = RemoveOnDrop(Some(tmp.clone()));
         let mut hasher = blake3::Hasher::new();
         let mut buf = vec![0u8; CHUNK];
         let mut total = 0u64;
         loop {
-            let n = match input.read(&mut buf) {
+            let n = match std::os::unix::fs::FileExt::read_at(input, &mut buf, total) {
                 Ok(0) => break,
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -107,18 +115,23 @@ impl BlobStore {
         Ok((hash, total))
     }
 
-    /// Stores a copy of `src`, whose hash the caller already knows (it was
-    /// computed while the file was written). Reflinks where possible. Blocking.
-    pub fn ingest_known(&self, src: &Path, hash: &str) -> Result<()> {
+    /// Stores a copy of what `src` holds, whose hash the caller already
+    /// knows (it was computed while the file was written): a reflink
+    /// (copy-on-write clone) where the filesystem has them, else a copy.
+    /// Blocking.
+    pub fn ingest_file_known(&self, src: &File, hash: &str) -> Result<()> {
         if self.contains(hash) {
             return Ok(());
         }
-        let (tmp, out) = self.temp_file()?;
-        drop(out);
+        let (tmp, mut out) = self.temp_file()?;
         let mut guard = RemoveOnDrop(Some(tmp.clone()));
-        fs::remove_file(&tmp)?;
-        reflink_copy::reflink_or_copy(src, &tmp)?;
-        File::open(&tmp)?.sync_all()?;
+        if rustix::fs::ioctl_ficlone(&out, src).is_err() {
+            let mut input = src.try_clone()?;
+            io::Seek::seek(&mut input, io::SeekFrom::Start(0))?;
+            io::copy(&mut input, &mut out)?;
+        }
+        out.sync_all()?;
+        drop(out);
         self.commit(&tmp, hash)?;
         guard.0 = None;
         Ok(())
@@ -166,12 +179,23 @@ impl BlobStore {
     }
 }
 
-/// BLAKE3 of a file's content, without copying it. Blocking.
-pub fn hash_file(path: &Path) -> Result<(String, u64)> {
+/// BLAKE3 of what `file` holds, from its start, without copying it.
+/// Blocking.
+pub fn hash_file(file: &File) -> Result<(String, u64)> {
     let mut hasher = blake3::Hasher::new();
-    let mut f = File::open(path)?;
-    let n = io::copy(&mut f, &mut hasher)?;
-    Ok((hasher.finalize().to_hex().to_string(), n))
+    let mut buf = vec![0u8; CHUNK];
+    let mut total = 0u64;
+    loop {
+        let n = match std::os::unix::fs::FileExt::read_at(file, &mut buf, total) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e.into()),
+        };
+        hasher.update(&buf[..n]);
+        total += n as u64;
+    }
+    Ok((hasher.finalize().to_hex().to_string(), total))
 }
 
 /// Deletes a file when dropped unless disarmed (`.0 = None`).
@@ -197,8 +221,8 @@ mod tests {
         let b = dir.path().join("b");
         fs::write(&a, b"same bytes").unwrap();
         fs::write(&b, b"same bytes").unwrap();
-        let (h1, n) = store.ingest(&a).unwrap();
-        let (h2, _) = store.ingest(&b).unwrap();
+        let (h1, n) = store.ingest(&File::open(&a).unwrap()).unwrap();
+        let (h2, _) = store.ingest(&File::open(&b).unwrap()).unwrap();
         assert_eq!(n, 10);
         assert_eq!(h1, h2);
         assert_eq!(h1, blake3::hash(b"same bytes").to_hex().to_string());
@@ -207,7 +231,16 @@ mod tests {
             fs::read_dir(dir.path().join("blobs/tmp")).unwrap().count(),
             0
         );
-        store.ingest_known(&a, &h1).unwrap();
-        assert_eq!(hash_file(&a).unwrap().0, h1);
+        store
+            .ingest_file_known(&File::open(&a).unwrap(), &h1)
+            .unwrap();
+        assert_eq!(hash_file(&File::open(&a).unwrap()).unwrap().0, h1);
+        // A copy of content the store does not hold yet.
+        fs::write(&a, b"other bytes").unwrap();
+        let h3 = blake3::hash(b"other bytes").to_hex().to_string();
+        store
+            .ingest_file_known(&File::open(&a).unwrap(), &h3)
+            .unwrap();
+        assert_eq!(fs::read(store.path(&h3)).unwrap(), b"other bytes");
     }
 }
