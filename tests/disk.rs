@@ -151,3 +151,87 @@ fn walk_files(dir: &std::path::Path) -> Vec<String> {
     }
     out
 }
+
+/// Indexing a folder of MP3s printed one WARN per file from a metadata
+/// crate ("MPEG: Using bitrate to estimate duration"): other crates'
+/// chatter stays out of the default log; Glow's own lines stay in.
+#[tokio::test]
+async fn third_party_chatter_stays_out_of_the_default_log() {
+    let env = Env::new(Backend::Sqlite);
+    // MP3 frames with no Xing header: the crate estimates, and says so.
+    let frame: Vec<u8> = [0xFF, 0xFB, 0x90, 0x00]
+        .into_iter()
+        .chain(std::iter::repeat_n(0, 413))
+        .collect();
+    for i in 0..5 {
+        std::fs::write(env.share().join(format!("plain{i}.mp3")), frame.repeat(20)).unwrap();
+    }
+    let mut cmd = env.glow();
+    cmd.env_remove("GLOW_LOG")
+        .args(["serve", "--http", "127.0.0.1:0"])
+        .arg(env.share());
+    let srv = Server::start(cmd);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !srv.logged("media indexed") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no 'media indexed' line"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let log = srv.log.lock().unwrap().join("\n");
+    assert!(!log.contains("WARN"), "{log}");
+    assert!(!log.contains("MPEG"), "{log}");
+}
+
+/// Writers in other processes (the CLI's restore and purge, next the sync
+/// engine) used to bypass the server's in-process folder lock. The lock is
+/// now an `flock` on a file in the data dir: while another process holds
+/// it (here util-linux's `flock`), the server's writes to that folder wait.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_wait_for_another_process_holding_the_folder_lock() {
+    let env = Env::new(Backend::Sqlite);
+    let srv = env.serve();
+    let r = put_admin(&srv.file("hello.txt"), "first").await;
+    assert!(r.status().is_success());
+    let lock = std::fs::read_dir(env.data_dir().join("locks"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("folder-")
+        })
+        .expect("a folder lock file");
+    // `-o`: flock itself holds the lock, not the command it runs, so
+    // killing it releases the lock.
+    let mut holder = std::process::Command::new("flock")
+        .arg("-o")
+        .arg(&lock)
+        .args(["sleep", "600"])
+        .spawn()
+        .expect("util-linux flock");
+    // Until the holder has it, `flock -n` can still take it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::process::Command::new("flock")
+        .args(["-n"])
+        .arg(&lock)
+        .arg("true")
+        .status()
+        .unwrap()
+        .success()
+    {
+        assert!(std::time::Instant::now() < deadline);
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let url = srv.file("hello.txt");
+    let put = tokio::spawn(async move { put_admin(&url, "second").await.status() });
+    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    assert!(!put.is_finished(), "the write waits for the other process");
+    assert_eq!(read(&env.share().join("hello.txt")), b"first");
+    let _ = holder.kill();
+    let _ = holder.wait();
+    assert!(put.await.unwrap().is_success());
+    assert_eq!(read(&env.share().join("hello.txt")), b"second");
+}

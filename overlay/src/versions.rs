@@ -214,3 +214,66 @@ impl Fabric {
             .ok_or(FabricError::NotFound)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{FabricConfig, FolderOptions};
+
+    /// Garbage collection used to check that nothing referred to a blob and
+    /// then remove it with no lock, while a writer that had just found the
+    /// blob present went on to refer to it: the new row pointed at nothing.
+    /// Now the writer holds a lease from its look until its row is in, and
+    /// collection waits for every lease.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn collection_never_removes_a_blob_a_writer_is_taking_up() {
+        let tmp = tempfile::tempdir().unwrap();
+        let docs = tmp.path().join("docs");
+        std::fs::create_dir_all(&docs).unwrap();
+        let fabric = Fabric::open(FabricConfig::new(tmp.path().join("data")))
+            .await
+            .unwrap();
+        fabric
+            .create_user("alice", "alice-password", false)
+            .await
+            .unwrap();
+        fabric
+            .add_folder("alice", "docs", &docs, FolderOptions::default())
+            .await
+            .unwrap();
+        let sys = Principal::System;
+        let a = Address::parse("alice/docs/a.txt").unwrap();
+        let out = fabric.write(&sys, &a, &b"alpha"[..], "test").await.unwrap();
+        let trash = fabric.delete(&sys, &a, "test").await.unwrap().unwrap();
+        let hash = out.hash;
+        assert!(fabric.inner.blobs.contains(&hash));
+
+        // A writer found the blob present and is about to refer to it.
+        let lease = fabric.inner.blobs.lease().await.unwrap();
+        let f = fabric.clone();
+        let purge = tokio::spawn(async move { f.purge_trash(&sys, "alice", Some(trash)).await });
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        assert!(!purge.is_finished(), "collection waits for the lease");
+        let folder = fabric.all_folders().pop().unwrap();
+        let v = NewVersion {
+            folder_id: &folder.id,
+            path: "b.txt",
+            hash: &hash,
+            size: 5,
+            mtime_ns: 0,
+            reason: "overwrite",
+            front: "test",
+            actor: "test",
+            trash_id: None,
+        };
+        fabric
+            .inner
+            .catalog
+            .insert_version(&v, now_ms())
+            .await
+            .unwrap();
+        drop(lease);
+        assert_eq!(purge.await.unwrap().unwrap(), 0, "nothing to free");
+        assert!(fabric.inner.blobs.contains(&hash), "the blob stays");
+    }
+}

@@ -49,7 +49,11 @@ fn init_logging() {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("GLOW_LOG")
         .or_else(|_| EnvFilter::try_from_default_env())
-        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
+        // Glow's own events from `info`; other crates' only when they are
+        // errors: their warnings are for their developers (a metadata
+        // crate warned once per MP3 it estimated), and `GLOW_LOG=debug`
+        // shows everything.
+        .unwrap_or_else(|_| EnvFilter::new("error,glow=info,overlay=info,gateways=info"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
