@@ -70,7 +70,7 @@ async fn folders_are_managed(b: Backend) {
     assert!(out.contains("added folder alice/docs"), "{out}");
     let list = env.ok(&["folder", "list"]);
     assert!(
-        list.contains("alice/docs") && list.contains("keep-copies"),
+        list.contains("alice/docs") && list.contains("copies small"),
         "{list}"
     );
 

@@ -5,6 +5,7 @@ use crate::fixtures::*;
 use reqwest::StatusCode;
 
 on_both!(
+    copies_follow_the_policy_and_the_budget,
     disk_edits_are_served_and_versioned,
     folders_without_copies_version_only_glow_writes,
     cli_works_beside_a_running_server
@@ -28,10 +29,33 @@ pub async fn settled(env: &Env, folder: &str) {
     panic!("catalog of {folder} never agreed with the disk:\n{last}");
 }
 
+/// Waits until the folder's copies are made (they come after the first
+/// scan, in the background).
+async fn copies_made(env: &Env, folder: &str) {
+    eventually(30, "copies of current content", || async {
+        env.ok(&["folder", "list"])
+            .lines()
+            .any(|l| l.starts_with(&format!("{folder}\t")) && !l.contains("(0 B of"))
+    })
+    .await;
+}
+
+/// Whether the version store holds a copy of `content`.
+fn stored(env: &Env, content: &[u8]) -> bool {
+    let h = blake3::hash(content).to_hex().to_string();
+    env.data_dir()
+        .join("blobs")
+        .join(&h[..2])
+        .join(&h[2..4])
+        .join(&h)
+        .exists()
+}
+
 async fn disk_edits_are_served_and_versioned(b: Backend) {
     let env = Env::new(b);
     let srv = env.serve();
     settled(&env, "admin/share").await;
+    copies_made(&env, "admin/share").await;
     std::fs::write(env.share().join("hello.txt"), b"edited in an editor\n").unwrap();
     let url = srv.file("hello.txt");
     eventually(10, "new content served", || async {
@@ -234,4 +258,66 @@ async fn writes_wait_for_another_process_holding_the_folder_lock() {
     let _ = holder.wait();
     assert!(put.await.unwrap().is_success());
     assert_eq!(read(&env.share().join("hello.txt")), b"second");
+}
+
+/// `glow serve ~/Videos` copied a whole media library into the data dir.
+/// Copies now cover small files that are not media by default, come after
+/// the first scan, stay within a budget (the oldest go first), and show in
+/// the banner and `glow folder list`.
+async fn copies_follow_the_policy_and_the_budget(b: Backend) {
+    let env = Env::new(b);
+    let sh = env.share();
+    std::fs::write(sh.join("notes.txt"), b"my notes").unwrap();
+    std::fs::copy("tests/media/clip.mp4", sh.join("clip.mp4")).unwrap();
+    let big = std::fs::File::create(sh.join("disk.img")).unwrap();
+    big.set_len((64 << 20) + 1).unwrap(); // sparse: costs nothing here
+    drop(big);
+    let srv = env.serve_with(&["--copies-budget", "1MiB", sh.to_str().unwrap()]);
+    assert!(srv.banner.contains("copies"), "{}", srv.banner);
+    assert!(srv.banner.contains("of 1.0 MiB"), "{}", srv.banner);
+    settled(&env, "admin/share").await;
+    copies_made(&env, "admin/share").await;
+    assert!(stored(&env, b"my notes"), "a small document has its copy");
+    assert!(!stored(&env, &read(&sh.join("clip.mp4"))), "media: no copy");
+    let list = env.ok(&["folder", "list"]);
+    assert!(list.contains("copies small"), "{list}");
+    assert!(list.contains("copies on this node:"), "{list}");
+
+    // Writes through Glow: versioned whatever the policy, the new content
+    // copied within the budget, the oldest copies going first.
+    for i in 0..4u8 {
+        let body = vec![i; 400 << 10];
+        let r = put_admin(&srv.file(&format!("part{i}.bin")), body).await;
+        assert!(r.status().is_success());
+    }
+    assert!(
+        stored(&env, &vec![3u8; 400 << 10]),
+        "the newest copy is kept"
+    );
+    eventually(10, "the oldest copy gone", || async {
+        !stored(&env, &vec![0u8; 400 << 10])
+    })
+    .await;
+    let node = env
+        .ok(&["folder", "list"])
+        .lines()
+        .find(|l| l.starts_with("copies on this node:"))
+        .unwrap()
+        .to_owned();
+    // "copies on this node: 800.0 KiB of 1.0 MiB (--copies-budget)"
+    let words: Vec<&str> = node.split_whitespace().collect();
+    let (used, unit) = (words[4].parse::<f64>().unwrap(), words[5]);
+    assert!(node.contains("of 1.0 MiB"), "{node}");
+    assert!(
+        unit == "B" || unit == "KiB" || (unit == "MiB" && used <= 1.0),
+        "{node}"
+    );
+    // An overwrite keeps the old content as a version even without a copy.
+    let r = put_admin(&srv.file("clip.mp4"), "replaced").await;
+    assert!(r.status().is_success());
+    let versions = env.ok(&["versions", "admin/share/clip.mp4"]);
+    assert!(versions.contains("overwrite"), "{versions}");
+    // A folder can ask for every file, or none.
+    env.ok(&["folder", "copies", "admin/share", "off"]);
+    assert!(env.ok(&["folder", "list"]).contains("copies off"));
 }

@@ -167,7 +167,8 @@ mod tests {
             owner: "alice".into(),
             name: "docs".into(),
             path: "/x".into(),
-            keep_copies: true,
+            copies: Default::default(),
+            copy_budget: None,
             media: false,
             sequence: 0,
         }

@@ -30,6 +30,8 @@ pub struct FabricConfig {
     /// below it stops with [`FabricError::NoSpace`] (an anonymous drop box
     /// must not be able to fill the disk).
     pub min_free_space: u64,
+    /// The most copies of current content may take on this node.
+    pub copies_budget: crate::copies::CopiesBudget,
 }
 
 /// The default of [`FabricConfig::min_free_space`].
@@ -42,6 +44,7 @@ impl FabricConfig {
             data_dir: data_dir.into(),
             database_url: None,
             min_free_space: DEFAULT_MIN_FREE_SPACE,
+            copies_budget: Default::default(),
         }
     }
 }
@@ -130,21 +133,13 @@ impl Place {
 }
 
 /// Options of a new folder.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Default)]
 pub struct FolderOptions {
-    /// Keep a copy of current contents so that disk edits are versioned too.
-    pub keep_copies: bool,
+    /// Which files keep a copy of their current content, so that edits made
+    /// on disk are versioned too.
+    pub copies: crate::resource::CopyPolicy,
     /// Show to the LAN media front.
     pub media: bool,
-}
-
-impl Default for FolderOptions {
-    fn default() -> Self {
-        FolderOptions {
-            keep_copies: true,
-            media: false,
-        }
-    }
 }
 
 /// An address whose folder is known and whose use is authorized; the disk is
@@ -200,6 +195,8 @@ pub(crate) struct Inner {
     pub min_free_space: u64,
     /// New files being written, visible by their name while open.
     pub pending: Mutex<crate::files::PendingWrites>,
+    /// See [`FabricConfig::copies_budget`].
+    pub copies_budget: crate::copies::CopiesBudget,
 }
 
 /// Glow's fabric on this node. Cloning is cheap (an `Arc`).
@@ -261,6 +258,7 @@ impl Fabric {
                 link_key,
                 min_free_space: cfg.min_free_space,
                 pending: Mutex::default(),
+                copies_budget: cfg.copies_budget,
             }),
         };
         fabric.seal_plain_share_tokens().await?;
@@ -597,7 +595,8 @@ impl Fabric {
             owner: user.name,
             name: name.to_owned(),
             path: real,
-            keep_copies: opts.keep_copies,
+            copies: opts.copies,
+            copy_budget: None,
             media: opts.media,
             sequence: 0,
         };

@@ -728,20 +728,19 @@ impl Fabric {
             self.keep_version(&r.folder, &r.rel, old, "overwrite", front, actor, None)
                 .await?;
         }
-        let keep = r.folder.keep_copies && !crate::path::is_os_metadata(r.rel.name());
-        let (blobs, min_free) = (self.inner.blobs.clone(), self.inner.min_free_space);
-        let (h, file, p, rel, tmp) = (
-            hash.to_owned(),
+        // A copy of the new content, if the folder's policy covers it, so
+        // that a later edit on disk can keep this content as a version.
+        let f = tmp_file.clone();
+        let size = blocking(move || Ok(f.metadata()?.len())).await?;
+        self.keep_copy(&r.folder, r.rel.name(), tmp_file, hash, size, true)
+            .await?;
+        let (file, p, rel, tmp) = (
             tmp_file.clone(),
             parent.clone(),
             r.rel.clone(),
             tmp.to_owned(),
         );
         let entry = blocking(move || {
-            if keep && !blobs.contains(&h) {
-                blobs.ensure_room(file.metadata()?.len(), min_free)?;
-                blobs.ingest_file_known(&file, &h)?;
-            }
             p.replace_with(&tmp, &file)?;
             p.entry(&rel)
         })

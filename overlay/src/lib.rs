@@ -10,6 +10,7 @@
 pub mod access;
 pub mod auth;
 pub mod catalog;
+mod copies;
 mod error;
 mod fabric;
 pub mod files;
@@ -26,6 +27,7 @@ mod versions;
 mod watch;
 
 pub use access::{Op, Principal, SharePermission, ShareScope};
+pub use copies::{CopiesBudget, CopiesUsage};
 pub use error::{FabricError, Result};
 pub use fabric::{Address, DEFAULT_MIN_FREE_SPACE, Fabric, FabricConfig, FolderOptions, Place};
 pub use files::{
@@ -36,7 +38,8 @@ pub use media::{MediaKind, is_servable_media, media_kind, media_mime};
 pub use path::{RelPath, is_os_metadata};
 pub use props::{Lock, Property, Quota};
 pub use resource::{
-    AppPassword, Entry, EntryKind, Folder, SshKey, TrashItem, User, Version, WriteOutcome,
+    AppPassword, CopyPolicy, Entry, EntryKind, Folder, SMALL_FILE_LIMIT, SshKey, TrashItem, User,
+    Version, WriteOutcome,
 };
 pub use scan::{NoProgress, ScanObserver};
 pub use shares::{Share, ShareOptions};

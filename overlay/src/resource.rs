@@ -31,13 +31,79 @@ pub struct Folder {
     pub name: String,
     /// The replica's directory on this node (canonical).
     pub path: std::path::PathBuf,
-    /// Keep a copy of each file's current content in the blob store, so that a
-    /// change made directly on disk can still be undone.
-    pub keep_copies: bool,
+    /// Which files keep a copy of their current content in the blob store,
+    /// so that a change made directly on disk can still be undone.
+    pub copies: CopyPolicy,
+    /// The most this folder's copies may take, in bytes (besides the node's
+    /// budget).
+    pub copy_budget: Option<u64>,
     /// Visible to the LAN media front (DLNA), which has no sign-in.
     pub media: bool,
     /// Highest sequence number handed to an entry of this folder.
     pub sequence: i64,
+}
+
+/// Which files of a folder keep a copy of their current content in the
+/// version store, so that an edit made on disk behind Glow's back can still
+/// be kept as a version. Writes through Glow are versioned whatever this
+/// says (Glow reads the old content before it replaces it).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum CopyPolicy {
+    /// No copies: only writes through Glow are versioned.
+    Off,
+    /// Files up to [`SMALL_FILE_LIMIT`] that are not media: documents,
+    /// notes, code, what people edit in place. The default.
+    #[default]
+    Small,
+    /// Every file, large and media ones included.
+    All,
+}
+
+/// The largest file [`CopyPolicy::Small`] keeps a copy of.
+pub const SMALL_FILE_LIMIT: u64 = 64 << 20;
+
+impl CopyPolicy {
+    /// The catalog's and the CLI's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CopyPolicy::Off => "off",
+            CopyPolicy::Small => "small",
+            CopyPolicy::All => "all",
+        }
+    }
+
+    /// Parses the catalog's and the CLI's spelling.
+    pub fn parse(s: &str) -> Option<CopyPolicy> {
+        match s {
+            "off" => Some(CopyPolicy::Off),
+            "small" => Some(CopyPolicy::Small),
+            "all" => Some(CopyPolicy::All),
+            _ => None,
+        }
+    }
+
+    /// Whether a file named `name` of `size` bytes keeps a copy.
+    pub fn covers(self, name: &str, size: u64) -> bool {
+        if crate::path::is_os_metadata(name) {
+            return false;
+        }
+        match self {
+            CopyPolicy::Off => false,
+            CopyPolicy::All => true,
+            CopyPolicy::Small => {
+                size <= SMALL_FILE_LIMIT && crate::media::media_kind(name).is_none()
+            }
+        }
+    }
+
+    /// In words, for the banner, `glow folder list` and the pages.
+    pub fn describe(self) -> &'static str {
+        match self {
+            CopyPolicy::Off => "no copies (only changes made through Glow are versioned)",
+            CopyPolicy::Small => "copies of files up to 64 MiB that are not media",
+            CopyPolicy::All => "copies of every file",
+        }
+    }
 }
 
 /// What an entry is.

@@ -90,7 +90,9 @@ impl Fabric {
         let total: i64 = to_hash.iter().map(|s| s.size).sum();
         obs.started(&folder.name, to_hash.len() as u64, total as u64);
         for s in to_hash {
-            if self.observe_file(folder, &s.rel).await? {
+            // Hashes only: copies come afterwards (`fill_copies`), once the
+            // catalog is complete.
+            if self.observe_file(folder, &s.rel, false).await? {
                 changed += 1;
             }
             obs.advanced(s.size as u64);
@@ -207,7 +209,7 @@ impl Fabric {
         };
         match meta {
             Some(m) if m.is_file() => {
-                self.observe_file(folder, rel).await?;
+                self.observe_file(folder, rel, true).await?;
             }
             Some(m) => {
                 // A directory appeared (created, or moved in with content).
@@ -216,7 +218,7 @@ impl Fabric {
                 self.record_dir(folder, rel, local::mtime_ns(&m)).await?;
                 for s in seen {
                     if s.kind == EntryKind::File {
-                        self.observe_file(folder, &s.rel).await?;
+                        self.observe_file(folder, &s.rel, true).await?;
                     } else {
                         self.record_dir(folder, &s.rel, s.mtime_ns).await?;
                     }
@@ -257,9 +259,11 @@ impl Fabric {
     }
 
     /// Hashes a file that changed on disk and records it; keeps the content it
-    /// replaced as a version when the blob store has it. Returns whether the
-    /// catalog changed.
-    async fn observe_file(&self, folder: &Arc<Folder>, rel: &RelPath) -> Result<bool> {
+    /// replaced as a version when the blob store has it, and (with `copy`,
+    /// if the folder's policy covers it) a copy of the new content, so that
+    /// the next edit can be versioned too. Returns whether the catalog
+    /// changed.
+    async fn observe_file(&self, folder: &Arc<Folder>, rel: &RelPath, copy: bool) -> Result<bool> {
         // The file itself, never through a link, below the folder's root.
         let (path, r) = (folder.path.clone(), rel.clone());
         let opened = blocking(move || {
@@ -279,18 +283,13 @@ impl Fabric {
         let _lease = self.inner.blobs.lease().await?;
         // OS metadata files (`.DS_Store`, `._*`) get no copies and no versions.
         let junk = crate::path::is_os_metadata(rel.name());
-        let keep = folder.keep_copies && !junk;
-        let blobs = self.inner.blobs.clone();
-        let (min_free, size) = (self.inner.min_free_space, before.len());
-        let (hash, _) = blocking(move || {
-            // A copy only while the disk has room for it.
-            if keep && blobs.ensure_room(size, min_free).is_ok() {
-                blobs.ingest(&file)
-            } else {
-                hash_file(&file)
-            }
-        })
-        .await?;
+        let file = Arc::new(file);
+        let f = file.clone();
+        let (hash, _) = blocking(move || hash_file(&f)).await?;
+        if copy {
+            self.keep_copy(folder, rel.name(), &file, &hash, before.len(), true)
+                .await?;
+        }
         let _held = self.lock_folder(&folder.id).await?;
         let r = rel.clone();
         let after = match blocking(move || parent.entry(&r)).await {

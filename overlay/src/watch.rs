@@ -54,10 +54,12 @@ impl Fabric {
                 .map(|f| f.id.as_str())
                 .collect();
             self.inner.media.keep_only(&media);
+            let mut scanned = false;
             for folder in folders {
                 if watched.contains_key(&folder.id) {
                     continue;
                 }
+                scanned = true;
                 match self.watch(folder.clone()).await {
                     Ok(w) => {
                         watched.insert(folder.id.clone(), w);
@@ -71,6 +73,25 @@ impl Fabric {
                 }
                 if folder.media {
                     self.media_prewarm_folder(&folder).await;
+                }
+            }
+            // Copies of what the scans found, now that the catalog is
+            // complete (newest files first, within the budget); then, once,
+            // the blobs nothing refers to any more.
+            if scanned {
+                match self.fill_copies().await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(copies = n, "copies made of current content"),
+                    Err(e) => tracing::warn!("cannot make copies of current content: {e}"),
+                }
+            }
+            if first {
+                match self.sweep_blobs().await {
+                    Ok((0, _)) => {}
+                    Ok((n, bytes)) => {
+                        tracing::info!(blobs = n, bytes, "removed blobs nothing refers to")
+                    }
+                    Err(e) => tracing::warn!("cannot sweep the version store: {e}"),
                 }
             }
             first = false;

@@ -7,12 +7,12 @@ use crate::config::Settings;
 use crate::flags::{Command, FolderCommand, KeyCommand, ShareCommand, TrashCommand, UserCommand};
 use crate::serve::open_fabric;
 use anyhow::{Context, bail};
-use overlay::{Address, Fabric, FolderOptions, Principal};
+use overlay::{Address, CopyPolicy, Fabric, FolderOptions, Principal};
 use std::io::{BufRead, IsTerminal, Read};
 
 /// Runs one management command.
 pub async fn run(settings: Settings, cmd: Command) -> anyhow::Result<()> {
-    let fabric = open_fabric(&settings).await?;
+    let fabric = open_fabric(&settings, false).await?;
     let result = match cmd {
         Command::Share(s) => share(&fabric, &settings, s).await,
         Command::Cast(c) => crate::cast::run(&fabric, c).await,
@@ -33,6 +33,7 @@ async fn dispatch(fabric: &Fabric, cmd: Command) -> anyhow::Result<()> {
             name,
             path,
             owner,
+            copies,
             no_keep_copies,
             media,
         }) => {
@@ -40,10 +41,12 @@ async fn dispatch(fabric: &Fabric, cmd: Command) -> anyhow::Result<()> {
                 Some(o) => o,
                 None => std::env::var("GLOW_ADMIN_USER").unwrap_or_else(|_| "admin".into()),
             };
-            let opts = FolderOptions {
-                keep_copies: !no_keep_copies,
-                media,
+            let copies = if no_keep_copies {
+                CopyPolicy::Off
+            } else {
+                CopyPolicy::parse(&copies).unwrap_or_default()
             };
+            let opts = FolderOptions { copies, media };
             let f = fabric.add_folder(&owner, &name, &path, opts).await?;
             println!(
                 "added folder {}/{} -> {}",
@@ -53,22 +56,43 @@ async fn dispatch(fabric: &Fabric, cmd: Command) -> anyhow::Result<()> {
             );
         }
         Command::Folder(FolderCommand::List) => {
+            let node = fabric.copies_usage(None).await?;
             for f in fabric.folders(&system, None).await? {
-                let mut flags = Vec::new();
-                if f.keep_copies {
-                    flags.push("keep-copies");
-                }
-                if f.media {
-                    flags.push("media");
-                }
+                let usage = fabric.copies_usage(Some(&f)).await?;
+                let copies = match f.copies {
+                    CopyPolicy::Off => "copies off".to_owned(),
+                    p => format!(
+                        "copies {} ({} of {})",
+                        p.as_str(),
+                        human_bytes(usage.used),
+                        human_bytes(usage.budget)
+                    ),
+                };
+                let media = if f.media { "\tmedia" } else { "" };
                 println!(
-                    "{}/{}\t{}\t{}",
+                    "{}/{}\t{}\t{copies}{media}",
                     f.owner,
                     f.name,
                     f.path.display(),
-                    flags.join(",")
                 );
             }
+            println!(
+                "copies on this node: {} of {} (--copies-budget)",
+                human_bytes(node.used),
+                human_bytes(node.budget)
+            );
+        }
+        Command::Folder(FolderCommand::Copies {
+            address,
+            which,
+            budget,
+        }) => {
+            let a = Address::parse(&address)?;
+            let policy = CopyPolicy::parse(&which).unwrap_or_default();
+            fabric
+                .set_folder_copies(&system, &a, policy, budget.map(|b| b.as_u64()))
+                .await?;
+            println!("{a}: {}", policy.describe());
         }
         Command::Folder(FolderCommand::Verify { address }) => {
             let a = Address::parse(&address)?;
@@ -372,6 +396,11 @@ fn format_ms(ms: i64) -> String {
         rem % 3600 / 60,
         rem % 60
     )
+}
+
+/// A size as people read it (`1.5 GiB`).
+pub fn human_bytes(n: u64) -> String {
+    bytesize::ByteSize(n).display().iec().to_string()
 }
 
 #[cfg(test)]

@@ -37,6 +37,8 @@ pub struct FileConfig {
     pub name: Option<String>,
     /// `--min-free-space`, e.g. `"5GiB"`.
     pub min_free_space: Option<bytesize::ByteSize>,
+    /// `--copies-budget`, e.g. `"10%"` or `"20GiB"`.
+    pub copies_budget: Option<String>,
 }
 
 /// Settings after merging the file with flags.
@@ -48,6 +50,9 @@ pub struct Settings {
     pub database_url: Option<String>,
     /// Space every write leaves free, in bytes.
     pub min_free_space: u64,
+    /// The most copies of current content may take, if a flag, the
+    /// environment or the file says.
+    pub copies_budget: Option<overlay::CopiesBudget>,
     /// The file's settings, for `serve` to merge with its own flags.
     pub file: FileConfig,
 }
@@ -71,12 +76,44 @@ impl Settings {
             .min_free_space
             .or(file.min_free_space)
             .map_or(overlay::DEFAULT_MIN_FREE_SPACE, |b| b.as_u64());
+        let copies_budget = match (global.copies_budget, &file.copies_budget) {
+            (Some(b), _) => Some(b),
+            (None, Some(text)) => Some(text.parse().map_err(|e| {
+                anyhow::anyhow!(
+                    "config file {}: key `copies_budget`: {e}",
+                    global
+                        .config
+                        .as_deref()
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_default()
+                )
+            })?),
+            (None, None) => None,
+        };
         Ok(Settings {
             data_dir,
             database_url,
             min_free_space,
+            copies_budget,
             file,
         })
+    }
+
+    /// The copies budget a command works with: the one given, else (for
+    /// the commands beside a server, so that `glow folder list` shows what
+    /// the server uses) the one the last `glow serve` on this data dir
+    /// recorded, else the default.
+    pub fn copies_budget(&self, serving: bool) -> overlay::CopiesBudget {
+        if let Some(b) = self.copies_budget {
+            return b;
+        }
+        if !serving
+            && let Ok(text) = std::fs::read_to_string(self.data_dir.join(COPIES_BUDGET_FILE))
+            && let Ok(b) = text.trim().parse()
+        {
+            return b;
+        }
+        overlay::CopiesBudget::default()
     }
 
     /// The start of links given to others: flag, else file, else this node's
@@ -218,6 +255,9 @@ fn parse_text(text: &str) -> Result<FileConfig, String> {
         }
     })
 }
+
+/// The file in the data dir where `glow serve` records its copies budget.
+pub const COPIES_BUDGET_FILE: &str = "copies-budget";
 
 #[cfg(test)]
 mod tests {

@@ -35,6 +35,15 @@ pub struct GlobalArgs {
     /// go below it fail with "no space" [default: 1GiB]
     #[arg(long, global = true, env = "GLOW_MIN_FREE_SPACE", value_name = "SIZE")]
     pub min_free_space: Option<bytesize::ByteSize>,
+    /// The most copies of current content may take on this node, as a size
+    /// (20GiB) or a share of the data dir's disk (10%) [default: 10%]
+    #[arg(
+        long,
+        global = true,
+        env = "GLOW_COPIES_BUDGET",
+        value_name = "SIZE|PERCENT"
+    )]
+    pub copies_budget: Option<overlay::CopiesBudget>,
 }
 
 /// What to do.
@@ -284,9 +293,13 @@ pub enum FolderCommand {
         /// Owner [default: the admin user]
         #[arg(long, value_name = "USER")]
         owner: Option<String>,
-        /// Do not keep copies of current contents (edits made directly on
-        /// disk are then not versioned; saves the disk space of one copy)
-        #[arg(long)]
+        /// Which files keep a copy of their current content, so that edits
+        /// made directly on disk are versioned too: `off`, `small` (files up
+        /// to 64 MiB that are not media) or `all`
+        #[arg(long, value_name = "WHICH", default_value = "small", value_parser = ["off", "small", "all"])]
+        copies: String,
+        /// The same as `--copies off`
+        #[arg(long, conflicts_with = "copies")]
         no_keep_copies: bool,
         /// Show this folder to TVs and media players on the LAN (DLNA)
         #[arg(long)]
@@ -303,6 +316,18 @@ pub enum FolderCommand {
     Remove {
         /// The folder, as USER/FOLDER
         address: String,
+    },
+    /// Set which files of a folder keep copies of their current content
+    /// (`off`, `small`, `all`) and, optionally, the most they may take
+    Copies {
+        /// The folder, as USER/FOLDER
+        address: String,
+        /// `off`, `small` (files up to 64 MiB that are not media) or `all`
+        #[arg(value_parser = ["off", "small", "all"])]
+        which: String,
+        /// The most this folder's copies may take, e.g. 5GiB [default: the node's budget]
+        #[arg(long, value_name = "SIZE")]
+        budget: Option<bytesize::ByteSize>,
     },
     /// Show a folder to TVs and media players on the LAN (`on`), or hide it
     /// (`off`)

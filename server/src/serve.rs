@@ -17,7 +17,12 @@ use std::sync::Arc;
 /// Runs a node until it is asked to stop.
 pub async fn run(settings: Settings, args: ServeArgs) -> anyhow::Result<()> {
     raise_open_file_limit();
-    let fabric = open_fabric(&settings).await?;
+    let fabric = open_fabric(&settings, true).await?;
+    // What `glow folder list` beside this server shows.
+    let _ = std::fs::write(
+        settings.data_dir.join(crate::config::COPIES_BUDGET_FILE),
+        format!("{}\n", settings.copies_budget(true)),
+    );
     let admin_name = std::env::var("GLOW_ADMIN_USER").unwrap_or_else(|_| "admin".into());
     let admin_password = ensure_admin(&fabric, &admin_name).await?;
     let dirs: Vec<PathBuf> = if args.dirs.is_empty() {
@@ -128,6 +133,7 @@ pub async fn run(settings: Settings, args: ServeArgs) -> anyhow::Result<()> {
             scheme,
             local,
             folders: &folder_lines,
+            copies: fabric.copies_usage(None).await?,
             admin: &admin_name,
             password: &admin_password,
             sftp: sftp_banner,
@@ -234,10 +240,12 @@ fn dlna_uuid(data_dir: &std::path::Path) -> anyhow::Result<String> {
 }
 
 /// Opens the fabric with the settings' data dir and database.
-pub async fn open_fabric(settings: &Settings) -> anyhow::Result<Fabric> {
+/// (`serving`: for `glow serve` itself, whose copies budget is its own.)
+pub async fn open_fabric(settings: &Settings, serving: bool) -> anyhow::Result<Fabric> {
     let cfg = FabricConfig {
         database_url: settings.database_url.clone(),
         min_free_space: settings.min_free_space,
+        copies_budget: settings.copies_budget(serving),
         ..FabricConfig::new(&settings.data_dir)
     };
     let what = match &settings.database_url {
@@ -323,7 +331,19 @@ async fn add_dir(
             fabric.add_folder(admin, &name, &real, opts).await?;
         }
     }
-    Ok(format!("{admin}/{name} -> {}", real.display()))
+    let copies = fabric
+        .folders(&who, Some(admin))
+        .await?
+        .into_iter()
+        .find(|f| f.name == name)
+        .map(|f| f.copies)
+        .unwrap_or_default();
+    let copies = match copies {
+        overlay::CopyPolicy::Off => "no copies",
+        overlay::CopyPolicy::Small => "copies of small files",
+        overlay::CopyPolicy::All => "copies of every file",
+    };
+    Ok(format!("{admin}/{name} -> {} ({copies})", real.display()))
 }
 
 /// What the start-up banner shows besides the fabric's own facts.
@@ -337,6 +357,8 @@ struct Banner<'a> {
     sftp: Option<(SocketAddr, String)>,
     /// The DLNA address and the name TVs show, when DLNA is on.
     dlna: Option<(SocketAddr, String)>,
+    /// What copies of current content take and may take.
+    copies: overlay::CopiesUsage,
 }
 
 fn print_banner(fabric: &Fabric, settings: &Settings, banner: Banner<'_>) {
@@ -348,6 +370,7 @@ fn print_banner(fabric: &Fabric, settings: &Settings, banner: Banner<'_>) {
         password,
         sftp,
         dlna,
+        copies,
     } = banner;
     let mut out = String::new();
     let line = |out: &mut String, k: &str, v: &str| out.push_str(&format!("  {k:<10} {v}\n"));
@@ -408,6 +431,15 @@ fn print_banner(fabric: &Fabric, settings: &Settings, banner: Banner<'_>) {
     for f in folders {
         line(&mut out, "folder", f);
     }
+    line(
+        &mut out,
+        "copies",
+        &format!(
+            "{} of {} (--copies-budget), made after the first scan, oldest go first",
+            crate::commands::human_bytes(copies.used),
+            crate::commands::human_bytes(copies.budget)
+        ),
+    );
     let how = match password {
         AdminPassword::Generated(p) => format!("{admin} / {p}   (generated; shown only this once)"),
         AdminPassword::FromEnv => format!("{admin} (password from GLOW_ADMIN_PASSWORD)"),

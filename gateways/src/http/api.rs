@@ -122,7 +122,8 @@ pub async fn me(
 pub struct FolderInfo {
     name: String,
     address: String,
-    keep_copies: bool,
+    /// Which files keep copies of their current content: `off`, `small`, `all`.
+    copies: &'static str,
     media: bool,
 }
 
@@ -139,7 +140,7 @@ pub async fn folders(
             .map(|f| FolderInfo {
                 name: f.name.clone(),
                 address: format!("{}/{}", f.owner, f.name),
-                keep_copies: f.keep_copies,
+                copies: f.copies.as_str(),
                 media: f.media,
             })
             .collect(),

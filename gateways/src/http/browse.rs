@@ -32,6 +32,27 @@ struct BrowsePage {
     rows: Vec<BrowseRow>,
     here: String,
     in_folder: bool,
+    /// Lines under the listing (what a folder keeps copies of).
+    notes: Vec<String>,
+}
+
+/// A line saying which files of a folder keep copies, and what they take.
+pub async fn copies_note(state: &AppState, f: &Folder) -> String {
+    let usage = match state.fabric.copies_usage(Some(f)).await {
+        Ok(u) => u,
+        Err(_) => return String::new(),
+    };
+    let size = |n: u64| pages::human_size(n);
+    match f.copies {
+        overlay::CopyPolicy::Off => format!("{}: {}.", f.name, f.copies.describe()),
+        p => format!(
+            "{}: {} ({} of {}), so that edits made on this computer are versioned too.",
+            f.name,
+            p.describe(),
+            size(usage.used),
+            size(usage.budget)
+        ),
+    }
 }
 
 /// A listing row with what the browse page adds.
@@ -362,10 +383,14 @@ pub async fn namespace_page(
             thumb: false,
         })
         .collect();
-    let _ = state;
+    let mut notes = Vec::new();
+    for f in folders {
+        notes.push(copies_note(state, f).await);
+    }
     html(
         StatusCode::OK,
         BrowsePage {
+            notes,
             user: c.who.actor().to_owned(),
             csrf: c.csrf(),
             title: format!("{user}'s folders"),
@@ -381,7 +406,13 @@ pub async fn namespace_page(
 }
 
 /// A directory page.
-pub fn dir_page(c: &Caller, addr: &Address, mut entries: Vec<Entry>, sort: Sort) -> Response {
+pub fn dir_page(
+    c: &Caller,
+    addr: &Address,
+    mut entries: Vec<Entry>,
+    sort: Sort,
+    notes: Vec<String>,
+) -> Response {
     match sort {
         Sort::Name => entries.sort_by(|a, b| {
             b.is_dir()
@@ -443,6 +474,7 @@ pub fn dir_page(c: &Caller, addr: &Address, mut entries: Vec<Entry>, sort: Sort)
             rows,
             here,
             in_folder: true,
+            notes,
         },
     )
 }

@@ -162,11 +162,24 @@ async fn get(
             }
             let mut entries = state.fabric.list(who, addr).await?;
             entries.retain(|e| !overlay::is_os_metadata(&e.name));
+            // A folder's own page says what it keeps copies of.
+            let mut notes = Vec::new();
+            if addr.path.is_root()
+                && let Some(f) = state
+                    .fabric
+                    .folders(who, Some(&addr.user))
+                    .await?
+                    .iter()
+                    .find(|f| f.name == addr.folder)
+            {
+                notes.push(browse::copies_note(state, f).await);
+            }
             return Ok(browse::dir_page(
                 c,
                 addr,
                 entries,
                 browse::Sort::from_query(query),
+                notes,
             ));
         }
         Err(e) => return Err(e.into()),

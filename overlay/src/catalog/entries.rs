@@ -191,11 +191,12 @@ impl Catalog {
         Ok(total)
     }
 
-    /// True if a live entry or a kept version still points at this blob.
+    /// True if a kept version, or a folder's copy of current content, still
+    /// points at this blob.
     pub async fn blob_in_use(&self, hash: &str) -> FabricResult<bool> {
         let n: i64 = sqlx::query_scalar(
             "SELECT (SELECT COUNT(*) FROM versions WHERE hash = $1) + \
-                    (SELECT COUNT(*) FROM entries WHERE hash = $1 AND deleted = 0)",
+                    (SELECT COUNT(*) FROM copies WHERE hash = $1)",
         )
         .bind(hash)
         .fetch_one(&self.pool)

@@ -12,7 +12,8 @@ struct FolderRow {
     owner: String,
     name: String,
     path: String,
-    keep_copies: i64,
+    copies: String,
+    copy_budget: Option<i64>,
     media: i64,
     sequence: i64,
 }
@@ -25,28 +26,30 @@ impl From<FolderRow> for Folder {
             owner: r.owner,
             name: r.name,
             path: r.path.into(),
-            keep_copies: r.keep_copies != 0,
+            copies: crate::resource::CopyPolicy::parse(&r.copies).unwrap_or_default(),
+            copy_budget: r.copy_budget.map(|b| b.max(0) as u64),
             media: r.media != 0,
             sequence: r.sequence,
         }
     }
 }
 
-const FOLDER_SELECT: &str = "SELECT f.id, f.owner_id, u.name AS owner, f.name, f.path, f.keep_copies, f.media, f.sequence \
+const FOLDER_SELECT: &str = "SELECT f.id, f.owner_id, u.name AS owner, f.name, f.path, f.copies, f.copy_budget, f.media, f.sequence \
      FROM folders f JOIN users u ON u.id = f.owner_id";
 
 impl Catalog {
     /// Inserts a folder.
     pub async fn insert_folder(&self, f: &Folder, now: i64) -> Result<()> {
         sqlx::query(
-            "INSERT INTO folders (id, owner_id, name, path, keep_copies, media, sequence, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, 0, $7)",
+            "INSERT INTO folders (id, owner_id, name, path, copies, copy_budget, media, sequence, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $8)",
         )
         .bind(&f.id)
         .bind(&f.owner_id)
         .bind(&f.name)
         .bind(f.path.to_string_lossy().into_owned())
-        .bind(f.keep_copies as i64)
+        .bind(f.copies.as_str())
+        .bind(f.copy_budget.map(|b| b as i64))
         .bind(f.media as i64)
         .bind(now)
         .execute(&self.pool)
@@ -76,6 +79,7 @@ impl Catalog {
         let mut tx = self.pool.begin().await?;
         for sql in [
             "DELETE FROM versions WHERE folder_id = $1",
+            "DELETE FROM copies WHERE folder_id = $1",
             "DELETE FROM trash WHERE folder_id = $1",
             "DELETE FROM entries WHERE folder_id = $1",
         ] {

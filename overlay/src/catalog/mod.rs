@@ -7,6 +7,7 @@
 //! `AnyPool`; each backend has its own migrations folder. The catalog knows
 //! nothing about disks or permissions; the fabric decides those.
 
+mod copies;
 mod entries;
 mod folders;
 mod history;

@@ -137,6 +137,38 @@ impl BlobStore {
         Ok(())
     }
 
+    /// Every blob in the store, with its size. Blocking.
+    pub fn list(&self) -> Result<Vec<(String, u64)>> {
+        let mut out = Vec::new();
+        for a in fs::read_dir(&self.root)? {
+            let a = a?;
+            let name = a.file_name();
+            let is_fan = |n: &std::ffi::OsStr| {
+                n.len() == 2
+                    && n.to_str()
+                        .is_some_and(|s| s.bytes().all(|b| b.is_ascii_hexdigit()))
+            };
+            if !a.file_type()?.is_dir() || !is_fan(&name) {
+                continue; // `tmp/`
+            }
+            for b in fs::read_dir(a.path())? {
+                let b = b?;
+                if !b.file_type()?.is_dir() {
+                    continue;
+                }
+                for blob in fs::read_dir(b.path())? {
+                    let blob = blob?;
+                    if let (Ok(name), Ok(m)) = (blob.file_name().into_string(), blob.metadata())
+                        && name.len() == 64
+                    {
+                        out.push((name, m.len()));
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// Opens a blob for reading. Blocking.
     pub fn open_blob(&self, hash: &str) -> Result<File> {
         Ok(File::open(self.path(hash))?)
