@@ -5,15 +5,16 @@
 #
 # Serves one 1 GiB file and a folder of 1,000 small (4 KiB) files from both
 # servers, with HTTP Basic auth on both (nginx with a {PLAIN} htpasswd, its
-# cheapest check), and prints Glow/nginx ratios: large-file throughput with
-# curl (best of RUNS) and small-file requests per second with wrk.
+# cheapest check), and prints Glow/nginx ratios in paired rounds (median of
+# RUNS): large-file throughput with curl, small-file requests per second and
+# p99 latency with wrk.
 # Machines here are shared and noisy: read the ratios, not the absolute numbers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-RUNS=${RUNS:-3}
+RUNS=${RUNS:-5}
 WRK_SECONDS=${WRK_SECONDS:-10}
-WRK_CONNECTIONS=${WRK_CONNECTIONS:-32}
+WRK_CONNECTIONS=${WRK_CONNECTIONS:-64}
 GLOW_PORT=${GLOW_PORT:-18481}
 NGINX_PORT=${NGINX_PORT:-18482}
 PW=bench-password-1
@@ -73,7 +74,7 @@ nginx -c "$work/nginx.conf" -p "$work"
 GLOW_ADMIN_PASSWORD=$PW GLOW_LOG=warn "$GLOW" serve "$work/www/large" "$work/www/small" \
   --data-dir "$work/glow-data" --http "127.0.0.1:$GLOW_PORT" > "$work/glow.log" 2>&1 &
 glow_pid=$!
-echo "waiting for Glow to index the folders (first scan hashes and copies 1 GiB)"
+echo "waiting for Glow to index the folders (the first scan hashes 1 GiB)"
 for folder in large small; do
   until GLOW_LOG=error "$GLOW" --data-dir "$work/glow-data" folder verify "admin/$folder" >/dev/null 2>&1; do sleep 1; done
 done
@@ -88,14 +89,11 @@ for u in "$(glow_url small/f0007.bin)" "$(nginx_url small/f0007.bin)" "$(glow_ur
 done
 cmp <(curl -s -u "admin:$PW" "$(glow_url small/f0007.bin)") <(curl -s -u "admin:$PW" "$(nginx_url small/f0007.bin)")
 
-# --- large file ----------------------------------------------------------
+# --- paired rounds ---------------------------------------------------------
+# Each round measures Glow and nginx back to back; the ratio of each round is
+# kept and the median printed, so that a noisy neighbour hurts one round,
+# not the result.
 speed() { curl -s -o /dev/null -u "admin:$PW" -w '%{speed_download}' "$1"; }
-best() { sort -g | tail -n 1; }
-echo "large file (1 GiB, curl, best of $RUNS)"
-g_large=$(for _ in $(seq "$RUNS"); do speed "$(glow_url large/big.bin)"; echo; done | best)
-n_large=$(for _ in $(seq "$RUNS"); do speed "$(nginx_url large/big.bin)"; echo; done | best)
-
-# --- small files ---------------------------------------------------------
 auth=$(printf 'admin:%s' "$PW" | base64)
 lua() {
   cat > "$work/$1.lua" <<LUA
@@ -108,20 +106,35 @@ LUA
 }
 lua glow "/u/admin/small"
 lua nginx "/small"
+# Prints "requests/s p99_ms".
 rps() {
   local out
-  out=$(wrk -t2 -c"$WRK_CONNECTIONS" -d"${WRK_SECONDS}s" -s "$work/$1.lua" "$2")
+  out=$(wrk -t2 -c"$WRK_CONNECTIONS" -d"${WRK_SECONDS}s" --latency -s "$work/$1.lua" "$2")
   if grep -q 'Non-2xx' <<<"$out"; then echo "$1 answered errors under load:" >&2; echo "$out" >&2; exit 1; fi
-  awk '/Requests\/sec/ {print $2}' <<<"$out"
+  local r p
+  r=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
+  p=$(awk '$1 == "99%" { v = $2; if (v ~ /us$/) { sub(/us$/, "", v); v /= 1000 } else if (v ~ /ms$/) { sub(/ms$/, "", v) } else if (v ~ /s$/) { sub(/s$/, "", v); v *= 1000 } print v }' <<<"$out")
+  echo "$r $p"
 }
-echo "small files (1,000 x 4 KiB, wrk -t2 -c$WRK_CONNECTIONS, ${WRK_SECONDS}s each)"
-rps glow "http://127.0.0.1:$GLOW_PORT" >/dev/null   # warm-up
-g_small=$(rps glow "http://127.0.0.1:$GLOW_PORT")
-n_small=$(rps nginx "http://127.0.0.1:$NGINX_PORT")
-
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
-mib() { awk -v a="$1" 'BEGIN { printf "%.0f MiB/s", a / 1048576 }'; }
+median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+mib() { awk -v a="$1" 'BEGIN { printf "%.0f", a / 1048576 }'; }
+
+rps glow "http://127.0.0.1:$GLOW_PORT" >/dev/null   # warm-up
+large_ratios=() small_ratios=()
 echo
-printf '%-28s %14s %14s %8s\n' "" "glow" "nginx" "ratio"
-printf '%-28s %14s %14s %8s\n' "1 GiB file (curl)" "$(mib "$g_large")" "$(mib "$n_large")" "$(ratio "$g_large" "$n_large")x"
-printf '%-28s %14s %14s %8s\n' "4 KiB files (wrk, req/s)" "$g_small" "$n_small" "$(ratio "$g_small" "$n_small")x"
+printf '%-6s %22s %22s %30s\n' "round" "1 GiB (MiB/s g/n)" "4 KiB (req/s g/n)" "4 KiB p99 ms (glow/nginx)"
+for round in $(seq "$RUNS"); do
+  g_large=$(speed "$(glow_url large/big.bin)")
+  n_large=$(speed "$(nginx_url large/big.bin)")
+  read -r g_small g_p99 <<<"$(rps glow "http://127.0.0.1:$GLOW_PORT")"
+  read -r n_small n_p99 <<<"$(rps nginx "http://127.0.0.1:$NGINX_PORT")"
+  large_ratios+=("$(ratio "$g_large" "$n_large")")
+  small_ratios+=("$(ratio "$g_small" "$n_small")")
+  printf '%-6s %22s %22s %30s\n' "$round" "$(mib "$g_large")/$(mib "$n_large") = ${large_ratios[-1]}x" \
+    "${g_small%.*}/${n_small%.*} = ${small_ratios[-1]}x" "$g_p99/$n_p99"
+done
+echo
+echo "median of $RUNS paired rounds, Glow / nginx (wrk -t2 -c$WRK_CONNECTIONS, ${WRK_SECONDS}s; curl for 1 GiB):"
+echo "  1 GiB file:        $(printf '%s\n' "${large_ratios[@]}" | median)x"
+echo "  4 KiB files (rps): $(printf '%s\n' "${small_ratios[@]}" | median)x"

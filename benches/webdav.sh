@@ -71,7 +71,8 @@ until curl -s -o /dev/null "http://127.0.0.1:$GLOW_PORT/healthz" && curl -s -o /
 # background after start-up and would otherwise share the CPU with the bench).
 until grep -q 'folder indexed' "$work/glow.log"; do sleep 0.5; done
 
-propfind() { curl -s -o "$work/out.xml" -u "admin:$PW" -X PROPFIND -H 'Depth: 1' -w '%{time_total}\n' "$1"; }
+# Prints "total first_byte" in seconds.
+propfind() { curl -s -o "$work/out.xml" -u "admin:$PW" -X PROPFIND -H 'Depth: 1' -w '%{time_total} %{time_starttransfer}\n' "$1"; }
 count() { grep -o '<[A-Za-z]*:response[ >]' "$work/out.xml" | wc -l; }
 median() { sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 
@@ -82,12 +83,18 @@ propfind "$a_url" >/dev/null; a_n=$(count)
 [ "$g_n" -eq $((ENTRIES + 1)) ] || { echo "Glow answered $g_n responses, not $((ENTRIES + 1))"; exit 1; }
 [ "$a_n" -eq $((ENTRIES + 1)) ] || { echo "apache answered $a_n responses, not $((ENTRIES + 1))"; exit 1; }
 
-g=$(for _ in $(seq "$RUNS"); do propfind "$g_url"; done | median)
-a=$(for _ in $(seq "$RUNS"); do propfind "$a_url"; done | median)
+: > "$work/g.txt"; : > "$work/a.txt"
+for _ in $(seq "$RUNS"); do   # paired: one of each per round
+  propfind "$g_url" >> "$work/g.txt"
+  propfind "$a_url" >> "$work/a.txt"
+done
+g=$(cut -d' ' -f1 "$work/g.txt" | median); g1=$(cut -d' ' -f2 "$work/g.txt" | median)
+a=$(cut -d' ' -f1 "$work/a.txt" | median); a1=$(cut -d' ' -f2 "$work/a.txt" | median)
 rss=$(awk '/VmHWM/ {print $2}' "/proc/$glow_pid/status")
 echo
 printf 'PROPFIND Depth 1, %s entries, median of %s\n' "$ENTRIES" "$RUNS"
-printf '  glow   %8.1f ms\n' "$(awk -v x="$g" 'BEGIN { print x * 1000 }')"
-printf '  apache %8.1f ms\n' "$(awk -v x="$a" 'BEGIN { print x * 1000 }')"
+printf '  glow   %8.1f ms (first byte %.1f ms)\n' "$(awk -v x="$g" 'BEGIN { print x * 1000 }')" "$(awk -v x="$g1" 'BEGIN { print x * 1000 }')"
+printf '  apache %8.1f ms (first byte %.1f ms)\n' "$(awk -v x="$a" 'BEGIN { print x * 1000 }')" "$(awk -v x="$a1" 'BEGIN { print x * 1000 }')"
 printf '  latency ratio glow/apache: %.2fx (goal <= 0.5x)\n' "$(awk -v g="$g" -v a="$a" 'BEGIN { print g / a }')"
+printf '  first byte glow: %.1f ms (goal <= 5 ms)\n' "$(awk -v x="$g1" 'BEGIN { print x * 1000 }')"
 printf '  glow peak RSS: %d MiB\n' "$((rss / 1024))"

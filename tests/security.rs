@@ -1293,3 +1293,24 @@ async fn the_media_front_serves_its_networks_only() {
     assert_eq!(status(crate::lan::CLIENT_IP), "200");
     assert_eq!(status(far), "403");
 }
+
+/// A FIFO (or a device) that someone put in a folder: reading it would
+/// block a thread forever, and the blocking pool is finite. It is not a
+/// file to serve: not found, at once, over every read path.
+#[tokio::test]
+async fn special_files_in_a_folder_are_not_served() {
+    let env = Env::new(Backend::Sqlite);
+    let fifo = env.share().join("pipe");
+    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
+    let srv = env.serve();
+    for _ in 0..3 {
+        // Twice the fast path's chance, then whatever the caches hold.
+        let r = tokio::time::timeout(Duration::from_secs(10), get_admin(&srv.file("pipe")))
+            .await
+            .expect("a GET of a FIFO must not hang");
+        assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    }
+    let r = get_admin(&srv.file("hello.txt")).await;
+    assert_eq!(r.status(), StatusCode::OK, "the node still serves");
+}

@@ -195,6 +195,9 @@ pub(crate) struct Inner {
     pub min_free_space: u64,
     /// New files being written, visible by their name while open.
     pub pending: Mutex<crate::files::PendingWrites>,
+    /// Folder roots opened by the read fast path, by folder path, each
+    /// reopened after a second (see `files::open_cached`).
+    pub open_roots: Mutex<HashMap<PathBuf, (Arc<crate::store::beneath::Root>, std::time::Instant)>>,
     /// See [`FabricConfig::copies_budget`].
     pub copies_budget: crate::copies::CopiesBudget,
 }
@@ -258,6 +261,7 @@ impl Fabric {
                 link_key,
                 min_free_space: cfg.min_free_space,
                 pending: Mutex::default(),
+                open_roots: Mutex::default(),
                 copies_budget: cfg.copies_budget,
             }),
         };

@@ -472,6 +472,77 @@ impl Fabric {
     }
 }
 
+/// [`Fabric::open_file`] without the blocking pool, when that costs no
+/// disk access: the path is in the kernel's lookup cache, and a small
+/// file's bytes are in the page cache (`preadv2` with `RWF_NOWAIT`). This
+/// is the hot path of a file server: two thread hand-offs per request cost
+/// more than the open and the read themselves. `None` (anything missing
+/// from the caches, any error, a share link's subtree) takes the blocking
+/// path, which gives errors their proper meaning.
+fn open_cached(fabric: &Fabric, r: &Resolved) -> Option<OpenFile> {
+    if r.bound.is_some() || r.rel.is_root() {
+        return None;
+    }
+    let f = cached_root(fabric, &r.folder.path)?.open_file_cached(&r.rel)?;
+    let meta = f.metadata().ok()?;
+    if !meta.is_file() {
+        return None;
+    }
+    let entry = entry_from(r.rel.clone(), r.name(), &meta);
+    if entry.size > INLINE_LIMIT {
+        return Some(OpenFile {
+            entry,
+            body: FileBody::File(tokio::fs::File::from_std(f)),
+        });
+    }
+    let size = entry.size as usize;
+    let mut buf = vec![0u8; size + 1];
+    let n = rustix::io::preadv2(
+        &f,
+        &mut [io::IoSliceMut::new(&mut buf)],
+        0,
+        rustix::io::ReadWriteFlags::NOWAIT,
+    )
+    .ok()?;
+    // Fewer bytes: some pages are not cached, or the file changed since
+    // the stat; more: it grew. The blocking path sorts either out.
+    if n != size {
+        return None;
+    }
+    buf.truncate(n);
+    Some(OpenFile {
+        entry,
+        body: FileBody::Inline(Bytes::from(buf)),
+    })
+}
+
+/// The folder's root for the fast path, opened at most a second ago: a
+/// folder's directory replaced or moved on disk is seen within a second
+/// (and the kernel confines every lookup to whichever directory it is),
+/// while a busy folder is not reopened for every request.
+fn cached_root(fabric: &Fabric, path: &std::path::Path) -> Option<Arc<Root>> {
+    const REOPEN_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
+    let mut roots = fabric
+        .inner
+        .open_roots
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    if let Some((root, at)) = roots.get(path)
+        && at.elapsed() < REOPEN_AFTER
+    {
+        return Some(root.clone());
+    }
+    let root = Arc::new(Root::open_cached(path)?);
+    if roots.len() > 1024 {
+        roots.clear();
+    }
+    roots.insert(
+        path.to_path_buf(),
+        (root.clone(), std::time::Instant::now()),
+    );
+    Some(root)
+}
+
 /// The entry of a new file being written, from its temp file.
 fn pending_entry(rel: &RelPath, f: &fs::File) -> Result<Entry> {
     Ok(entry_from(
@@ -517,12 +588,71 @@ impl Fabric {
         .await
     }
 
+    /// Lists a directory in batches of up to `batch` entries, sent as they
+    /// are read from the disk, for answers that start before the whole
+    /// listing is built (a WebDAV PROPFIND of a 10,000-entry directory).
+    /// Errors about the directory itself (not found, not a directory) come
+    /// here; an error met half-way ends the stream with it.
+    pub async fn list_stream(
+        &self,
+        who: &Principal,
+        addr: &Address,
+        batch: usize,
+    ) -> Result<tokio::sync::mpsc::Receiver<Result<Vec<Entry>>>> {
+        let r = self.resolve(who, addr, Op::Read).await?;
+        let pending = self.pending_in(&r.folder.id, &r.rel);
+        let root = blocking(move || {
+            let root = r.root()?;
+            if !root.metadata(&r.rel)?.is_dir() {
+                return Err(FabricError::WrongKind("not a directory"));
+            }
+            Ok((root, r.rel))
+        })
+        .await?;
+        let batch = batch.max(1);
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        tokio::task::spawn_blocking(move || {
+            let (root, rel) = root;
+            let mut unseen: Vec<(RelPath, Arc<fs::File>)> = pending;
+            let mut out = Vec::with_capacity(batch);
+            let mut open = true;
+            let listed = root.list_each(&rel, |e| {
+                unseen.retain(|(p, _)| *p != e.path);
+                out.push(e);
+                if out.len() >= batch {
+                    let full = std::mem::replace(&mut out, Vec::with_capacity(batch));
+                    open = tx.blocking_send(Ok(full)).is_ok();
+                }
+                open
+            });
+            if !open {
+                return; // the receiver went away
+            }
+            let end = listed.and_then(|()| {
+                for (p, f) in &unseen {
+                    out.push(pending_entry(p, f)?);
+                }
+                Ok(())
+            });
+            if !out.is_empty() {
+                let _ = tx.blocking_send(Ok(out));
+            }
+            if let Err(e) = end {
+                let _ = tx.blocking_send(Err(e));
+            }
+        });
+        Ok(rx)
+    }
+
     /// Opens a file for reading; the caller seeks for ranges.
     ///
     /// Authorization, the open and (for small files) the read happen in one
     /// trip to the blocking pool: this is the hot path of every file server.
     pub async fn open_file(&self, who: &Principal, addr: &Address) -> Result<OpenFile> {
         let r = self.resolve(who, addr, Op::Content).await?;
+        if let Some(opened) = open_cached(self, &r) {
+            return Ok(opened);
+        }
         let pending = self.pending_file(&r.folder.id, &r.rel);
         blocking(move || {
             let f = match r.root()?.open_file(&r.rel) {
@@ -536,6 +666,9 @@ impl Fabric {
             let meta = f.metadata()?;
             if meta.is_dir() {
                 return Err(FabricError::WrongKind("is a directory"));
+            }
+            if !meta.is_file() {
+                return Err(FabricError::NotFound); // a FIFO, a device: never served
             }
             let name = r.name();
             OpenFile::from_file(entry_from(r.rel, name, &meta), f)

@@ -15,12 +15,13 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 use futures_util::TryStreamExt;
 use overlay::{Address, Entry, FabricError, FileBody, OpenFile, Precondition, Principal};
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
-use tokio_util::io::{ReaderStream, StreamReader};
+use tokio_util::io::StreamReader;
 
 /// Read buffer for streamed responses: large reads keep the blocking-pool
 /// hops per byte low (nginx uses sendfile; this is how Glow keeps up).
@@ -284,20 +285,65 @@ pub(crate) async fn send_file(
     let body = match content {
         _ if req.method == Method::HEAD => Body::empty(),
         FileBody::Inline(bytes) => Body::from(bytes.slice(start as usize..(start + len) as usize)),
-        FileBody::File(mut file) => {
-            if start > 0 {
-                file.seek(std::io::SeekFrom::Start(start))
-                    .await
-                    .map_err(FabricError::from)?;
-            }
-            let buf = READ_CHUNK.min(len.max(1) as usize);
-            Body::from_stream(ReaderStream::with_capacity(file.take(len), buf))
-        }
+        FileBody::File(file) => Body::from_stream(file_stream(file.into_std().await, start, len)),
     };
     let mut r = Response::new(body);
     *r.status_mut() = status;
     r.headers_mut().extend(base);
     Ok(r)
+}
+
+/// The bytes `start..start + len` of `file`, in chunks of up to
+/// [`READ_CHUNK`] read on the blocking pool with one chunk read ahead, so
+/// that the disk and the network work at the same time. Each chunk is read
+/// straight into the buffer that is sent (no copy through a reader's own
+/// buffer). A file that turns out shorter than promised ends the body with
+/// an error, so the connection is cut rather than a short body passed off
+/// as whole.
+pub fn file_stream(
+    file: std::fs::File,
+    start: u64,
+    len: u64,
+) -> impl futures_util::Stream<Item = std::io::Result<Bytes>> + Send + 'static {
+    type Pending = tokio::task::JoinHandle<std::io::Result<Bytes>>;
+    fn read(file: &Arc<std::fs::File>, pos: u64, n: usize) -> Pending {
+        let file = file.clone();
+        tokio::task::spawn_blocking(move || {
+            use std::os::unix::fs::FileExt;
+            let mut buf = vec![0u8; n];
+            let mut filled = 0;
+            while filled < n {
+                match file.read_at(&mut buf[filled..], pos + filled as u64) {
+                    Ok(0) => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+                    Ok(k) => filled += k,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            Ok(Bytes::from(buf))
+        })
+    }
+    let end = start + len;
+    let chunk = move |pos: u64| READ_CHUNK.min((end - pos) as usize);
+    let file = Arc::new(file);
+    let first = (len > 0).then(|| read(&file, start, chunk(start)));
+    futures_util::stream::unfold(
+        (file, start, first),
+        move |(file, pos, pending): (Arc<std::fs::File>, u64, Option<Pending>)| async move {
+            let got = match pending?.await {
+                Ok(r) => r,
+                Err(e) => Err(std::io::Error::other(e)),
+            };
+            match got {
+                Ok(bytes) => {
+                    let pos = pos + bytes.len() as u64;
+                    let next = (pos < end).then(|| read(&file, pos, chunk(pos)));
+                    Some((Ok(bytes), (file, pos, next)))
+                }
+                Err(e) => Some((Err(e), (file, end, None))),
+            }
+        },
+    )
 }
 
 async fn put(

@@ -221,7 +221,7 @@ async fn fast_propfind(
     uri: &axum::http::Uri,
     depth: Option<&str>,
     body: &[u8],
-) -> Option<Box<dyn Iterator<Item = bytes::Bytes> + Send>> {
+) -> Option<propfind::Pieces> {
     let path = dav_path(uri)?;
     propfind::answer(&dav.fs, &dav.fabric, who, &path, depth?, body).await
 }
@@ -251,9 +251,8 @@ async fn locks_in_folder(
 }
 
 /// A 207 Multi-Status whose body is written piece by piece as it is sent.
-fn multistatus(pieces: Box<dyn Iterator<Item = bytes::Bytes> + Send>) -> Response {
-    let stream = futures_util::stream::iter(pieces.map(Ok::<_, std::convert::Infallible>));
-    let mut r = Response::new(Body::from_stream(stream));
+fn multistatus(pieces: propfind::Pieces) -> Response {
+    let mut r = Response::new(Body::from_stream(pieces));
     *r.status_mut() = StatusCode::MULTI_STATUS;
     let h = r.headers_mut();
     h.insert(

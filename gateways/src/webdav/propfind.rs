@@ -13,6 +13,8 @@
 use super::fs::{GlowDavFs, target};
 use crate::xml::escape_into;
 use bytes::{BufMut, Bytes, BytesMut};
+use futures_util::StreamExt;
+use futures_util::stream::BoxStream;
 use overlay::Place;
 use overlay::{Entry, Fabric, Principal};
 use std::fmt::Write as _;
@@ -97,8 +99,15 @@ fn wanted(body: &[u8]) -> Option<Wanted> {
     }
 }
 
+/// A multistatus body, piece by piece; an error half-way (the directory
+/// could not be read to its end) aborts the body, so that a client never
+/// takes a cut listing for a whole one.
+pub(super) type Pieces = BoxStream<'static, std::io::Result<Bytes>>;
+
 /// Answers the PROPFIND if it is a common one; `None` sends it on to
-/// dav-server. `dir_href` is the request path as the client sent it.
+/// dav-server. The multistatus starts as soon as the target is known: a
+/// directory's entries follow in batches as they are read from the disk,
+/// so the first byte does not wait for a listing of 10,000 entries.
 pub(super) async fn answer(
     fs: &GlowDavFs,
     fabric: &Fabric,
@@ -106,7 +115,7 @@ pub(super) async fn answer(
     path: &dav_server::davpath::DavPath,
     depth: &str,
     body: &[u8],
-) -> Option<Box<dyn Iterator<Item = Bytes> + Send>> {
+) -> Option<Pieces> {
     let wanted = wanted(body)?;
     let Ok(Place::In(addr)) = target(path, who) else {
         return None;
@@ -119,9 +128,9 @@ pub(super) async fn answer(
     }
     let me = fabric.stat(who, &addr).await.ok()?;
     let children = if depth == "1" && me.is_dir() {
-        fabric.list(who, &addr).await.ok()?
+        Some(fabric.list_stream(who, &addr, BATCH).await.ok()?)
     } else {
-        Vec::new()
+        None
     };
     // The href of the target, as dav-server writes it (its own encoding,
     // a slash after a directory).
@@ -132,37 +141,56 @@ pub(super) async fn answer(
     let mut writer = Writer {
         out: BytesMut::with_capacity(PIECE + 4096),
         wanted,
+        base,
     };
     writer
         .out
         .put_slice(b"<?xml version=\"1.0\" encoding=\"utf-8\"?><D:multistatus xmlns:D=\"DAV:\">");
-    writer.response(&base, &me);
-    let mut rest = children.into_iter();
-    let mut finished = false;
-    Some(Box::new(std::iter::from_fn(move || {
-        if finished {
-            return None;
-        }
-        while writer.out.len() < PIECE {
-            match rest.next() {
-                Some(e) => {
-                    let href = format!(
-                        "{base}{}{}",
-                        encode(&e.name),
-                        if e.is_dir() { "/" } else { "" }
-                    );
-                    writer.response(&href, &e);
-                }
-                None => {
-                    writer.out.put_slice(b"</D:multistatus>");
-                    finished = true;
-                    break;
+    let href = writer.base.clone();
+    writer.response(&href, &me);
+    let first = writer.out.split().freeze();
+    let rest = futures_util::stream::unfold(
+        (writer, children, false),
+        |(mut w, mut children, done)| async move {
+            if done {
+                return None;
+            }
+            if let Some(rx) = children.as_mut() {
+                while w.out.len() < PIECE {
+                    match rx.recv().await {
+                        Some(Ok(batch)) => {
+                            for e in &batch {
+                                w.child(e);
+                            }
+                        }
+                        Some(Err(e)) => {
+                            tracing::warn!("PROPFIND listing cut short: {e}");
+                            let err = std::io::Error::other("listing cut short");
+                            return Some((Err(err), (w, None, true)));
+                        }
+                        None => {
+                            children = None;
+                            break;
+                        }
+                    }
                 }
             }
-        }
-        Some(writer.out.split().freeze())
-    })))
+            let done = children.is_none();
+            if done {
+                w.out.put_slice(b"</D:multistatus>");
+            }
+            Some((Ok(w.out.split().freeze()), (w, children, done)))
+        },
+    );
+    Some(
+        futures_util::stream::once(std::future::ready(Ok(first)))
+            .chain(rest)
+            .boxed(),
+    )
 }
+
+/// Entries read from the disk before they are handed on to be written.
+const BATCH: usize = 256;
 
 /// Bytes written before a piece of the body is handed on.
 const PIECE: usize = 64 * 1024;
@@ -170,9 +198,22 @@ const PIECE: usize = 64 * 1024;
 struct Writer {
     out: BytesMut,
     wanted: Wanted,
+    /// The target's href, ending in a slash for a directory.
+    base: String,
 }
 
 impl Writer {
+    /// The response for `e`, a child of the target.
+    fn child(&mut self, e: &Entry) {
+        let href = format!(
+            "{}{}{}",
+            self.base,
+            encode(&e.name),
+            if e.is_dir() { "/" } else { "" }
+        );
+        self.response(&href, e);
+    }
+
     fn response(&mut self, href: &str, e: &Entry) {
         let mut s = String::with_capacity(900);
         s.push_str("<D:response><D:href>");

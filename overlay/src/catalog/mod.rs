@@ -135,6 +135,10 @@ async fn connect(url: &str, backend: Backend) -> Result<AnyPool> {
     let pool = AnyPoolOptions::new()
         .max_connections(max)
         .acquire_timeout(Duration::from_secs(30))
+        // A node is idle most of the time: connections (each with its page
+        // cache) close after a minute unused, and one stays.
+        .idle_timeout(Duration::from_secs(60))
+        .min_connections(1)
         .after_connect(move |conn, _| {
             Box::pin(async move {
                 if backend == Backend::Sqlite {
@@ -150,6 +154,12 @@ async fn connect(url: &str, backend: Backend) -> Result<AnyPool> {
                     // What is deleted or replaced (a secret's old form) is
                     // overwritten in the file, not left in free space.
                     sqlx::query("PRAGMA secure_delete = ON")
+                        .execute(&mut *conn)
+                        .await?;
+                    // 1 MiB of page cache per connection (SQLite's default
+                    // is 2 MiB): the catalog's hot pages are few, and the
+                    // OS caches the file anyway.
+                    sqlx::query("PRAGMA cache_size = -1024")
                         .execute(&mut *conn)
                         .await?;
                 }

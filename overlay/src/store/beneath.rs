@@ -86,6 +86,44 @@ impl Root {
         })
     }
 
+    /// [`Root::open`] only if it needs no disk access: every component of
+    /// `path` is in the kernel's lookup cache (`RESOLVE_CACHED`), so that it
+    /// is fine on an async thread. `None` means "ask the blocking pool".
+    pub fn open_cached(path: &Path) -> Option<Root> {
+        let fd = openat2(
+            rustix::fs::CWD,
+            path,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+            ResolveFlags::CACHED,
+        )
+        .ok()?;
+        Some(Root {
+            fd,
+            path: path.to_path_buf(),
+            base: RelPath::root(),
+        })
+    }
+
+    /// [`Root::open_file`] only if the lookup needs no disk access (see
+    /// [`Root::open_cached`]); `None` for anything else, errors included,
+    /// which the blocking path then gives properly.
+    pub fn open_file_cached(&self, rel: &RelPath) -> Option<File> {
+        let local = self.local(rel).ok()?;
+        if local.is_root() {
+            return None;
+        }
+        openat2(
+            &self.fd,
+            local.as_str(),
+            OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NONBLOCK,
+            Mode::empty(),
+            BENEATH.union(ResolveFlags::CACHED),
+        )
+        .ok()
+        .map(File::from)
+    }
+
     /// The folder at `path`, narrowed to `bound` (a share link's subtree)
     /// when that is a directory; a link to a file is bounded by its path
     /// alone (`authorize` lets it reach nothing else).
@@ -190,9 +228,10 @@ impl Root {
         .map_err(refused)
     }
 
-    /// Opens the file at `rel` for reading.
+    /// Opens the file at `rel` for reading (without blocking on a FIFO
+    /// someone put in the folder; callers check the kind).
     pub fn open_file(&self, rel: &RelPath) -> Result<File> {
-        let fd = self.resolve(rel, OFlags::RDONLY)?;
+        let fd = self.resolve(rel, OFlags::RDONLY | OFlags::NONBLOCK)?;
         Ok(File::from(fd))
     }
 
@@ -211,8 +250,18 @@ impl Root {
     /// links that lead outside the root are left out, as are names Glow
     /// cannot address (not UTF-8).
     pub fn list(&self, rel: &RelPath) -> Result<Vec<Entry>> {
-        let dir = self.resolve(rel, OFlags::RDONLY | OFlags::DIRECTORY)?;
         let mut out = Vec::new();
+        self.list_each(rel, |e| {
+            out.push(e);
+            true
+        })?;
+        Ok(out)
+    }
+
+    /// [`Root::list`] one entry at a time, in directory order, for listings
+    /// that are sent as they are read; `each` returns false to stop.
+    pub fn list_each(&self, rel: &RelPath, mut each: impl FnMut(Entry) -> bool) -> Result<()> {
+        let dir = self.resolve(rel, OFlags::RDONLY | OFlags::DIRECTORY)?;
         for item in rustix::fs::Dir::read_from(&dir).map_err(io)? {
             let item = item.map_err(io)?;
             let Ok(name) = item.file_name().to_str() else {
@@ -239,9 +288,11 @@ impl Root {
                 },
                 _ => continue,
             };
-            out.push(entry);
+            if !each(entry) {
+                break;
+            }
         }
-        Ok(out)
+        Ok(())
     }
 
     /// The names of the regular files and directories in the directory at
