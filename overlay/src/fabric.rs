@@ -200,6 +200,9 @@ pub(crate) struct Inner {
     pub open_roots: Mutex<HashMap<PathBuf, (Arc<crate::store::beneath::Root>, std::time::Instant)>>,
     /// See [`FabricConfig::copies_budget`].
     pub copies_budget: crate::copies::CopiesBudget,
+    /// Whether the upkeep loop builds media indexes ahead of use (a LAN
+    /// media front runs); see [`Fabric::prewarm_media`].
+    pub prewarm_media: std::sync::atomic::AtomicBool,
 }
 
 /// Glow's fabric on this node. Cloning is cheap (an `Arc`).
@@ -263,6 +266,7 @@ impl Fabric {
                 pending: Mutex::default(),
                 open_roots: Mutex::default(),
                 copies_budget: cfg.copies_budget,
+                prewarm_media: Default::default(),
             }),
         };
         fabric.seal_plain_share_tokens().await?;

@@ -141,6 +141,8 @@ pub async fn run(settings: Settings, args: ServeArgs) -> anyhow::Result<()> {
         },
     );
 
+    // TVs browse the media indexes: build them ahead only when one can ask.
+    fabric.prewarm_media(dlna.is_some());
     let upkeep = tokio::spawn(fabric.clone().maintain(Arc::new(ScanProgress::new())));
     let app = http::app(
         fabric.clone(),

@@ -171,12 +171,34 @@ impl Fabric {
             return;
         };
         for f in folders {
-            self.media_prewarm_folder(&f).await;
+            self.build_media_index(&f).await;
         }
     }
 
-    /// Builds one media folder's index now (logs what it found).
+    /// Whether the upkeep loop builds each media folder's index after its
+    /// scan, so that a TV's first Browse is quick: on when a LAN media
+    /// front runs. Off, an index is built on first use only (a node
+    /// without the DLNA front keeps no index of 10,000 songs in memory).
+    pub fn prewarm_media(&self, on: bool) {
+        self.inner
+            .prewarm_media
+            .store(on, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Builds one media folder's index now (logs what it found), if
+    /// [`Fabric::prewarm_media`] asked for it.
     pub(crate) async fn media_prewarm_folder(&self, f: &Arc<Folder>) {
+        if self
+            .inner
+            .prewarm_media
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            self.build_media_index(f).await;
+        }
+    }
+
+    /// Builds one media folder's index now and logs what it found.
+    async fn build_media_index(&self, f: &Arc<Folder>) {
         match self.inner.media.tree(f).await {
             Ok(tree) => tracing::info!(
                 folder = %format!("{}/{}", f.owner, f.name),
