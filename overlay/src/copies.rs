@@ -24,7 +24,7 @@ use crate::error::{FabricError, Result};
 use crate::fabric::{Fabric, blocking};
 use crate::path::RelPath;
 use crate::resource::{CopyPolicy, Folder, SMALL_FILE_LIMIT, now_ms};
-use crate::store::beneath::{Root, Standing};
+use crate::store::beneath::Root;
 use std::fs::File;
 use std::sync::Arc;
 
@@ -307,12 +307,7 @@ impl Fabric {
         }
         let (path, r) = (folder.path.clone(), rel.clone());
         let opened = blocking(move || {
-            let parent = Root::open(&path)?.parent(&r)?;
-            if parent.standing()? != Standing::File {
-                return Err(FabricError::NotFound);
-            }
-            let f = parent.open_file()?;
-            let m = f.metadata()?;
+            let (_, f, m) = Root::open_regular(&path, &r)?;
             Ok((f, m))
         })
         .await;

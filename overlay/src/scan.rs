@@ -9,11 +9,11 @@
 //! vanished goes to the trash (`disk-delete`).
 
 use crate::catalog::{EntryRow, NewVersion};
-use crate::error::{FabricError, Result};
+use crate::error::Result;
 use crate::fabric::{Fabric, blocking};
 use crate::path::RelPath;
 use crate::resource::{EntryKind, Folder, now_ms};
-use crate::store::beneath::{Root, Standing};
+use crate::store::beneath::Root;
 use crate::store::blobs::hash_file;
 use crate::store::local;
 use std::collections::HashMap;
@@ -267,12 +267,7 @@ impl Fabric {
         // The file itself, never through a link, below the folder's root.
         let (path, r) = (folder.path.clone(), rel.clone());
         let opened = blocking(move || {
-            let parent = Root::open(&path)?.parent(&r)?;
-            if parent.standing()? != Standing::File {
-                return Err(FabricError::NotFound);
-            }
-            let f = parent.open_file()?;
-            let meta = f.metadata()?;
+            let (parent, f, meta) = Root::open_regular(&path, &r)?;
             Ok((Arc::new(parent), f, meta))
         })
         .await;

@@ -124,6 +124,21 @@ impl Root {
         .map(File::from)
     }
 
+    /// The regular file at `rel` itself (never through a link) below the
+    /// folder at `path`: its directory, the file opened for reading and its
+    /// metadata. [`FabricError::NotFound`] for anything that is not a
+    /// regular file. For the scan and the copies, which look at the disk
+    /// as it is.
+    pub fn open_regular(path: &Path, rel: &RelPath) -> Result<(Parent, File, fs::Metadata)> {
+        let parent = Root::open(path)?.parent(rel)?;
+        if parent.standing()? != Standing::File {
+            return Err(FabricError::NotFound);
+        }
+        let f = parent.open_file()?;
+        let meta = f.metadata()?;
+        Ok((parent, f, meta))
+    }
+
     /// The folder at `path`, narrowed to `bound` (a share link's subtree)
     /// when that is a directory; a link to a file is bounded by its path
     /// alone (`authorize` lets it reach nothing else).
