@@ -269,6 +269,13 @@ async fn copies_follow_the_policy_and_the_budget(b: Backend) {
     let sh = env.share();
     std::fs::write(sh.join("notes.txt"), b"my notes").unwrap();
     std::fs::copy("tests/media/clip.mp4", sh.join("clip.mp4")).unwrap();
+    // More media files than one page of the fill, all newer than the
+    // notes: they keep no copy, and must not hide the notes.
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    std::fs::create_dir(sh.join("songs")).unwrap();
+    for i in 0..300 {
+        std::fs::write(sh.join(format!("songs/{i}.mp3")), format!("song {i}")).unwrap();
+    }
     let big = std::fs::File::create(sh.join("disk.img")).unwrap();
     big.set_len((64 << 20) + 1).unwrap(); // sparse: costs nothing here
     drop(big);

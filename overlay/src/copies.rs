@@ -252,35 +252,35 @@ impl Fabric {
                 continue;
             }
             let max = (folder.copies == CopyPolicy::Small).then_some(SMALL_FILE_LIMIT as i64);
+            // Files passed over (not covered, say media under the size
+            // limit, or changed on disk meanwhile) stay in the query's
+            // answer: page past them, or newer ones would hide the rest.
+            let mut skip = 0;
             'folder: loop {
                 let batch = self
                     .inner
                     .catalog
-                    .files_without_copies(&folder.id, max, 256)
+                    .files_without_copies(&folder.id, max, skip, 256)
                     .await?;
                 if batch.is_empty() {
                     break;
                 }
-                let mut progressed = false;
                 for (path, hash, size, mtime) in batch {
-                    let Ok(rel) = RelPath::parse(&path) else {
+                    let covered = RelPath::parse(&path)
+                        .ok()
+                        .filter(|rel| folder.copies.covers(rel.name(), size as u64));
+                    let Some(rel) = covered else {
+                        skip += 1;
                         continue;
                     };
-                    if !folder.copies.covers(rel.name(), size as u64) {
-                        continue;
-                    }
                     if !self.room_for(&folder, size as u64, false).await? {
                         break 'folder;
                     }
                     if self.fill_one(&folder, &rel, &hash, size, mtime).await? {
                         made += 1;
-                        progressed = true;
+                    } else {
+                        skip += 1;
                     }
-                }
-                if !progressed {
-                    // What is left changed on disk or is not covered: the
-                    // watcher deals with changed files.
-                    break;
                 }
             }
         }

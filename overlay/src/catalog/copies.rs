@@ -45,21 +45,12 @@ impl Catalog {
 
     /// Bytes of copies: of one folder, or of every folder with `None`.
     pub async fn copy_bytes(&self, folder_id: Option<&str>) -> Result<i64> {
-        let n: Option<i64> = match folder_id {
-            Some(f) => {
-                sqlx::query_scalar(
-                    "SELECT CAST(SUM(size) AS BIGINT) FROM copies WHERE folder_id = $1",
-                )
-                .bind(f)
-                .fetch_one(&self.pool)
-                .await?
-            }
-            None => {
-                sqlx::query_scalar("SELECT CAST(SUM(size) AS BIGINT) FROM copies")
-                    .fetch_one(&self.pool)
-                    .await?
-            }
-        };
+        let n: Option<i64> = sqlx::query_scalar(
+            "SELECT CAST(SUM(size) AS BIGINT) FROM copies WHERE $1 = '' OR folder_id = $1",
+        )
+        .bind(folder_id.unwrap_or(""))
+        .fetch_one(&self.pool)
+        .await?;
         Ok(n.unwrap_or(0))
     }
 
@@ -70,25 +61,14 @@ impl Catalog {
         folder_id: Option<&str>,
         limit: i64,
     ) -> Result<Vec<(String, String, i64)>> {
-        let rows =
-            match folder_id {
-                Some(f) => {
-                    sqlx::query(
-                        "SELECT folder_id, hash, size FROM copies WHERE folder_id = $1 \
-                     ORDER BY created_at, hash LIMIT $2",
-                    )
-                    .bind(f)
-                    .bind(limit)
-                    .fetch_all(&self.pool)
-                    .await?
-                }
-                None => sqlx::query(
-                    "SELECT folder_id, hash, size FROM copies ORDER BY created_at, hash LIMIT $1",
-                )
-                .bind(limit)
-                .fetch_all(&self.pool)
-                .await?,
-            };
+        let rows = sqlx::query(
+            "SELECT folder_id, hash, size FROM copies WHERE $1 = '' OR folder_id = $1 \
+             ORDER BY created_at, hash LIMIT $2",
+        )
+        .bind(folder_id.unwrap_or(""))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter()
             .map(|r| {
                 Ok((
@@ -100,12 +80,13 @@ impl Catalog {
             .collect()
     }
 
-    /// Live files of a folder whose content has no copy yet, newest first:
-    /// `(path, hash, size, mtime)`.
+    /// Live files of a folder whose content has no copy yet, newest first,
+    /// from the `skip`-th on: `(path, hash, size, mtime)`.
     pub async fn files_without_copies(
         &self,
         folder_id: &str,
         max_size: Option<i64>,
+        skip: i64,
         limit: i64,
     ) -> Result<Vec<(String, String, i64, i64)>> {
         let rows = sqlx::query(
@@ -113,11 +94,12 @@ impl Catalog {
              WHERE e.folder_id = $1 AND e.deleted = 0 AND e.kind = 'file' AND e.hash IS NOT NULL \
              AND ($2 < 0 OR e.size <= $2) \
              AND NOT EXISTS (SELECT 1 FROM copies c WHERE c.folder_id = e.folder_id AND c.hash = e.hash) \
-             ORDER BY e.mtime_ns DESC LIMIT $3",
+             ORDER BY e.mtime_ns DESC, e.path LIMIT $3 OFFSET $4",
         )
         .bind(folder_id)
         .bind(max_size.unwrap_or(-1))
         .bind(limit)
+        .bind(skip)
         .fetch_all(&self.pool)
         .await?;
         rows.iter()
