@@ -10,6 +10,7 @@
 //! Class 1 and 2: locks live in the catalog (`locks.rs`) and survive a
 //! restart; dead properties live in the catalog too.
 
+mod conditions;
 mod error;
 pub mod fs;
 pub mod locks;
@@ -96,6 +97,9 @@ pub async fn handle(State(state): State<crate::http::AppState>, req: Request) ->
     if cross_site {
         return (StatusCode::FORBIDDEN, "cross-site request refused\n").into_response();
     }
+    if let Err(why) = conditions::check(req.headers()) {
+        return (StatusCode::BAD_REQUEST, format!("{why}\n")).into_response();
+    }
     let method = req.method().clone();
     if matches!(method.as_str(), "COPY" | "MOVE") && !destination_is_here(req.headers(), req.uri())
     {
@@ -155,11 +159,18 @@ pub async fn handle(State(state): State<crate::http::AppState>, req: Request) ->
     {
         return r;
     }
-    let mut r = state
-        .dav
-        .handler_for(&name)
-        .handle_guarded(req, name.clone(), caller.who)
-        .await;
+    // A panic inside dav-server (a parser bug not yet known) answers this
+    // request with a 500 instead of dropping the connection unanswered.
+    let handler = state.dav.handler_for(&name);
+    let handled =
+        std::panic::AssertUnwindSafe(handler.handle_guarded(req, name.clone(), caller.who));
+    let mut r = match futures_util::FutureExt::catch_unwind(handled).await {
+        Ok(r) => r,
+        Err(_) => {
+            tracing::error!(%method, "the WebDAV handler panicked; answered 500");
+            return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+        }
+    };
     if infinite_propfind && r.status() == StatusCode::NOT_IMPLEMENTED {
         *r.status_mut() = StatusCode::FORBIDDEN;
     }
