@@ -151,6 +151,8 @@ pub async fn run(settings: Settings, args: ServeArgs) -> anyhow::Result<()> {
     );
     let mut opts = ServeOptions {
         tls: tls_config,
+        // One accepting thread per core, as nginx runs one worker per core.
+        threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
         ..ServeOptions::default()
     };
     if let Some(t) = header_timeout {
@@ -184,6 +186,7 @@ pub async fn run(settings: Settings, args: ServeArgs) -> anyhow::Result<()> {
         let front = gateways::dlna::Dlna::new(fabric.clone(), o);
         let opts = ServeOptions {
             tls: None,
+            threads: 0,
             ..opts.clone()
         };
         tokio::spawn(gateways::dlna::serve(
