@@ -404,3 +404,66 @@ fn many_commands_at_once_on_a_new_data_dir() {
         );
     }
 }
+
+#[test]
+fn the_node_has_one_id_kept_in_its_data_dir() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::new(Backend::Sqlite);
+    let first = env.ok(&["node", "id"]);
+    let id = first
+        .lines()
+        .next()
+        .and_then(|l| l.strip_prefix("id    "))
+        .unwrap_or_else(|| panic!("{first}"))
+        .to_owned();
+    assert_eq!(id.len(), 64, "{first}");
+    assert!(
+        id.bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+    );
+    assert_eq!(env.ok(&["node", "id"]), first, "the same id every time");
+    let key = env.data_dir().join("node.key");
+    let meta = std::fs::metadata(&key).unwrap();
+    assert_eq!(meta.len(), 32);
+    assert_eq!(
+        meta.permissions().mode() & 0o077,
+        0,
+        "only its owner reads the key"
+    );
+
+    // The banner shows the same id, and the name the node runs under.
+    let mut srv = env.serve_with(&[
+        "--name",
+        "nas-in-the-closet",
+        "--no-sftp",
+        "--no-dlna",
+        env.share().to_str().unwrap(),
+    ]);
+    assert!(srv.banner.contains(&format!("node {id}")), "{}", srv.banner);
+    assert!(
+        srv.banner
+            .lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["name", "nas-in-the-closet"]),
+        "{}",
+        srv.banner
+    );
+    srv.terminate();
+    let again = env.ok(&["node", "id"]);
+    assert!(
+        again.contains(&id) && again.contains("name  nas-in-the-closet"),
+        "{again}"
+    );
+
+    // A damaged key is refused in one line that says what to do; it is
+    // never silently replaced (the node's id would change under its peers).
+    std::fs::write(&key, b"not a key").unwrap();
+    let out = env.run(&["node", "id"]);
+    assert_eq!(out.status.code(), Some(1));
+    let msg = stderr(&out);
+    assert_eq!(msg.lines().count(), 1, "{msg}");
+    assert!(
+        msg.contains("node.key") && msg.contains("move it away"),
+        "{msg}"
+    );
+    assert_eq!(std::fs::read(&key).unwrap(), b"not a key");
+}

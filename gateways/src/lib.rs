@@ -1,5 +1,5 @@
 //! Glow's protocol fronts. Each front translates one wire protocol into
-//! [`overlay::Fabric`] calls and maps [`overlay::FabricError`] back onto the
+//! [`fabric::Fabric`] calls and maps [`fabric::FabricError`] back onto the
 //! protocol's own errors, once, in its `error` module. Fronts never touch the
 //! disk or the catalog themselves.
 

@@ -8,7 +8,7 @@
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::http::{Request, StatusCode};
-use overlay::{Fabric, FabricConfig};
+use fabric::{Fabric, FabricConfig};
 use proptest::prelude::*;
 use std::net::SocketAddr;
 use std::sync::OnceLock;
@@ -293,9 +293,9 @@ fn dlna() -> &'static axum::Router {
             let fabric = Fabric::open(FabricConfig::new(w.tmp.path().join("data")))
                 .await
                 .unwrap();
-            let addr = overlay::Address::parse("alice/docs").unwrap();
+            let addr = fabric::Address::parse("alice/docs").unwrap();
             fabric
-                .set_folder_media(&overlay::Principal::System, &addr, true)
+                .set_folder_media(&fabric::Principal::System, &addr, true)
                 .await
                 .unwrap();
             gateways::dlna::Dlna::new(

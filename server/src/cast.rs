@@ -6,8 +6,8 @@
 
 use crate::flags::CastCommand;
 use anyhow::{Context, bail};
+use fabric::{Address, Fabric, Principal};
 use gateways::dlna::cast::{self, Control};
-use overlay::{Address, Fabric, Principal};
 use std::net::SocketAddr;
 use std::time::Duration;
 

@@ -4,14 +4,19 @@
 //! within seconds.
 
 use crate::config::Settings;
-use crate::flags::{Command, FolderCommand, KeyCommand, ShareCommand, TrashCommand, UserCommand};
+use crate::flags::{
+    Command, FolderCommand, KeyCommand, NodeCommand, ShareCommand, TrashCommand, UserCommand,
+};
 use crate::serve::open_fabric;
 use anyhow::{Context, bail};
-use overlay::{Address, CopyPolicy, Fabric, FolderOptions, Principal};
+use fabric::{Address, CopyPolicy, Fabric, FolderOptions, Principal};
 use std::io::{BufRead, IsTerminal, Read};
 
 /// Runs one management command.
 pub async fn run(settings: Settings, cmd: Command) -> anyhow::Result<()> {
+    if let Command::Node(n) = cmd {
+        return node(&settings, n);
+    }
     let fabric = open_fabric(&settings, false).await?;
     let result = match cmd {
         Command::Share(s) => share(&fabric, &settings, s).await,
@@ -25,7 +30,7 @@ pub async fn run(settings: Settings, cmd: Command) -> anyhow::Result<()> {
 async fn dispatch(fabric: &Fabric, cmd: Command) -> anyhow::Result<()> {
     let system = Principal::System;
     match cmd {
-        Command::Serve(_) | Command::Share(_) | Command::Cast(_) => {
+        Command::Serve(_) | Command::Share(_) | Command::Cast(_) | Command::Node(_) => {
             unreachable!("dispatched elsewhere")
         }
         Command::User(u) => user(fabric, u).await?,
@@ -193,7 +198,7 @@ async fn user(fabric: &Fabric, cmd: UserCommand) -> anyhow::Result<()> {
             let (password, generated) = if password_stdin {
                 (read_password_line()?, false)
             } else {
-                (overlay::auth::random_secret(20), true)
+                (fabric::auth::random_secret(20), true)
             };
             fabric.create_user(&name, &password, admin).await?;
             if generated {
@@ -290,7 +295,7 @@ async fn share(fabric: &Fabric, settings: &Settings, cmd: ShareCommand) -> anyho
                     let d = humantime::parse_duration(&text).with_context(|| {
                         format!("--expires {text:?}: use a duration such as 30m, 12h or 7d")
                     })?;
-                    Some(overlay::resource::now_ms() + d.as_millis() as i64)
+                    Some(fabric::resource::now_ms() + d.as_millis() as i64)
                 }
                 None => None,
             };
@@ -300,13 +305,13 @@ async fn share(fabric: &Fabric, settings: &Settings, cmd: ShareCommand) -> anyho
                 None
             };
             let permission = if upload_only {
-                overlay::SharePermission::Upload
+                fabric::SharePermission::Upload
             } else if read_write {
-                overlay::SharePermission::ReadWrite
+                fabric::SharePermission::ReadWrite
             } else {
-                overlay::SharePermission::Read
+                fabric::SharePermission::Read
             };
-            let opts = overlay::ShareOptions {
+            let opts = fabric::ShareOptions {
                 permission,
                 expires_at,
                 password,
@@ -323,7 +328,7 @@ async fn share(fabric: &Fabric, settings: &Settings, cmd: ShareCommand) -> anyho
             let base = settings.public_url(public_url.as_deref());
             for s in fabric.shares(&system, user.as_deref()).await? {
                 let state = s
-                    .dead_reason(overlay::resource::now_ms())
+                    .dead_reason(fabric::resource::now_ms())
                     .map(|_| "dead")
                     .unwrap_or("live");
                 let limit = s.max_downloads.map(|m| format!("/{m}")).unwrap_or_default();
@@ -401,6 +406,29 @@ fn format_ms(ms: i64) -> String {
 /// A size as people read it (`1.5 GiB`).
 pub fn human_bytes(n: u64) -> String {
     bytesize::ByteSize(n).display().iec().to_string()
+}
+
+/// File in the data dir holding the name `glow serve` last ran under.
+pub const NODE_NAME_FILE: &str = "node.name";
+
+/// `glow node …`: needs only the data dir (no catalog).
+fn node(settings: &Settings, cmd: NodeCommand) -> anyhow::Result<()> {
+    match cmd {
+        NodeCommand::Id => {
+            let dir = &settings.data_dir;
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create the data dir {}", dir.display()))?;
+            let key = fabric::NodeKey::load_or_create(dir)?;
+            let name = std::fs::read_to_string(dir.join(NODE_NAME_FILE))
+                .ok()
+                .map(|n| n.trim().to_owned())
+                .filter(|n| !n.is_empty())
+                .unwrap_or_else(crate::config::hostname);
+            println!("id    {}", key.id());
+            println!("name  {name}");
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -52,7 +52,7 @@ pub struct Settings {
     pub min_free_space: u64,
     /// The most copies of current content may take, if a flag, the
     /// environment or the file says.
-    pub copies_budget: Option<overlay::CopiesBudget>,
+    pub copies_budget: Option<fabric::CopiesBudget>,
     /// The file's settings, for `serve` to merge with its own flags.
     pub file: FileConfig,
 }
@@ -75,7 +75,7 @@ impl Settings {
         let min_free_space = global
             .min_free_space
             .or(file.min_free_space)
-            .map_or(overlay::DEFAULT_MIN_FREE_SPACE, |b| b.as_u64());
+            .map_or(fabric::DEFAULT_MIN_FREE_SPACE, |b| b.as_u64());
         let copies_budget = match (global.copies_budget, &file.copies_budget) {
             (Some(b), _) => Some(b),
             (None, Some(text)) => Some(text.parse().map_err(|e| {
@@ -103,7 +103,7 @@ impl Settings {
     /// the commands beside a server, so that `glow folder list` shows what
     /// the server uses) the one the last `glow serve` on this data dir
     /// recorded, else the default.
-    pub fn copies_budget(&self, serving: bool) -> overlay::CopiesBudget {
+    pub fn copies_budget(&self, serving: bool) -> fabric::CopiesBudget {
         if let Some(b) = self.copies_budget {
             return b;
         }
@@ -113,7 +113,7 @@ impl Settings {
         {
             return b;
         }
-        overlay::CopiesBudget::default()
+        fabric::CopiesBudget::default()
     }
 
     /// The start of links given to others: flag, else file, else this node's
@@ -182,6 +182,16 @@ impl Settings {
             .unwrap_or_else(|| format!("Glow on {}", hostname()))
     }
 
+    /// The node's name among nodes: flag, else file, else the host name.
+    pub fn peer_name(&self, args: &ServeArgs) -> String {
+        args.name
+            .clone()
+            .or_else(|| self.file.name.clone())
+            .map(|n| n.trim().to_owned())
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(hostname)
+    }
+
     /// The HTTP address: flag, else file, else `0.0.0.0:8080`.
     pub fn http_addr(&self, args: &ServeArgs) -> String {
         args.http
@@ -210,7 +220,7 @@ fn front_addr(
 }
 
 /// This machine's host name, or "this computer".
-fn hostname() -> String {
+pub fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
         .or_else(|| std::env::var("HOSTNAME").ok())

@@ -43,7 +43,7 @@ pub struct GlobalArgs {
         env = "GLOW_COPIES_BUDGET",
         value_name = "SIZE|PERCENT"
     )]
-    pub copies_budget: Option<overlay::CopiesBudget>,
+    pub copies_budget: Option<fabric::CopiesBudget>,
 }
 
 /// What to do.
@@ -79,6 +79,17 @@ pub enum Command {
     /// Play on a TV: find renderers on the LAN and tell one what to play
     #[command(subcommand)]
     Cast(CastCommand),
+    /// This node's identity (and, with the overlay, the other nodes)
+    #[command(subcommand)]
+    Node(NodeCommand),
+}
+
+/// `glow node …`.
+#[derive(Debug, Subcommand)]
+pub enum NodeCommand {
+    /// Print this node's id (its Ed25519 public key, made once in the data
+    /// dir) and its name
+    Id,
 }
 
 /// `glow cast …`.
@@ -217,7 +228,8 @@ pub struct ServeArgs {
     /// to TVs (wins over --dlna)
     #[arg(long)]
     pub no_dlna: bool,
-    /// The name TVs show for this node [default: "Glow on <hostname>"]
+    /// This node's name, shown to the other nodes and, as the name of its
+    /// media server, to TVs [default: the host name; TVs: "Glow on <hostname>"]
     #[arg(long, value_name = "NAME")]
     pub name: Option<String>,
 }

@@ -1,8 +1,8 @@
 //! Progress of long scans: a bar on a terminal, a log line every few seconds
 //! otherwise.
 
+use fabric::ScanObserver;
 use indicatif::{ProgressBar, ProgressStyle};
-use overlay::ScanObserver;
 use std::io::IsTerminal;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -7,8 +7,8 @@ use crate::flags::ServeArgs;
 use crate::progress::ScanProgress;
 use crate::tls;
 use anyhow::{Context, bail};
+use fabric::{Fabric, FabricConfig, FabricError, FolderOptions};
 use gateways::http::{self, ServeOptions};
-use overlay::{Fabric, FabricConfig, FabricError, FolderOptions};
 use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -121,6 +121,15 @@ pub async fn run(settings: Settings, args: ServeArgs) -> anyhow::Result<()> {
         None => None,
     };
 
+    let peer_name = settings.peer_name(&args);
+    // `glow node id` shows the name the node last ran under.
+    let name_file = fabric.data_dir().join(crate::commands::NODE_NAME_FILE);
+    if let Err(e) = std::fs::write(&name_file, format!("{peer_name}\n")) {
+        tracing::warn!(
+            "cannot keep the node's name in {}: {e}",
+            name_file.display()
+        );
+    }
     let scheme = if tls_config.is_some() {
         "https"
     } else {
@@ -132,6 +141,7 @@ pub async fn run(settings: Settings, args: ServeArgs) -> anyhow::Result<()> {
         Banner {
             scheme,
             local,
+            name: &peer_name,
             folders: &folder_lines,
             copies: fabric.copies_usage(None).await?,
             admin: &admin_name,
@@ -254,7 +264,7 @@ pub async fn open_fabric(settings: &Settings, serving: bool) -> anyhow::Result<F
         ..FabricConfig::new(&settings.data_dir)
     };
     let what = match &settings.database_url {
-        Some(u) => format!("catalog {}", overlay::catalog::redact_url(u)),
+        Some(u) => format!("catalog {}", fabric::catalog::redact_url(u)),
         None => format!("data dir {}", settings.data_dir.display()),
     };
     Fabric::open(cfg)
@@ -271,7 +281,7 @@ async fn ensure_admin(fabric: &Fabric, name: &str) -> anyhow::Result<AdminPasswo
     }
     let (password, generated) = match std::env::var("GLOW_ADMIN_PASSWORD") {
         Ok(p) if !p.is_empty() => (p, false),
-        _ => (overlay::auth::random_secret(20), true),
+        _ => (fabric::auth::random_secret(20), true),
     };
     fabric
         .create_user(name, &password, true)
@@ -314,12 +324,12 @@ async fn add_dir(
                 real.display()
             )
         })?;
-    let who = overlay::Principal::System;
+    let who = fabric::Principal::System;
     let existing = fabric.folders(&who, Some(admin)).await?;
     match existing.iter().find(|f| f.name == name) {
         Some(f) if f.path == real => {
             if media && !f.media {
-                let addr = overlay::Address::new(admin, name.clone(), overlay::RelPath::root());
+                let addr = fabric::Address::new(admin, name.clone(), fabric::RelPath::root());
                 fabric.set_folder_media(&who, &addr, true).await?;
             }
         }
@@ -344,9 +354,9 @@ async fn add_dir(
         .map(|f| f.copies)
         .unwrap_or_default();
     let copies = match copies {
-        overlay::CopyPolicy::Off => "no copies",
-        overlay::CopyPolicy::Small => "copies of small files",
-        overlay::CopyPolicy::All => "copies of every file",
+        fabric::CopyPolicy::Off => "no copies",
+        fabric::CopyPolicy::Small => "copies of small files",
+        fabric::CopyPolicy::All => "copies of every file",
     };
     Ok(format!("{admin}/{name} -> {} ({copies})", real.display()))
 }
@@ -354,6 +364,8 @@ async fn add_dir(
 /// What the start-up banner shows besides the fabric's own facts.
 struct Banner<'a> {
     scheme: &'a str,
+    /// The node's name among nodes.
+    name: &'a str,
     local: SocketAddr,
     folders: &'a [String],
     admin: &'a str,
@@ -363,12 +375,13 @@ struct Banner<'a> {
     /// The DLNA address and the name TVs show, when DLNA is on.
     dlna: Option<(SocketAddr, String)>,
     /// What copies of current content take and may take.
-    copies: overlay::CopiesUsage,
+    copies: fabric::CopiesUsage,
 }
 
 fn print_banner(fabric: &Fabric, settings: &Settings, banner: Banner<'_>) {
     let Banner {
         scheme,
+        name,
         local,
         folders,
         admin,
@@ -384,13 +397,14 @@ fn print_banner(fabric: &Fabric, settings: &Settings, banner: Banner<'_>) {
         env!("CARGO_PKG_VERSION"),
         fabric.node_id()
     ));
+    line(&mut out, "name", name);
     line(
         &mut out,
         "data dir",
         &fabric.data_dir().display().to_string(),
     );
     let catalog = match &settings.database_url {
-        Some(u) => format!("PostgreSQL {}", overlay::catalog::redact_url(u)),
+        Some(u) => format!("PostgreSQL {}", fabric::catalog::redact_url(u)),
         None => format!("SQLite {}", fabric.data_dir().join("catalog.db").display()),
     };
     line(&mut out, "catalog", &catalog);

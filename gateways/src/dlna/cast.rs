@@ -10,8 +10,8 @@ use super::didl;
 use super::profiles;
 use super::quirks::Client;
 use crate::xml::escape;
+use fabric::{Address, Fabric, Principal};
 use futures_util::StreamExt;
-use overlay::{Address, Fabric, Principal};
 use rupnp::Device;
 use rupnp::ssdp::{SearchTarget, URN};
 use std::net::IpAddr;
@@ -42,7 +42,7 @@ pub enum CastError {
     Refused(String, &'static str, String),
     /// The file cannot be played (missing, not media, not yours).
     #[error("{0}")]
-    File(#[from] overlay::FabricError),
+    File(#[from] fabric::FabricError),
     /// This host has no address the renderer can reach.
     #[error("cannot tell which address of this host {0} reaches")]
     NoRoute(String),

@@ -12,8 +12,8 @@ use super::ids::{Object, view_id};
 use super::search::{self, Criteria, Properties, Sort, Value};
 use super::soap::{self, Call};
 use crate::xml::escape;
-use overlay::media::{MediaItem, MediaListing, MediaRef};
-use overlay::{Address, Fabric, MediaKind, Principal, RelPath};
+use fabric::media::{MediaItem, MediaListing, MediaRef};
+use fabric::{Address, Fabric, MediaKind, Principal, RelPath};
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 

@@ -10,8 +10,8 @@ use super::profiles;
 use super::quirks::Client;
 use crate::http::uri::encode_segment;
 use crate::xml::escape_into;
-use overlay::media::MediaItem;
-use overlay::{Address, MediaKind};
+use fabric::media::MediaItem;
+use fabric::{Address, MediaKind};
 
 const HEAD: &str = "<DIDL-Lite xmlns=\"urn:schemas-upnp-org:metadata-1-0/DIDL-Lite/\" xmlns:dc=\"http://purl.org/dc/elements/1.1/\" xmlns:upnp=\"urn:schemas-upnp-org:metadata-1-0/upnp/\" xmlns:dlna=\"urn:schemas-dlna-org:metadata-1-0/\" xmlns:sec=\"http://www.sec.co.kr/\">";
 
@@ -194,7 +194,7 @@ impl Didl {
             let kind = sub.rsplit('.').next().unwrap_or("srt").to_ascii_lowercase();
             if cx.client.subtitle_res() {
                 b.push_str("<res protocolInfo=\"http-get:*:");
-                b.push_str(overlay::media_mime(sub));
+                b.push_str(fabric::media_mime(sub));
                 b.push_str(":*\">");
                 escape_into(b, &url);
                 b.push_str("</res>");

@@ -9,7 +9,7 @@ use super::soap::CONTENT_TYPE_XML;
 use crate::xml::escape_into;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use overlay::FabricError;
+use fabric::FabricError;
 
 /// A UPnP action's failure, as the SOAP fault it becomes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

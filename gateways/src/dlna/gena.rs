@@ -365,17 +365,17 @@ pub fn content_event(system_update_id: u32, containers: &[(String, u32)]) -> Str
 
 /// Forwards the fabric's media changes to ContentDirectory subscribers,
 /// at most one event per [`MODERATION`].
-pub async fn pump(fabric: overlay::Fabric, gena: std::sync::Arc<Gena>) {
+pub async fn pump(fabric: fabric::Fabric, gena: std::sync::Arc<Gena>) {
     let mut changes = fabric.media_changes();
     let mut last = Instant::now() - MODERATION;
     loop {
         let mut containers: HashMap<String, u32> = HashMap::new();
-        let mut take = |c: overlay::media::MediaChange| {
+        let mut take = |c: fabric::media::MediaChange| {
             for (folder, path, u) in c.dirs {
-                let addr = overlay::Address::new(folder.owner.clone(), folder.name.clone(), path);
+                let addr = fabric::Address::new(folder.owner.clone(), folder.name.clone(), path);
                 containers.insert(super::ids::Object::Dir(addr).id(), u);
             }
-            for kind in overlay::MediaKind::ALL {
+            for kind in fabric::MediaKind::ALL {
                 containers.insert(super::ids::view_id(kind).to_owned(), c.update_id);
             }
         };

@@ -11,7 +11,7 @@
 //! | `i/<user>/<folder>/<path>` | a media file, in its directory |
 //! | `videos/<user>/<folder>/<path>` (and `music/`, `photos/`) | a media file, in a view |
 
-use overlay::{Address, MediaKind, RelPath};
+use fabric::{Address, MediaKind, RelPath};
 
 /// What an object id names.
 #[derive(Debug, Clone, PartialEq, Eq)]

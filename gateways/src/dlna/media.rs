@@ -18,8 +18,8 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use overlay::media::MediaItem;
-use overlay::{Address, FabricError, MediaKind, Principal, is_servable_media};
+use fabric::media::MediaItem;
+use fabric::{Address, FabricError, MediaKind, Principal, is_servable_media};
 use std::net::SocketAddr;
 
 /// Side of the thumbnails served as album art (DLNA `JPEG_TN`).
@@ -81,7 +81,7 @@ pub async fn file(State(dlna): State<Dlna>, req: Request) -> Result<Response, Ht
     }
     let fabric = dlna.fabric();
     let who = Principal::LanMedia;
-    let item = if overlay::media_kind(&name).is_some() {
+    let item = if fabric::media_kind(&name).is_some() {
         Some(fabric.media_item(&who, &addr).await?)
     } else {
         // A subtitle: only beside what TVs are shown (not in hidden
@@ -105,7 +105,7 @@ pub async fn file(State(dlna): State<Dlna>, req: Request) -> Result<Response, Ht
 /// Streams a file (Range, HEAD, validators) with the DLNA headers.
 async fn stream(
     req: &Parts,
-    fabric: &overlay::Fabric,
+    fabric: &fabric::Fabric,
     who: &Principal,
     addr: &Address,
     item: Option<&MediaItem>,
@@ -146,7 +146,7 @@ pub async fn thumb(State(dlna): State<Dlna>, req: Request) -> Result<Response, H
     let (req, _) = req.into_parts();
     get_or_head(&req)?;
     let addr = address(req.uri.path(), "/dlna/thumb")?;
-    if overlay::media_kind(addr.path.name()) != Some(MediaKind::Image) {
+    if fabric::media_kind(addr.path.name()) != Some(MediaKind::Image) {
         return Err(FabricError::NotFound.into());
     }
     let fabric = dlna.fabric();

@@ -41,7 +41,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
-use overlay::Fabric;
+use fabric::Fabric;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;

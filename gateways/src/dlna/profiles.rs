@@ -9,8 +9,8 @@
 //! otherwise it is left out and the rest stays.
 
 use super::quirks::Client;
-use overlay::media::{AudioCodec, MediaItem, VideoCodec};
-use overlay::{MediaKind, media_mime};
+use fabric::media::{AudioCodec, MediaItem, VideoCodec};
+use fabric::{MediaKind, media_mime};
 
 /// Flags for audio and video: DLNA 1.5, streaming transfer mode,
 /// background transfer mode, connection stalling.
@@ -171,8 +171,8 @@ pub fn plain_features(name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use overlay::media::MediaInfo;
-    use overlay::{Entry, EntryKind, RelPath};
+    use fabric::media::MediaInfo;
+    use fabric::{Entry, EntryKind, RelPath};
     use std::sync::Arc;
 
     fn item(name: &str, kind: MediaKind, info: MediaInfo) -> MediaItem {

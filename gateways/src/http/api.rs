@@ -13,7 +13,7 @@ use axum::Json;
 use axum::extract::{ConnectInfo, FromRequest, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use overlay::{Address, FabricError, SharePermission};
+use fabric::{Address, FabricError, SharePermission};
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 
@@ -419,10 +419,10 @@ pub struct ShareInfo {
     live: bool,
 }
 
-impl From<overlay::Share> for ShareInfo {
-    fn from(s: overlay::Share) -> Self {
+impl From<fabric::Share> for ShareInfo {
+    fn from(s: fabric::Share) -> Self {
         ShareInfo {
-            live: s.dead_reason(overlay::resource::now_ms()).is_none(),
+            live: s.dead_reason(fabric::resource::now_ms()).is_none(),
             url: s.token.as_ref().map(|t| format!("/s/{t}/")),
             path: s.address().to_string(),
             permission: s.permission.as_str(),
@@ -479,11 +479,11 @@ pub async fn create_share(
             "permission is read, upload or readwrite".into(),
         )))?,
     };
-    let opts = overlay::ShareOptions {
+    let opts = fabric::ShareOptions {
         permission,
         expires_at: b
             .expires_in
-            .map(|s| overlay::resource::now_ms() + (s as i64).saturating_mul(1000)),
+            .map(|s| fabric::resource::now_ms() + (s as i64).saturating_mul(1000)),
         password: b.password.filter(|p| !p.is_empty()),
         max_downloads: b.max_downloads,
     };

@@ -8,7 +8,7 @@ use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use base64::Engine;
-use overlay::Principal;
+use fabric::Principal;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -177,14 +177,14 @@ pub async fn login(
         .await
     {
         Ok(who) => who,
-        Err(overlay::FabricError::BadCredentials) => {
+        Err(fabric::FabricError::BadCredentials) => {
             return Ok(super::browse::login_failed(
                 form.next.as_deref(),
                 "Wrong user name or password.",
                 StatusCode::UNAUTHORIZED,
             ));
         }
-        Err(overlay::FabricError::RateLimited(secs)) => {
+        Err(fabric::FabricError::RateLimited(secs)) => {
             let msg = format!("Too many failed attempts; try again in {secs} s.");
             let mut r = super::browse::login_failed(
                 form.next.as_deref(),

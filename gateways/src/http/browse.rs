@@ -11,7 +11,7 @@ use askama::Template;
 use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
-use overlay::{Address, Entry, Folder, Principal};
+use fabric::{Address, Entry, Folder, Principal};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -44,7 +44,7 @@ pub async fn copies_note(state: &AppState, f: &Folder) -> String {
     };
     let size = |n: u64| pages::human_size(n);
     match f.copies {
-        overlay::CopyPolicy::Off => format!("{}: {}.", f.name, f.copies.describe()),
+        fabric::CopyPolicy::Off => format!("{}: {}.", f.name, f.copies.describe()),
         p => format!(
             "{}: {} ({} of {}), so that edits made on this computer are versioned too.",
             f.name,
@@ -283,7 +283,7 @@ pub async fn trash_page(
                     id: t.id,
                     when: ms_to_text(t.deleted_at),
                     place: format!("{}/{}", t.folder, t.path),
-                    icon: pages::icon(t.path.name(), t.kind == overlay::EntryKind::Dir),
+                    icon: pages::icon(t.path.name(), t.kind == fabric::EntryKind::Dir),
                     files: t.files,
                     size: pages::human_size(t.size),
                     actor: t.actor,
@@ -314,7 +314,7 @@ pub async fn links_page(
         Err(r) => return r,
     };
     let user = c.who.actor().to_owned();
-    let now = overlay::resource::now_ms();
+    let now = fabric::resource::now_ms();
     match state.fabric.shares(&c.who, Some(&user)).await {
         Ok(list) => {
             let links = list
@@ -338,9 +338,9 @@ pub async fn links_page(
                             format!("{}/{}", s.folder, s.path)
                         },
                         permission: match s.permission {
-                            overlay::SharePermission::Read => "view",
-                            overlay::SharePermission::Upload => "upload only",
-                            overlay::SharePermission::ReadWrite => "view and change",
+                            fabric::SharePermission::Read => "view",
+                            fabric::SharePermission::Upload => "upload only",
+                            fabric::SharePermission::ReadWrite => "view and change",
                         },
                         password: s.has_password,
                         live: dead.is_none(),
@@ -428,7 +428,7 @@ pub fn dir_page(
             let r = Row::from_entry(e);
             let media = !e.is_dir() && pages::media_kind(&e.name) != MediaKind::Other;
             BrowseRow {
-                thumb: !e.is_dir() && overlay::thumbs::can_thumbnail(&e.name),
+                thumb: !e.is_dir() && fabric::thumbs::can_thumbnail(&e.name),
                 media,
                 name: r.name,
                 href: r.href,
@@ -443,7 +443,7 @@ pub fn dir_page(
     let mut cr = crumbs(
         &base,
         &addr.user,
-        &overlay::RelPath::parse(&addr.folder).unwrap_or_default(),
+        &fabric::RelPath::parse(&addr.folder).unwrap_or_default(),
     );
     cr.extend(
         crumbs(
@@ -484,7 +484,7 @@ fn file_crumbs(addr: &Address) -> Vec<Crumb> {
     let mut cr = crumbs(
         &base,
         &addr.user,
-        &overlay::RelPath::parse(&addr.folder).unwrap_or_default(),
+        &fabric::RelPath::parse(&addr.folder).unwrap_or_default(),
     );
     cr.extend(
         crumbs(

@@ -5,7 +5,7 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use overlay::FabricError;
+use fabric::FabricError;
 
 /// An HTTP-level failure.
 #[derive(Debug)]

@@ -16,8 +16,8 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
+use fabric::{Address, Entry, FabricError, FileBody, OpenFile, Precondition, Principal};
 use futures_util::TryStreamExt;
-use overlay::{Address, Entry, FabricError, FileBody, OpenFile, Precondition, Principal};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -121,10 +121,10 @@ async fn get(
             .parse()
             .map_err(|_| HttpError::Status(StatusCode::BAD_REQUEST, "bad version id"))?;
         let (file, v) = state.fabric.open_version(who, addr, id).await?;
-        let entry = overlay::Entry {
+        let entry = fabric::Entry {
             path: addr.path.clone(),
             name: addr.path.name().to_owned(),
-            kind: overlay::EntryKind::File,
+            kind: fabric::EntryKind::File,
             size: v.size,
             mtime_ns: v.mtime_ns,
             inode: v.id as u64,
@@ -162,7 +162,7 @@ async fn get(
                 return Ok(super::zip::download(state, who, addr, &name));
             }
             let mut entries = state.fabric.list(who, addr).await?;
-            entries.retain(|e| !overlay::is_os_metadata(&e.name));
+            entries.retain(|e| !fabric::is_os_metadata(&e.name));
             // A folder's own page says what it keeps copies of.
             let mut notes = Vec::new();
             if addr.path.is_root()

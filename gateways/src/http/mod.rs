@@ -23,7 +23,7 @@ pub use serve::{Listener, LocalAddr, ServeOptions, serve};
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{any, get, post};
-use overlay::Fabric;
+use fabric::Fabric;
 
 /// Shared state of the HTTP front's handlers.
 #[derive(Clone)]

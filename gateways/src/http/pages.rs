@@ -89,7 +89,7 @@ impl Row {
     /// A row for a fabric entry, linked relative to its directory's page
     /// (`./` first: a file named `https:evil.example` must not read as a
     /// link to another site).
-    pub fn from_entry(e: &overlay::Entry) -> Row {
+    pub fn from_entry(e: &fabric::Entry) -> Row {
         let slash = if e.is_dir() { "/" } else { "" };
         Row {
             name: e.name.clone(),
@@ -116,7 +116,7 @@ pub struct Crumb {
 
 /// Breadcrumbs for `base` (a URL prefix ending in `/`, shown as `top`)
 /// followed by each component of `path`.
-pub fn crumbs(base: &str, top: &str, path: &overlay::RelPath) -> Vec<Crumb> {
+pub fn crumbs(base: &str, top: &str, path: &fabric::RelPath) -> Vec<Crumb> {
     let mut out = vec![Crumb {
         name: top.to_owned(),
         href: base.to_owned(),
@@ -225,7 +225,7 @@ mod tests {
 
     #[test]
     fn crumbs_encode_each_level() {
-        let p = overlay::RelPath::parse("a b/c").unwrap();
+        let p = fabric::RelPath::parse("a b/c").unwrap();
         let c = crumbs("/s/tok/", "shared", &p);
         assert_eq!(c.len(), 3);
         assert_eq!(c[2].href, "/s/tok/a%20b/c/");

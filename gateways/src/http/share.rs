@@ -16,8 +16,8 @@ use axum::extract::{ConnectInfo, FromRequest, Multipart, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
+use fabric::{Address, EntryKind, FabricError, Principal, RelPath, Share, SharePermission};
 use futures_util::TryStreamExt;
-use overlay::{Address, EntryKind, FabricError, Principal, RelPath, Share, SharePermission};
 use percent_encoding::percent_decode_str;
 use std::net::SocketAddr;
 use tokio_util::io::StreamReader;
@@ -200,7 +200,7 @@ async fn serve(state: &AppState, req: Request) -> Result<Response, HttpError> {
                         .list(&who, &addr)
                         .await?
                         .iter()
-                        .filter(|e| !overlay::is_os_metadata(&e.name))
+                        .filter(|e| !fabric::is_os_metadata(&e.name))
                         .map(Row::from_entry)
                         .collect();
                     rows.sort_by(|a, b| b.is_dir.cmp(&a.is_dir).then_with(|| a.name.cmp(&b.name)));
@@ -268,7 +268,7 @@ async fn download(
     state: &AppState,
     share: &Share,
     parts: &Parts,
-    opened: overlay::OpenFile,
+    opened: fabric::OpenFile,
     attachment: bool,
 ) -> Result<Response, HttpError> {
     let size = opened.entry.size;

@@ -4,7 +4,7 @@
 //! spelling (`..`, `%2e%2e`, `..%2f`, `%5c`, NUL) is decoded first and then
 //! refused by [`RelPath`]'s checks, in one place.
 
-use overlay::{FabricError, RelPath};
+use fabric::{FabricError, RelPath};
 use percent_encoding::percent_decode_str;
 
 /// A request path below `/u/`, decoded.

@@ -16,8 +16,8 @@ use async_zip::{Compression, ZipEntryBuilder};
 use axum::body::Body;
 use axum::http::{HeaderValue, header};
 use axum::response::Response;
+use fabric::{Address, Fabric, Principal};
 use futures_util::AsyncWriteExt;
-use overlay::{Address, Fabric, Principal};
 use tokio_util::compat::TokioAsyncWriteCompatExt;
 use tokio_util::io::ReaderStream;
 
@@ -85,7 +85,7 @@ async fn write(
     let mut stack = vec![(top.clone(), String::new(), vec![top_inode])];
     while let Some((dir, prefix, above)) = stack.pop() {
         let mut entries = fabric.list(who, &dir).await?;
-        entries.retain(|e| !overlay::is_os_metadata(&e.name));
+        entries.retain(|e| !fabric::is_os_metadata(&e.name));
         entries.sort_by(|a, b| b.name.cmp(&a.name)); // popped in name order
         for e in entries {
             let child = dir.with_path(e.path.clone());

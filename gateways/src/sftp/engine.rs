@@ -19,10 +19,10 @@
 
 use super::error::Failure;
 use bytes::{Bytes, BytesMut};
-use overlay::{
+use fabric::{
     Address, Entry, Fabric, FabricError, Place, Precondition, Principal, ReadHandle, RelPath,
 };
-use overlay::{Upload, UploadWriter};
+use fabric::{Upload, UploadWriter};
 use russh_sftp::extensions::{
     FsyncExtension, HardlinkExtension, LimitsExtension, Statvfs, StatvfsExtension,
 };
@@ -1023,7 +1023,7 @@ mod tests {
             std::fs::write(tmp.path().join("docs/a.txt"), b"alpha").unwrap();
             std::fs::write(tmp.path().join("secret.txt"), b"secret").unwrap();
             let (fabric, alice) = rt.block_on(async {
-                let fabric = Fabric::open(overlay::FabricConfig::new(tmp.path().join("data")))
+                let fabric = Fabric::open(fabric::FabricConfig::new(tmp.path().join("data")))
                     .await
                     .unwrap();
                 let u = fabric

@@ -1,7 +1,7 @@
 //! Fabric errors as SFTP v3 status codes, with a message for the person
 //! reading the client's output.
 
-use overlay::FabricError;
+use fabric::FabricError;
 use russh_sftp::protocol::StatusCode;
 
 /// A failed request: the status code and the message sent with it.

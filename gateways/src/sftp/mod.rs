@@ -16,7 +16,7 @@ mod ssh;
 
 pub use hostkey::HostKey;
 
-use overlay::Fabric;
+use fabric::Fabric;
 use std::borrow::Cow;
 use std::future::Future;
 use std::sync::Arc;

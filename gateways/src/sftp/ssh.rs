@@ -5,7 +5,7 @@
 //! forwarding get a clean refusal.
 
 use super::engine;
-use overlay::{Fabric, FabricError, Principal};
+use fabric::{Fabric, FabricError, Principal};
 use russh::keys::HashAlg;
 use russh::server::{Auth, ChannelOpenHandle, Msg, PublicKeyOffer, Session, VerifiedPublicKey};
 use russh::{Channel, ChannelId, MethodKind, MethodSet};

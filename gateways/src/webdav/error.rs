@@ -2,7 +2,7 @@
 //! dav-server turns those into HTTP statuses.
 
 use dav_server::fs::FsError;
-use overlay::FabricError;
+use fabric::FabricError;
 
 /// Maps a fabric error onto dav-server's result codes.
 pub fn to_fs(e: FabricError) -> FsError {

@@ -1,7 +1,7 @@
 //! `GlowDavFs`: dav-server's `GuardedFileSystem` over the fabric, with the
 //! caller's [`Principal`] as credentials. The root lists the caller's
 //! folders; below it, `/<folder>/<path>` maps to `user/folder/path`.
-//! Writes go through [`overlay::Upload`], so a PUT becomes visible only when
+//! Writes go through [`fabric::Upload`], so a PUT becomes visible only when
 //! it completes (atomically, with the old content kept as a version).
 
 use super::error::to_fs;
@@ -11,8 +11,8 @@ use dav_server::fs::{
     DavDirEntry, DavFile, DavMetaData, DavProp, FsError, FsFuture, FsResult, FsStream,
     GuardedFileSystem, OpenOptions, ReadDirMeta,
 };
+use fabric::{Address, Entry, Fabric, FileBody, Place, Precondition, Principal, Upload};
 use futures_util::{FutureExt, stream};
-use overlay::{Address, Entry, Fabric, FileBody, Place, Precondition, Principal, Upload};
 use std::io::SeekFrom;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
@@ -506,12 +506,12 @@ impl GuardedFileSystem<Principal> for GlowDavFs {
     ) -> FsFuture<'a, Vec<(axum::http::StatusCode, DavProp)>> {
         async move {
             let addr = in_folder(path, who)?;
-            let changes: Vec<(bool, overlay::Property)> = patch
+            let changes: Vec<(bool, fabric::Property)> = patch
                 .iter()
                 .map(|(set, p)| {
                     (
                         *set,
-                        overlay::Property {
+                        fabric::Property {
                             namespace: p.namespace.clone().unwrap_or_default(),
                             name: p.name.clone(),
                             prefix: p.prefix.clone(),
@@ -572,7 +572,7 @@ impl GuardedFileSystem<Principal> for GlowDavFs {
     }
 }
 
-fn to_prop(p: overlay::Property, with_value: bool) -> dav_server::fs::DavProp {
+fn to_prop(p: fabric::Property, with_value: bool) -> dav_server::fs::DavProp {
     dav_server::fs::DavProp {
         name: p.name,
         prefix: p.prefix,

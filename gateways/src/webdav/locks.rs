@@ -9,8 +9,8 @@
 
 use dav_server::davpath::DavPath;
 use dav_server::ls::{DavLock, DavLockSystem, LsFuture};
+use fabric::{Fabric, Lock};
 use futures_util::FutureExt;
-use overlay::{Fabric, Lock};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use xmltree::Element;

@@ -22,7 +22,7 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use dav_server::DavHandler;
-use overlay::{Fabric, Principal};
+use fabric::{Fabric, Principal};
 use std::net::SocketAddr;
 
 /// What every WebDAV request shares.
@@ -247,11 +247,7 @@ fn dav_path(uri: &axum::http::Uri) -> Option<dav_server::davpath::DavPath> {
 /// Whether any of the caller's locks covers something in `addr`'s folder
 /// (a lock inside it, or a deep lock above it). `None` when the catalog
 /// cannot say. The shortcuts around dav-server are taken only without.
-async fn locks_in_folder(
-    fabric: &Fabric,
-    who: &Principal,
-    addr: &overlay::Address,
-) -> Option<bool> {
+async fn locks_in_folder(fabric: &Fabric, who: &Principal, addr: &fabric::Address) -> Option<bool> {
     let folder = format!("/{}/", addr.folder);
     let locks = fabric.locks(who.actor()).await.ok()?;
     Some(
@@ -297,7 +293,7 @@ async fn delete_tree(
         return None;
     }
     let path = dav_path(uri)?;
-    let overlay::Place::In(addr) = fs::target(&path, who).ok()? else {
+    let fabric::Place::In(addr) = fs::target(&path, who).ok()? else {
         return None;
     };
     if addr.path.is_root() || !dav.fabric.stat(who, &addr).await.ok()?.is_dir() {

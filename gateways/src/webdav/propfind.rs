@@ -13,10 +13,10 @@
 use super::fs::{GlowDavFs, target};
 use crate::xml::escape_into;
 use bytes::{BufMut, Bytes, BytesMut};
+use fabric::Place;
+use fabric::{Entry, Fabric, Principal};
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
-use overlay::Place;
-use overlay::{Entry, Fabric, Principal};
 use std::fmt::Write as _;
 use std::time::{Duration, UNIX_EPOCH};
 

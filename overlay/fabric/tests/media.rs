@@ -2,7 +2,7 @@
 //! catalog: what the LAN media principal may see, how the index follows the
 //! disk (through the real watcher), and that tickets open one file only.
 
-use overlay::{
+use fabric::{
     Address, Fabric, FabricConfig, FabricError, FolderOptions, MediaKind, Principal, RelPath,
 };
 use std::path::{Path, PathBuf};
@@ -11,7 +11,7 @@ use std::time::Duration;
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../tests/media")
+        .join("../../tests/media")
         .join(name)
 }
 
@@ -175,7 +175,7 @@ async fn the_index_follows_the_disk() {
     let w = world().await;
     let lan = Principal::LanMedia;
     let mut changes = w.fabric.media_changes();
-    let upkeep = tokio::spawn(w.fabric.clone().maintain(Arc::new(overlay::NoProgress)));
+    let upkeep = tokio::spawn(w.fabric.clone().maintain(Arc::new(fabric::NoProgress)));
     let before = w.fabric.media_update_id();
     // Let the upkeep loop start watching.
     wait_for(|| async { w.fabric.media_dir(&lan, &addr("Media", "")).await.is_ok() }).await;

@@ -352,38 +352,10 @@ fn token_digest(token: &str) -> String {
 /// Reads the key that seals link tokens from the data dir, making it on
 /// first use (readable by the owner only).
 pub(crate) fn load_link_key(data_dir: &std::path::Path) -> Result<[u8; 32]> {
-    use std::io::{Read, Write};
-    use std::os::unix::fs::OpenOptionsExt;
-    let path = data_dir.join("share-links.key");
-    match std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&path)
-    {
-        Ok(mut f) => {
-            let key = random_bytes::<32>();
-            f.write_all(&key)?;
-            f.sync_all()?;
-            return Ok(key);
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-        Err(e) => return Err(e.into()),
-    }
-    let mut key = [0u8; 32];
-    // A process that made it a moment ago may still be writing it.
-    for _ in 0..50 {
-        let mut f = std::fs::File::open(&path)?;
-        if f.metadata()?.len() == 32 {
-            f.read_exact(&mut key)?;
-            return Ok(key);
-        }
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
-    Err(FabricError::Invalid(format!(
-        "{} is damaged (not 32 bytes); move it away to make a new one (existing links then no longer show their URL)",
-        path.display()
-    )))
+    crate::store::local::load_or_make_secret(
+        &data_dir.join("share-links.key"),
+        "existing links then no longer show their URL",
+    )
 }
 
 /// Seals a token: hex of nonce, ciphertext and tag (ChaCha20-Poly1305,

@@ -22,6 +22,7 @@
 
 use crate::error::{FabricError, Result};
 use crate::fabric::{Fabric, blocking};
+use crate::ids::ContentHash;
 use crate::path::RelPath;
 use crate::resource::{CopyPolicy, Folder, SMALL_FILE_LIMIT, now_ms};
 use crate::store::beneath::Root;
@@ -137,7 +138,7 @@ impl Fabric {
         folder: &Folder,
         name: &str,
         file: &Arc<File>,
-        hash: &str,
+        hash: &ContentHash,
         size: u64,
         evict: bool,
     ) -> Result<bool> {
@@ -154,7 +155,7 @@ impl Fabric {
         let (blobs, f, h, min_free) = (
             self.inner.blobs.clone(),
             file.clone(),
-            hash.to_owned(),
+            *hash,
             self.inner.min_free_space,
         );
         let stored = blocking(move || {
@@ -209,16 +210,16 @@ impl Fabric {
     /// The caller may hold a blob lease (a write making room for its own
     /// copy), so the removal cannot wait here for the store alone: it is
     /// left to [`Fabric::collect_later`].
-    async fn evict_copy(&self, folder_id: &str, hash: &str) -> Result<()> {
+    async fn evict_copy(&self, folder_id: &str, hash: &ContentHash) -> Result<()> {
         self.inner.catalog.remove_copy(folder_id, hash).await?;
-        self.collect_later(vec![hash.to_owned()]);
+        self.collect_later(vec![*hash]);
         Ok(())
     }
 
     /// Removes, in the background, those of `hashes` that nothing refers to
     /// once the store is alone (every lease ended, in every process), so
     /// that no writer can take one up between the check and the removal.
-    pub(crate) fn collect_later(&self, hashes: Vec<String>) {
+    pub(crate) fn collect_later(&self, hashes: Vec<ContentHash>) {
         let fabric = self.clone();
         tokio::spawn(async move {
             if let Err(e) = fabric.collect(hashes).await {
@@ -227,7 +228,7 @@ impl Fabric {
         });
     }
 
-    async fn collect(&self, hashes: Vec<String>) -> Result<()> {
+    async fn collect(&self, hashes: Vec<ContentHash>) -> Result<()> {
         let blobs = self.inner.blobs.clone();
         let alone = blocking(move || blobs.alone()).await?;
         for hash in hashes {
@@ -293,7 +294,7 @@ impl Fabric {
         &self,
         folder: &Arc<Folder>,
         rel: &RelPath,
-        hash: &str,
+        hash: &ContentHash,
         size: i64,
         mtime: i64,
     ) -> Result<bool> {
@@ -328,7 +329,7 @@ impl Fabric {
             Err(FabricError::NoSpace) => return Ok(false),
             Err(e) => return Err(e),
         };
-        if got != hash {
+        if got != *hash {
             // Changed while it was read: what was stored is nobody's (the
             // lease is held here, so it goes once the store is alone).
             self.collect_later(vec![got]);
@@ -353,7 +354,7 @@ impl Fabric {
             let alone = blocking(move || blobs.alone()).await?;
             for (hash, size) in chunk {
                 if !self.inner.catalog.blob_in_use(hash).await? {
-                    let (blobs, h) = (self.inner.blobs.clone(), hash.clone());
+                    let (blobs, h) = (self.inner.blobs.clone(), *hash);
                     blocking(move || blobs.remove(&h)).await?;
                     files += 1;
                     bytes += size;

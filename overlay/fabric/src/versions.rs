@@ -103,7 +103,7 @@ impl Fabric {
         if v.folder_id != folder.id || v.path != addr.path {
             return Err(FabricError::NotFound);
         }
-        let (blobs, hash) = (self.inner.blobs.clone(), v.hash.clone());
+        let (blobs, hash) = (self.inner.blobs.clone(), v.hash);
         let f = blocking(move || blobs.open_blob(&hash)).await?;
         Ok((tokio::fs::File::from_std(f), v))
     }
@@ -169,7 +169,7 @@ impl Fabric {
             let addr = base.with_path(v.path.clone());
             self.mkdir_all(who, &addr.with_path(v.path.parent()))
                 .await?;
-            let (blobs, hash) = (self.inner.blobs.clone(), v.hash.clone());
+            let (blobs, hash) = (self.inner.blobs.clone(), v.hash);
             let f = blocking(move || blobs.open_blob(&hash)).await?;
             self.write(who, &addr, tokio::fs::File::from_std(f), front)
                 .await?;
@@ -197,7 +197,7 @@ impl Fabric {
             let _alone = blocking(move || blobs.alone()).await?;
             for hash in hashes {
                 if !self.inner.catalog.blob_in_use(&hash).await? {
-                    let (blobs, h) = (self.inner.blobs.clone(), hash.clone());
+                    let (blobs, h) = (self.inner.blobs.clone(), hash);
                     blocking(move || blobs.remove(&h)).await?;
                     freed += 1;
                 }

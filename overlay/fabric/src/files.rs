@@ -19,6 +19,7 @@
 use crate::access::{Op, Principal, authorize};
 use crate::error::{FabricError, Result};
 use crate::fabric::{Address, Fabric, Resolved, blocking};
+use crate::ids::ContentHash;
 use crate::path::RelPath;
 use crate::resource::{Entry, EntryKind, Folder, WriteOutcome};
 use crate::store::beneath::{Parent, Root, Standing, entry_from};
@@ -205,7 +206,7 @@ impl OrderedHash {
     }
 
     /// The hash if the content of `len` bytes arrived whole and in order.
-    async fn finish(self, len: u64) -> Option<String> {
+    async fn finish(self, len: u64) -> Option<ContentHash> {
         match self {
             OrderedHash::InOrder { next, feed, done } if next == len => {
                 drop(feed);
@@ -213,7 +214,7 @@ impl OrderedHash {
                     Some(d) => d.await.ok()?,
                     None => blake3::Hasher::new(),
                 };
-                Some(h.finalize().to_hex().to_string())
+                Some(ContentHash::from(h.finalize()))
             }
             _ => None,
         }
@@ -828,7 +829,7 @@ impl Fabric {
         parent: &Arc<Parent>,
         tmp: &str,
         tmp_file: &Arc<fs::File>,
-        hash: &str,
+        hash: &ContentHash,
         front: &str,
         pre: &Precondition,
     ) -> Result<WriteOutcome> {
@@ -930,8 +931,7 @@ impl Fabric {
             .entry(&r.folder.id, r.rel.as_str())
             .await?
             .and_then(|e| e.hash);
-        self.record(&r.folder, &entry, hash.as_deref(), false)
-            .await?;
+        self.record(&r.folder, &entry, hash.as_ref(), false).await?;
         Ok(entry)
     }
 
@@ -1012,23 +1012,23 @@ impl Fabric {
             let cat = &self.inner.catalog;
             cat.record_entry(
                 &src.folder.id,
-                self.node_id(),
+                &self.node_id(),
                 &e.path,
                 e.kind(),
                 e.size,
                 e.mtime_ns,
-                e.hash.as_deref(),
+                e.hash.as_ref(),
                 true,
             )
             .await?;
             cat.record_entry(
                 &dst.folder.id,
-                self.node_id(),
+                &self.node_id(),
                 new.as_str(),
                 e.kind(),
                 e.size,
                 e.mtime_ns,
-                e.hash.as_deref(),
+                e.hash.as_ref(),
                 false,
             )
             .await?;
@@ -1202,12 +1202,12 @@ impl Fabric {
         for e in cat.entries_under(&r.folder.id, r.rel.as_str()).await? {
             cat.record_entry(
                 &r.folder.id,
-                self.node_id(),
+                &self.node_id(),
                 &e.path,
                 e.kind(),
                 e.size,
                 e.mtime_ns,
-                e.hash.as_deref(),
+                e.hash.as_ref(),
                 true,
             )
             .await?;
@@ -1220,14 +1220,14 @@ impl Fabric {
         &self,
         folder: &Folder,
         entry: &Entry,
-        hash: Option<&str>,
+        hash: Option<&ContentHash>,
         deleted: bool,
     ) -> Result<()> {
         self.inner
             .catalog
             .record_entry(
                 &folder.id,
-                self.node_id(),
+                &self.node_id(),
                 entry.path.as_str(),
                 entry.kind,
                 entry.size as i64,
@@ -1240,12 +1240,12 @@ impl Fabric {
 }
 
 /// Streams `body` into `file`, hashing it, both on the blocking pool a
-/// chunk at a time; fsyncs. Returns the BLAKE3 hex.
+/// chunk at a time; fsyncs. Returns the BLAKE3 hash.
 async fn stream_to_file(
     mut body: impl AsyncRead + Unpin + Send,
     file: Arc<fs::File>,
     space: local::SpaceGuard,
-) -> Result<String> {
+) -> Result<ContentHash> {
     let mut state = Some((Box::new(blake3::Hasher::new()), space));
     let mut buf = vec![0u8; WRITE_CHUNK];
     loop {
@@ -1269,7 +1269,7 @@ async fn stream_to_file(
     let (hasher, _) = state.take().expect("put back after each chunk");
     blocking(move || {
         file.sync_all()?;
-        Ok(hasher.finalize().to_hex().to_string())
+        Ok(ContentHash::from(hasher.finalize()))
     })
     .await
 }

@@ -14,6 +14,7 @@ mod copies;
 mod error;
 mod fabric;
 pub mod files;
+mod ids;
 pub mod media;
 pub mod path;
 mod props;
@@ -34,6 +35,7 @@ pub use files::{
     FileBody, INLINE_LIMIT, OpenFile, Precondition, ReadHandle, SPARSE_ALLOWANCE, Upload,
     UploadWriter,
 };
+pub use ids::{Causality, ContentHash, NODE_KEY_FILE, NodeId, NodeKey, VersionVector};
 pub use media::{MediaKind, is_servable_media, media_kind, media_mime};
 pub use path::{RelPath, is_os_metadata};
 pub use props::{Lock, Property, Quota};

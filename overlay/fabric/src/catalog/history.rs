@@ -2,6 +2,7 @@
 
 use super::Catalog;
 use crate::error::Result;
+use crate::ids::ContentHash;
 use crate::path::RelPath;
 use crate::resource::{EntryKind, Version};
 use sqlx::FromRow;
@@ -14,7 +15,7 @@ pub struct NewVersion<'a> {
     /// Path of the file.
     pub path: &'a str,
     /// Blob hash.
-    pub hash: &'a str,
+    pub hash: &'a ContentHash,
     /// Size.
     pub size: i64,
     /// Content mtime, ns.
@@ -43,20 +44,21 @@ struct VersionRow {
     actor: String,
 }
 
-impl From<VersionRow> for Version {
-    fn from(r: VersionRow) -> Version {
-        Version {
+impl TryFrom<VersionRow> for Version {
+    type Error = crate::error::FabricError;
+    fn try_from(r: VersionRow) -> Result<Version> {
+        Ok(Version {
             id: r.id,
             folder_id: r.folder_id,
             path: RelPath::parse(&r.path).unwrap_or_default(),
-            hash: r.hash,
+            hash: r.hash.parse()?,
             size: r.size as u64,
             mtime_ns: r.mtime_ns,
             created_at: r.created_at,
             reason: r.reason,
             front: r.front,
             actor: r.actor,
-        }
+        })
     }
 }
 
@@ -102,7 +104,7 @@ impl Catalog {
         )
         .bind(v.folder_id)
         .bind(v.path)
-        .bind(v.hash)
+        .bind(v.hash.to_string())
         .bind(v.size)
         .bind(v.mtime_ns)
         .bind(now)
@@ -124,7 +126,7 @@ impl Catalog {
             .bind(path)
             .fetch_all(&self.pool)
             .await?;
-        Ok(rows.into_iter().map(Version::from).collect())
+        rows.into_iter().map(Version::try_from).collect()
     }
 
     /// One version by id.
@@ -136,7 +138,7 @@ impl Catalog {
             .bind(id)
             .fetch_optional(&self.pool)
             .await?;
-        Ok(row.map(Version::from))
+        row.map(Version::try_from).transpose()
     }
 
     /// The versions kept for one trash item.
@@ -148,7 +150,7 @@ impl Catalog {
             .bind(trash_id)
             .fetch_all(&self.pool)
             .await?;
-        Ok(rows.into_iter().map(Version::from).collect())
+        rows.into_iter().map(Version::try_from).collect()
     }
 
     /// Opens a trash item.
@@ -209,9 +211,9 @@ impl Catalog {
     /// Takes an item out of the trash. With `purge`, its kept versions go too;
     /// without, they stay in the file's history. Returns the hashes that were
     /// dropped, for blob collection.
-    pub async fn remove_trash(&self, id: i64, purge: bool) -> Result<Vec<String>> {
+    pub async fn remove_trash(&self, id: i64, purge: bool) -> Result<Vec<ContentHash>> {
         let mut tx = self.pool.begin().await?;
-        let mut hashes = Vec::new();
+        let mut hashes: Vec<String> = Vec::new();
         if purge {
             // Write first: an SQLite transaction that reads before it writes
             // cannot wait for another writer and fails at once.
@@ -230,6 +232,6 @@ impl Catalog {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        Ok(hashes)
+        hashes.iter().map(|h| h.parse()).collect()
     }
 }

@@ -181,7 +181,8 @@ struct FolderIndex {
 pub(crate) struct Inner {
     pub catalog: Catalog,
     pub blobs: BlobStore,
-    pub node_id: String,
+    /// This node's key pair (`node.key` in the data dir).
+    pub node: crate::ids::NodeKey,
     pub data_dir: PathBuf,
     folders: RwLock<FolderIndex>,
     folder_locks: Mutex<HashMap<String, Arc<crate::store::locks::ExclusiveLock>>>,
@@ -214,7 +215,7 @@ pub struct Fabric {
 impl std::fmt::Debug for Fabric {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Fabric")
-            .field("node_id", &self.inner.node_id)
+            .field("node", &self.inner.node.id())
             .finish()
     }
 }
@@ -242,19 +243,19 @@ impl Fabric {
         let catalog =
             Catalog::open(cfg.database_url.as_deref(), &data_dir.join("catalog.db")).await?;
         let d = data_dir.clone();
-        let (blobs, link_key) = blocking(move || {
+        let (blobs, link_key, node) = blocking(move || {
             Ok((
                 BlobStore::open(d.join("blobs"))?,
                 crate::shares::load_link_key(&d)?,
+                crate::ids::NodeKey::load_or_create(&d)?,
             ))
         })
         .await?;
-        let node_id = catalog.meta_init("node_id", &new_id()[..16]).await?;
         let fabric = Fabric {
             inner: Arc::new(Inner {
                 catalog,
                 blobs,
-                node_id,
+                node,
                 data_dir,
                 folders: RwLock::default(),
                 folder_locks: Mutex::default(),
@@ -274,9 +275,14 @@ impl Fabric {
         Ok(fabric)
     }
 
-    /// This node's id (in version vectors).
-    pub fn node_id(&self) -> &str {
-        &self.inner.node_id
+    /// This node's id (its public key; in version vectors).
+    pub fn node_id(&self) -> crate::ids::NodeId {
+        self.inner.node.id()
+    }
+
+    /// This node's key pair, for the overlay's endpoint.
+    pub fn node_key(&self) -> &crate::ids::NodeKey {
+        &self.inner.node
     }
 
     /// The data dir.

@@ -176,8 +176,8 @@ pub struct Version {
     pub folder_id: String,
     /// Path of the file when the version was taken.
     pub path: RelPath,
-    /// BLAKE3 of the content (hex): the blob's name.
-    pub hash: String,
+    /// BLAKE3 of the content: the blob's name.
+    pub hash: crate::ids::ContentHash,
     /// Size in bytes.
     pub size: u64,
     /// The content's modification time, nanoseconds since the epoch.
@@ -250,8 +250,8 @@ pub struct WriteOutcome {
     pub created: bool,
     /// The file as written.
     pub entry: Entry,
-    /// BLAKE3 of the new content (hex).
-    pub hash: String,
+    /// BLAKE3 of the new content.
+    pub hash: crate::ids::ContentHash,
 }
 
 /// Milliseconds since the epoch, now.

@@ -2,7 +2,7 @@
 //! later fronts (WebDAV MOVE/COPY, SFTP rename) rely on, with the catalog
 //! checked against the disk after each.
 
-use overlay::{Address, Fabric, FabricConfig, FabricError, FolderOptions, Principal, RelPath};
+use fabric::{Address, Fabric, FabricConfig, FabricError, FolderOptions, Principal, RelPath};
 use std::path::PathBuf;
 
 struct World {
@@ -35,7 +35,7 @@ async fn world() -> World {
         .await
         .unwrap();
     fabric
-        .scan_folder(&std::sync::Arc::new(folder), true, &overlay::NoProgress)
+        .scan_folder(&std::sync::Arc::new(folder), true, &fabric::NoProgress)
         .await
         .unwrap();
     let alice = fabric
@@ -106,7 +106,7 @@ async fn rename_over_a_file_needs_overwrite_and_keeps_a_version() {
         .scan_folder(
             &w.fabric.folders(&w.alice, Some("alice")).await.unwrap()[0],
             false,
-            &overlay::NoProgress,
+            &fabric::NoProgress,
         )
         .await
         .unwrap();
@@ -209,7 +209,7 @@ async fn trees_with_names_glow_cannot_keep_are_not_deleted() {
 
 #[tokio::test]
 async fn conditional_writes_check_under_the_lock() {
-    use overlay::Precondition;
+    use fabric::Precondition;
     let w = world().await;
     let body: &[u8] = b"new";
     let err = w

@@ -172,9 +172,11 @@ async fn connect(url: &str, backend: Backend) -> Result<AnyPool> {
         sqlx::query("PRAGMA journal_mode = WAL")
             .execute(&pool)
             .await?;
-        sqlx::migrate!("../migrations/sqlite").run(&pool).await?;
+        sqlx::migrate!("../../migrations/sqlite").run(&pool).await?;
     } else {
-        sqlx::migrate!("../migrations/postgres").run(&pool).await?;
+        sqlx::migrate!("../../migrations/postgres")
+            .run(&pool)
+            .await?;
     }
     Ok(pool)
 }
@@ -210,6 +212,19 @@ pub fn random_bytes<const N: usize>() -> [u8; N] {
 }
 
 /// Lower-case hex of `bytes`.
+/// A content hash column, validated (a damaged row is a decode error, not
+/// a path).
+pub(crate) fn hash_column(
+    row: &sqlx::any::AnyRow,
+    name: &str,
+) -> std::result::Result<crate::ids::ContentHash, sqlx::Error> {
+    use sqlx::Row;
+    row.try_get::<String, _>(name)?
+        .parse()
+        .map_err(|e: crate::error::FabricError| sqlx::Error::Decode(Box::new(e)))
+}
+
+/// Lowercase hex of `bytes`.
 pub fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write;
     let mut s = String::with_capacity(bytes.len() * 2);

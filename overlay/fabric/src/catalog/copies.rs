@@ -2,18 +2,26 @@
 //! folder's files, how much they take, and which are the oldest.
 
 use super::Catalog;
+use super::hash_column;
 use crate::error::Result;
+use crate::ids::ContentHash;
 use sqlx::Row;
 
 impl Catalog {
     /// Records that `hash` is a copy of content in a folder.
-    pub async fn add_copy(&self, folder_id: &str, hash: &str, size: i64, now: i64) -> Result<()> {
+    pub async fn add_copy(
+        &self,
+        folder_id: &str,
+        hash: &ContentHash,
+        size: i64,
+        now: i64,
+    ) -> Result<()> {
         sqlx::query(
             "INSERT INTO copies (folder_id, hash, size, created_at) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (folder_id, hash) DO NOTHING",
         )
         .bind(folder_id)
-        .bind(hash)
+        .bind(hash.to_string())
         .bind(size)
         .bind(now)
         .execute(&self.pool)
@@ -23,21 +31,21 @@ impl Catalog {
 
     /// Forgets a copy (its blob is removed separately, if nothing else
     /// refers to it).
-    pub async fn remove_copy(&self, folder_id: &str, hash: &str) -> Result<()> {
+    pub async fn remove_copy(&self, folder_id: &str, hash: &ContentHash) -> Result<()> {
         sqlx::query("DELETE FROM copies WHERE folder_id = $1 AND hash = $2")
             .bind(folder_id)
-            .bind(hash)
+            .bind(hash.to_string())
             .execute(&self.pool)
             .await?;
         Ok(())
     }
 
     /// Whether a folder has a copy of `hash`.
-    pub async fn has_copy(&self, folder_id: &str, hash: &str) -> Result<bool> {
+    pub async fn has_copy(&self, folder_id: &str, hash: &ContentHash) -> Result<bool> {
         let n: i64 =
             sqlx::query_scalar("SELECT COUNT(*) FROM copies WHERE folder_id = $1 AND hash = $2")
                 .bind(folder_id)
-                .bind(hash)
+                .bind(hash.to_string())
                 .fetch_one(&self.pool)
                 .await?;
         Ok(n > 0)
@@ -60,7 +68,7 @@ impl Catalog {
         &self,
         folder_id: Option<&str>,
         limit: i64,
-    ) -> Result<Vec<(String, String, i64)>> {
+    ) -> Result<Vec<(String, ContentHash, i64)>> {
         let rows = sqlx::query(
             "SELECT folder_id, hash, size FROM copies WHERE $1 = '' OR folder_id = $1 \
              ORDER BY created_at, hash LIMIT $2",
@@ -73,7 +81,7 @@ impl Catalog {
             .map(|r| {
                 Ok((
                     r.try_get("folder_id")?,
-                    r.try_get("hash")?,
+                    hash_column(r, "hash")?,
                     r.try_get("size")?,
                 ))
             })
@@ -88,7 +96,7 @@ impl Catalog {
         max_size: Option<i64>,
         skip: i64,
         limit: i64,
-    ) -> Result<Vec<(String, String, i64, i64)>> {
+    ) -> Result<Vec<(String, ContentHash, i64, i64)>> {
         let rows = sqlx::query(
             "SELECT e.path, e.hash, e.size, e.mtime_ns FROM entries e \
              WHERE e.folder_id = $1 AND e.deleted = 0 AND e.kind = 'file' AND e.hash IS NOT NULL \
@@ -106,7 +114,7 @@ impl Catalog {
             .map(|r| {
                 Ok((
                     r.try_get("path")?,
-                    r.try_get("hash")?,
+                    hash_column(r, "hash")?,
                     r.try_get("size")?,
                     r.try_get("mtime_ns")?,
                 ))

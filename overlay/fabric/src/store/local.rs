@@ -138,3 +138,41 @@ pub fn remove_stale_temp(path: &Path) {
         }
     }
 }
+
+/// Reads a 32-byte secret kept at `path`, making a random one on first use
+/// (readable by the owner only, written whole before anyone reads it).
+/// `consequence` says what a person loses if they replace a damaged one.
+/// Blocking.
+pub(crate) fn load_or_make_secret(path: &Path, consequence: &str) -> Result<[u8; 32]> {
+    use std::io::{Read, Write};
+    use std::os::unix::fs::OpenOptionsExt;
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(mut f) => {
+            let key = crate::catalog::random_bytes::<32>();
+            f.write_all(&key)?;
+            f.sync_all()?;
+            return Ok(key);
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(e.into()),
+    }
+    let mut key = [0u8; 32];
+    // A process that made it a moment ago may still be writing it.
+    for _ in 0..50 {
+        let mut f = std::fs::File::open(path)?;
+        if f.metadata()?.len() == 32 {
+            f.read_exact(&mut key)?;
+            return Ok(key);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    Err(FabricError::Invalid(format!(
+        "{} is damaged (not 32 bytes); move it away to make a new one ({consequence})",
+        path.display()
+    )))
+}

@@ -247,7 +247,7 @@ impl Fabric {
             .catalog
             .record_entry(
                 &folder.id,
-                self.node_id(),
+                &self.node_id(),
                 rel.as_str(),
                 EntryKind::Dir,
                 0,
@@ -301,7 +301,7 @@ impl Fabric {
         }
         let earlier = known
             .filter(|k| !junk && !k.deleted && k.kind() == EntryKind::File)
-            .and_then(|k| k.hash.clone().filter(|h| *h != hash).map(|h| (k, h)));
+            .and_then(|k| k.hash.filter(|h| *h != hash).map(|h| (k, h)));
         if let Some((k, old)) = earlier
             && self.inner.blobs.has(&old).await
         {
@@ -329,7 +329,7 @@ impl Fabric {
             .catalog
             .record_entry(
                 &folder.id,
-                self.node_id(),
+                &self.node_id(),
                 rel.as_str(),
                 EntryKind::File,
                 size,
@@ -358,7 +358,7 @@ impl Fabric {
         if k.deleted {
             return Ok(());
         }
-        let stored = match k.hash.as_deref() {
+        let stored = match k.hash.as_ref() {
             Some(h) if k.kind() == EntryKind::File && !crate::path::is_os_metadata(rel.name()) => {
                 self.inner.blobs.has(h).await.then_some(h)
             }
@@ -393,12 +393,12 @@ impl Fabric {
             .catalog
             .record_entry(
                 &folder.id,
-                self.node_id(),
+                &self.node_id(),
                 rel.as_str(),
                 k.kind(),
                 k.size,
                 k.mtime_ns,
-                k.hash.as_deref(),
+                k.hash.as_ref(),
                 true,
             )
             .await

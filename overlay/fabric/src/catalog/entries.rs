@@ -3,6 +3,7 @@
 
 use super::Catalog;
 use crate::error::Result as FabricResult;
+use crate::ids::{ContentHash, NodeId, VersionVector};
 use crate::resource::EntryKind;
 use sqlx::{FromRow, Row};
 
@@ -18,9 +19,9 @@ pub struct EntryRow {
     /// Modification time, ns.
     pub mtime_ns: i64,
     /// BLAKE3 of the content (files).
-    pub hash: Option<String>,
-    /// `node:counter,...`.
-    pub version_vector: String,
+    pub hash: Option<ContentHash>,
+    /// Which node changed it how often.
+    pub version_vector: VersionVector,
     /// Folder sequence number of the last change.
     pub sequence: i64,
     /// Tombstone.
@@ -34,8 +35,12 @@ impl<'r> FromRow<'r, sqlx::any::AnyRow> for EntryRow {
             kind: row.try_get("kind")?,
             size: row.try_get("size")?,
             mtime_ns: row.try_get("mtime_ns")?,
-            hash: row.try_get("hash")?,
-            version_vector: row.try_get("version_vector")?,
+            hash: row
+                .try_get::<Option<String>, _>("hash")?
+                .map(|h| h.parse::<ContentHash>())
+                .transpose()
+                .map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
+            version_vector: VersionVector::parse(&row.try_get::<String, _>("version_vector")?),
             sequence: row.try_get("sequence")?,
             // Flags are 0/1 integers: the Any driver has no SQLite booleans.
             deleted: row.try_get::<i64, _>("deleted")? != 0,
@@ -48,28 +53,6 @@ impl EntryRow {
     pub fn kind(&self) -> EntryKind {
         EntryKind::parse(&self.kind)
     }
-}
-
-/// Increments `node`'s counter in a version vector written as
-/// `node:counter,node:counter`.
-pub fn bump_version_vector(vv: &str, node: &str) -> String {
-    let mut parts: Vec<(String, u64)> = vv
-        .split(',')
-        .filter_map(|p| {
-            let (n, c) = p.split_once(':')?;
-            Some((n.to_owned(), c.parse().ok()?))
-        })
-        .collect();
-    match parts.iter_mut().find(|(n, _)| n == node) {
-        Some((_, c)) => *c += 1,
-        None => parts.push((node.to_owned(), 1)),
-    }
-    parts.sort();
-    parts
-        .iter()
-        .map(|(n, c)| format!("{n}:{c}"))
-        .collect::<Vec<_>>()
-        .join(",")
 }
 
 const ENTRY_COLUMNS: &str = "path, kind, size, mtime_ns, hash, version_vector, sequence, deleted";
@@ -131,12 +114,12 @@ impl Catalog {
     pub async fn record_entry(
         &self,
         folder_id: &str,
-        node: &str,
+        node: &NodeId,
         path: &str,
         kind: EntryKind,
         size: i64,
         mtime_ns: i64,
-        hash: Option<&str>,
+        hash: Option<&ContentHash>,
         deleted: bool,
     ) -> FabricResult<()> {
         let mut tx = self.pool.begin().await?;
@@ -153,7 +136,8 @@ impl Catalog {
         .bind(path)
         .fetch_optional(&mut *tx)
         .await?;
-        let vv = bump_version_vector(old.as_deref().unwrap_or(""), node);
+        let mut vv = VersionVector::parse(old.as_deref().unwrap_or(""));
+        vv.bump(node);
         sqlx::query(
             "INSERT INTO entries (folder_id, path, kind, size, mtime_ns, hash, version_vector, sequence, deleted) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
@@ -166,8 +150,8 @@ impl Catalog {
         .bind(kind.as_str())
         .bind(size)
         .bind(mtime_ns)
-        .bind(hash)
-        .bind(vv)
+        .bind(hash.map(|h| h.to_string()))
+        .bind(vv.to_string())
         .bind(seq)
         .bind(deleted as i64)
         .execute(&mut *tx)
@@ -193,27 +177,14 @@ impl Catalog {
 
     /// True if a kept version, or a folder's copy of current content, still
     /// points at this blob.
-    pub async fn blob_in_use(&self, hash: &str) -> FabricResult<bool> {
+    pub async fn blob_in_use(&self, hash: &ContentHash) -> FabricResult<bool> {
         let n: i64 = sqlx::query_scalar(
             "SELECT (SELECT COUNT(*) FROM versions WHERE hash = $1) + \
                     (SELECT COUNT(*) FROM copies WHERE hash = $1)",
         )
-        .bind(hash)
+        .bind(hash.to_string())
         .fetch_one(&self.pool)
         .await?;
         Ok(n > 0)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::bump_version_vector;
-
-    #[test]
-    fn version_vectors_bump_per_node() {
-        assert_eq!(bump_version_vector("", "a"), "a:1");
-        assert_eq!(bump_version_vector("a:1", "a"), "a:2");
-        assert_eq!(bump_version_vector("b:4,a:2", "a"), "a:3,b:4");
-        assert_eq!(bump_version_vector("garbage", "a"), "a:1");
     }
 }

@@ -9,6 +9,7 @@
 
 use crate::catalog::hex;
 use crate::error::Result;
+use crate::ids::ContentHash;
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -65,23 +66,21 @@ impl BlobStore {
         super::local::ensure_room(&self.root, needed, min_free)
     }
 
-    /// Where the blob `hash` lives.
-    pub fn path(&self, hash: &str) -> PathBuf {
-        let (a, b) = (
-            hash.get(0..2).unwrap_or("00"),
-            hash.get(2..4).unwrap_or("00"),
-        );
-        self.root.join(a).join(b).join(hash)
+    /// Where the blob `hash` lives. Only a validated [`ContentHash`] names
+    /// a path here, so no catalog row or peer can point outside the store.
+    pub fn path(&self, hash: &ContentHash) -> PathBuf {
+        let hex = hash.to_string();
+        self.root.join(&hex[0..2]).join(&hex[2..4]).join(hex)
     }
 
     /// True if the blob is stored. Blocking (a `stat`).
-    pub fn contains(&self, hash: &str) -> bool {
+    pub fn contains(&self, hash: &ContentHash) -> bool {
         self.path(hash).is_file()
     }
 
     /// [`BlobStore::contains`] off the async threads.
-    pub async fn has(&self, hash: &str) -> bool {
-        let (me, h) = (self.clone(), hash.to_owned());
+    pub async fn has(&self, hash: &ContentHash) -> bool {
+        let (me, h) = (self.clone(), *hash);
         tokio::task::spawn_blocking(move || me.contains(&h))
             .await
             .unwrap_or(false)
@@ -90,7 +89,7 @@ impl BlobStore {
     /// Copies what `input` holds (from its start) into the store while
     /// hashing it, in one pass. Returns the hash and the number of bytes.
     /// Blocking.
-    pub fn ingest(&self, input: &File) -> Result<(String, u64)> {
+    pub fn ingest(&self, input: &File) -> Result<(ContentHash, u64)> {
         let (tmp, mut out) = self.temp_file()?;
         let mut guard = RemoveOnDrop(Some(tmp.clone()));
         let mut hasher = blake3::Hasher::new();
@@ -109,7 +108,7 @@ impl BlobStore {
         }
         out.sync_all()?;
         drop(out);
-        let hash = hasher.finalize().to_hex().to_string();
+        let hash = ContentHash::from(hasher.finalize());
         self.commit(&tmp, &hash)?;
         guard.0 = None;
         Ok((hash, total))
@@ -119,7 +118,7 @@ impl BlobStore {
     /// knows (it was computed while the file was written): a reflink
     /// (copy-on-write clone) where the filesystem has them, else a copy.
     /// Blocking.
-    pub fn ingest_file_known(&self, src: &File, hash: &str) -> Result<()> {
+    pub fn ingest_file_known(&self, src: &File, hash: &ContentHash) -> Result<()> {
         if self.contains(hash) {
             return Ok(());
         }
@@ -138,7 +137,7 @@ impl BlobStore {
     }
 
     /// Every blob in the store, with its size. Blocking.
-    pub fn list(&self) -> Result<Vec<(String, u64)>> {
+    pub fn list(&self) -> Result<Vec<(ContentHash, u64)>> {
         let mut out = Vec::new();
         for a in fs::read_dir(&self.root)? {
             let a = a?;
@@ -158,10 +157,11 @@ impl BlobStore {
                 }
                 for blob in fs::read_dir(b.path())? {
                     let blob = blob?;
-                    if let (Ok(name), Ok(m)) = (blob.file_name().into_string(), blob.metadata())
-                        && name.len() == 64
+                    // Anything not named by a hash is not a blob.
+                    if let Some(hash) = blob.file_name().to_str().and_then(|n| n.parse().ok())
+                        && let Ok(m) = blob.metadata()
                     {
-                        out.push((name, m.len()));
+                        out.push((hash, m.len()));
                     }
                 }
             }
@@ -170,12 +170,12 @@ impl BlobStore {
     }
 
     /// Opens a blob for reading. Blocking.
-    pub fn open_blob(&self, hash: &str) -> Result<File> {
+    pub fn open_blob(&self, hash: &ContentHash) -> Result<File> {
         Ok(File::open(self.path(hash))?)
     }
 
     /// Deletes a blob (callers check that nothing refers to it).
-    pub fn remove(&self, hash: &str) -> Result<()> {
+    pub fn remove(&self, hash: &ContentHash) -> Result<()> {
         match fs::remove_file(self.path(hash)) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e.into()),
             _ => Ok(()),
@@ -191,7 +191,7 @@ impl BlobStore {
         Ok((tmp, f))
     }
 
-    fn commit(&self, tmp: &Path, hash: &str) -> Result<()> {
+    fn commit(&self, tmp: &Path, hash: &ContentHash) -> Result<()> {
         let dst = self.path(hash);
         if dst.is_file() {
             fs::remove_file(tmp)?;
@@ -213,7 +213,7 @@ impl BlobStore {
 
 /// BLAKE3 of what `file` holds, from its start, without copying it.
 /// Blocking.
-pub fn hash_file(file: &File) -> Result<(String, u64)> {
+pub fn hash_file(file: &File) -> Result<(ContentHash, u64)> {
     let mut hasher = blake3::Hasher::new();
     let mut buf = vec![0u8; CHUNK];
     let mut total = 0u64;
@@ -227,7 +227,7 @@ pub fn hash_file(file: &File) -> Result<(String, u64)> {
         hasher.update(&buf[..n]);
         total += n as u64;
     }
-    Ok((hasher.finalize().to_hex().to_string(), total))
+    Ok((ContentHash::from(hasher.finalize()), total))
 }
 
 /// Deletes a file when dropped unless disarmed (`.0 = None`).
@@ -257,7 +257,8 @@ mod tests {
         let (h2, _) = store.ingest(&File::open(&b).unwrap()).unwrap();
         assert_eq!(n, 10);
         assert_eq!(h1, h2);
-        assert_eq!(h1, blake3::hash(b"same bytes").to_hex().to_string());
+        assert_eq!(h1, ContentHash::of(b"same bytes"));
+        assert!(store.path(&h1).ends_with(h1.to_string()));
         assert_eq!(fs::read(store.path(&h1)).unwrap(), b"same bytes");
         assert_eq!(
             fs::read_dir(dir.path().join("blobs/tmp")).unwrap().count(),
@@ -269,7 +270,7 @@ mod tests {
         assert_eq!(hash_file(&File::open(&a).unwrap()).unwrap().0, h1);
         // A copy of content the store does not hold yet.
         fs::write(&a, b"other bytes").unwrap();
-        let h3 = blake3::hash(b"other bytes").to_hex().to_string();
+        let h3 = ContentHash::of(b"other bytes");
         store
             .ingest_file_known(&File::open(&a).unwrap(), &h3)
             .unwrap();

@@ -332,7 +332,7 @@ mod tests {
     fn fixture(name: &str) -> File {
         File::open(
             std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("../tests/media")
+                .join("../../tests/media")
                 .join(name),
         )
         .unwrap()
