@@ -172,24 +172,24 @@ impl Settings {
         args.dlna.is_none() && self.file.dlna.is_none()
     }
 
-    /// The name TVs show: flag, else file, else "Glow on <hostname>".
-    pub fn node_name(&self, args: &ServeArgs) -> String {
+    /// The name given to this node: flag, else file (blank is none).
+    fn given_name(&self, args: &ServeArgs) -> Option<String> {
         args.name
             .clone()
             .or_else(|| self.file.name.clone())
             .map(|n| n.trim().to_owned())
             .filter(|n| !n.is_empty())
+    }
+
+    /// The name TVs show: the given name, else "Glow on <hostname>".
+    pub fn node_name(&self, args: &ServeArgs) -> String {
+        self.given_name(args)
             .unwrap_or_else(|| format!("Glow on {}", hostname()))
     }
 
-    /// The node's name among nodes: flag, else file, else the host name.
+    /// The node's name among nodes: the given name, else the host name.
     pub fn peer_name(&self, args: &ServeArgs) -> String {
-        args.name
-            .clone()
-            .or_else(|| self.file.name.clone())
-            .map(|n| n.trim().to_owned())
-            .filter(|n| !n.is_empty())
-            .unwrap_or_else(hostname)
+        self.given_name(args).unwrap_or_else(hostname)
     }
 
     /// The HTTP address: flag, else file, else `0.0.0.0:8080`.

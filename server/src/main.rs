@@ -5,6 +5,7 @@ mod cast;
 mod commands;
 mod config;
 mod flags;
+mod memory;
 mod progress;
 mod serve;
 mod tls;
@@ -21,6 +22,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn main() -> ExitCode {
     let cli = flags::Cli::parse();
     init_logging();
+    memory::limit_arenas();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -154,6 +154,7 @@ pub async fn run(settings: Settings, args: ServeArgs) -> anyhow::Result<()> {
     // TVs browse the media indexes: build them ahead only when one can ask.
     fabric.prewarm_media(dlna.is_some());
     let upkeep = tokio::spawn(fabric.clone().maintain(Arc::new(ScanProgress::new())));
+    let trimmer = crate::memory::spawn_trimmer();
     let app = http::app(
         fabric.clone(),
         tls_config.is_some(),
@@ -215,6 +216,7 @@ pub async fn run(settings: Settings, args: ServeArgs) -> anyhow::Result<()> {
         let _ = std::fs::remove_file(&dlna_file);
     }
     upkeep.abort();
+    trimmer.abort();
     fabric.close().await;
     Ok(())
 }

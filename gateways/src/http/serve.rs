@@ -233,25 +233,19 @@ pub async fn serve(
 ) {
     let census = Arc::new(Census::default());
     let ctx = Arc::new(ConnCtx::new(app, &opts));
-    if opts.threads == 0 {
+    let workers: Vec<Worker> = (0..opts.threads)
+        .filter_map(|i| Worker::start(i, ctx.clone(), opts.grace))
+        .collect();
+    if workers.is_empty() {
+        if opts.threads > 0 {
+            tracing::error!("no HTTP worker thread could start; serving on the main runtime");
+        }
         let graceful = GracefulShutdown::new();
         accept_loop(&listener, &census, shutdown, |stream, peer, seat| {
             ctx.spawn(&graceful, stream, peer, seat)
         })
         .await;
         drop(listener);
-        return drain(graceful, opts.grace).await;
-    }
-    let workers: Vec<Worker> = (0..opts.threads)
-        .filter_map(|i| Worker::start(i, ctx.clone(), opts.grace))
-        .collect();
-    if workers.is_empty() {
-        tracing::error!("no HTTP worker thread could start; serving on the main runtime");
-        let graceful = GracefulShutdown::new();
-        accept_loop(&listener, &census, shutdown, |stream, peer, seat| {
-            ctx.spawn(&graceful, stream, peer, seat)
-        })
-        .await;
         return drain(graceful, opts.grace).await;
     }
     accept_loop(&listener, &census, shutdown, |stream, peer, mut seat| {
