@@ -52,7 +52,7 @@ struct Browser {
 
 impl Browser {
     async fn open(driver: &Driver) -> Browser {
-        let http = reqwest::Client::new();
+        let http = crate::fixtures::plain_client();
         let deadline = Instant::now() + Duration::from_secs(20);
         while http
             .get(format!("{}/status", driver.url))

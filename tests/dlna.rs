@@ -97,7 +97,7 @@ async fn soap(base: &str, service: &str, action: &str, args: &[(&str, &str)]) ->
 }
 
 async fn raw_soap(base: &str, service: &str, soap_action: &str, body: String) -> (u16, String) {
-    let r = reqwest::Client::new()
+    let r = crate::fixtures::plain_client()
         .post(format!("{base}/dlna/{service}/control"))
         .header("SOAPACTION", soap_action)
         .header("Content-Type", "text/xml; charset=\"utf-8\"")
@@ -329,7 +329,7 @@ fn a_tv_finds_glow_walks_the_tree_and_fetches_each_file() {
         assert!(mkv.res[0].0.starts_with("http-get:*:video/x-matroska:DLNA.ORG_OP=01;"));
 
         // Each file, with a range and the DLNA headers.
-        let http = reqwest::Client::new();
+        let http = crate::fixtures::plain_client();
         for (obj, fixture, mode) in [
             (&clip, "clip.mp4", "Streaming"),
             (&song, "song.mp3", "Streaming"),
@@ -404,7 +404,7 @@ async fn soap_as(base: &str, ua: &str, id: &str) -> (u16, String) {
     let body = format!(
         "<?xml version=\"1.0\"?><s:Envelope xmlns:s=\"http://schemas.xmlsoap.org/soap/envelope/\"><s:Body><u:Browse xmlns:u=\"{CDS_TYPE}\"><ObjectID>{id}</ObjectID><BrowseFlag>BrowseDirectChildren</BrowseFlag><Filter>*</Filter><StartingIndex>0</StartingIndex><RequestedCount>0</RequestedCount><SortCriteria></SortCriteria></u:Browse></s:Body></s:Envelope>"
     );
-    let r = reqwest::Client::new()
+    let r = crate::fixtures::plain_client()
         .post(format!("{base}/dlna/cds/control"))
         .header("SOAPACTION", format!("\"{CDS_TYPE}#Browse\""))
         .header("User-Agent", ua)
@@ -679,7 +679,7 @@ async fn bad_requests_get_upnp_faults_not_crashes() {
     let (s, _) = raw_soap(&base, "avt", &action, "<x/>".into()).await;
     assert_eq!(s, 404);
     // Media routes: only media of media folders, never a way out.
-    let http = reqwest::Client::new();
+    let http = crate::fixtures::plain_client();
     for path in [
         "/dlna/m/admin/share/notes.txt",
         "/dlna/m/admin/private/secret.mp4",
@@ -735,7 +735,7 @@ async fn bad_requests_get_upnp_faults_not_crashes() {
 async fn subscriptions_follow_the_gena_rules() {
     let env = Env::new(Backend::Sqlite);
     let (_srv, base) = loopback_server(&env).await;
-    let http = reqwest::Client::new();
+    let http = crate::fixtures::plain_client();
     let subscribe = reqwest::Method::from_bytes(b"SUBSCRIBE").unwrap();
     let unsubscribe = reqwest::Method::from_bytes(b"UNSUBSCRIBE").unwrap();
     let url = format!("{base}/dlna/cds/event");

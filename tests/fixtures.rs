@@ -127,6 +127,9 @@ impl Env {
             // and the LAN media front on loopback only.
             .env("GLOW_SFTP", "127.0.0.1:0")
             .env("GLOW_DLNA", "127.0.0.1:0")
+            // The overlay announces itself over mDNS on the host's network:
+            // only the overlay tests turn it on, in namespaces of their own.
+            .env("GLOW_OVERLAY", "off")
             .env(
                 "GLOW_LOG",
                 // The LAN media front's access log is kept: tests look for it.
@@ -393,9 +396,23 @@ impl Drop for Server {
     }
 }
 
+/// A reqwest client builder. reqwest is built with rustls here (iroh's
+/// relay client asks for it, with no crypto provider of its own), so the
+/// process's provider must be installed first, as `glow` itself does at
+/// start: every test client is made through this.
+pub fn client_builder() -> reqwest::ClientBuilder {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+}
+
+/// An HTTP client with reqwest's defaults (it follows redirects).
+pub fn plain_client() -> reqwest::Client {
+    client_builder().build().unwrap()
+}
+
 /// An HTTP client that never follows redirects.
 pub fn client() -> reqwest::Client {
-    reqwest::Client::builder()
+    client_builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap()

@@ -74,6 +74,8 @@ impl Lan {
             ip(&["-n", ns, "link", "set", "lo", "up"]);
             ip(&["-n", ns, "link", "set", dev, "up"]);
             ip(&["-n", ns, "route", "add", "239.0.0.0/8", "dev", dev]);
+            // mDNS (224.0.0.251) for the overlay's discovery.
+            ip(&["-n", ns, "route", "add", "224.0.0.0/4", "dev", dev]);
         }
         lan
     }
@@ -88,6 +90,21 @@ impl Lan {
                 &format!("{SERVER_IP}:0"),
                 "--dlna",
                 "0.0.0.0:0",
+                "--no-sftp",
+            ])
+            .args(args);
+        Server::start(cmd)
+    }
+
+    /// Starts `glow serve` on the other side (a second node): HTTP on its
+    /// LAN address, the overlay on, SFTP and DLNA off.
+    pub fn serve_on_client(&self, env: &Env, args: &[&str]) -> Server {
+        let mut cmd = env.glow_in(&self.client_ns);
+        cmd.arg("serve")
+            .args([
+                "--http",
+                &format!("{CLIENT_IP}:0"),
+                "--no-dlna",
                 "--no-sftp",
             ])
             .args(args);

@@ -25,7 +25,7 @@ async fn a_thousand_web_clients_and_a_hundred_sftp_sessions() {
     for i in 0..CLIENTS {
         let (base, all_in) = (srv.base.clone(), all_in.clone());
         tasks.push(tokio::spawn(async move {
-            let c = reqwest::Client::builder()
+            let c = crate::fixtures::client_builder()
                 .pool_max_idle_per_host(1)
                 .build()
                 .unwrap();

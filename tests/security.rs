@@ -302,7 +302,7 @@ async fn a_flood_of_wrong_passwords_stays_small_and_the_owner_gets_in() {
         }));
     }
     // The owner, from another address, while the flood is on.
-    let owner = reqwest::Client::builder()
+    let owner = crate::fixtures::client_builder()
         .local_address(std::net::IpAddr::from([127, 0, 0, 2]))
         .build()
         .unwrap();

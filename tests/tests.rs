@@ -16,6 +16,7 @@ mod files;
 mod hostile;
 mod lan;
 mod load;
+mod overlay;
 mod security;
 mod sftp;
 mod share;

@@ -14,8 +14,8 @@ use std::io::{BufRead, IsTerminal, Read};
 
 /// Runs one management command.
 pub async fn run(settings: Settings, cmd: Command) -> anyhow::Result<()> {
-    if let Command::Node(n) = cmd {
-        return node(&settings, n);
+    if let Command::Node(NodeCommand::Id) = cmd {
+        return node_id(&settings);
     }
     let fabric = open_fabric(&settings, false).await?;
     let result = match cmd {
@@ -30,10 +30,14 @@ pub async fn run(settings: Settings, cmd: Command) -> anyhow::Result<()> {
 async fn dispatch(fabric: &Fabric, cmd: Command) -> anyhow::Result<()> {
     let system = Principal::System;
     match cmd {
-        Command::Serve(_) | Command::Share(_) | Command::Cast(_) | Command::Node(_) => {
+        Command::Serve(_)
+        | Command::Share(_)
+        | Command::Cast(_)
+        | Command::Node(NodeCommand::Id) => {
             unreachable!("dispatched elsewhere")
         }
         Command::User(u) => user(fabric, u).await?,
+        Command::Node(NodeCommand::List) => node_list(fabric).await?,
         Command::Folder(FolderCommand::Add {
             name,
             path,
@@ -408,25 +412,54 @@ pub fn human_bytes(n: u64) -> String {
     bytesize::ByteSize(n).display().iec().to_string()
 }
 
-/// File in the data dir holding the name `glow serve` last ran under.
-pub const NODE_NAME_FILE: &str = "node.name";
+/// The name `glow serve` last ran under, else the host name.
+fn node_name(data_dir: &std::path::Path) -> String {
+    fabric::read_node_name(data_dir).unwrap_or_else(crate::config::hostname)
+}
 
-/// `glow node …`: needs only the data dir (no catalog).
-fn node(settings: &Settings, cmd: NodeCommand) -> anyhow::Result<()> {
-    match cmd {
-        NodeCommand::Id => {
-            let dir = &settings.data_dir;
-            std::fs::create_dir_all(dir)
-                .with_context(|| format!("cannot create the data dir {}", dir.display()))?;
-            let key = fabric::NodeKey::load_or_create(dir)?;
-            let name = std::fs::read_to_string(dir.join(NODE_NAME_FILE))
-                .ok()
-                .map(|n| n.trim().to_owned())
-                .filter(|n| !n.is_empty())
-                .unwrap_or_else(crate::config::hostname);
-            println!("id    {}", key.id());
-            println!("name  {name}");
-        }
+/// `glow node id`: needs only the data dir (no catalog).
+fn node_id(settings: &Settings) -> anyhow::Result<()> {
+    let dir = &settings.data_dir;
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create the data dir {}", dir.display()))?;
+    let key = fabric::NodeKey::load_or_create(dir)?;
+    println!("id    {}", key.id());
+    println!("name  {}", node_name(dir));
+    Ok(())
+}
+
+/// `glow node list`: this node, then the nodes it knows of.
+async fn node_list(fabric: &Fabric) -> anyhow::Result<()> {
+    let nodes = fabric.known_nodes(&Principal::System).await?;
+    println!(
+        "{:<9} {:<64}  {:<20}  {:<24}  LAST SEEN",
+        "STATE", "ID", "NAME", "ADDRESSES"
+    );
+    println!(
+        "{:<9} {:<64}  {:<20}  {:<24}  -",
+        "this",
+        fabric.node_id().to_string(),
+        node_name(fabric.data_dir()),
+        "-"
+    );
+    for n in &nodes {
+        let state = if n.nearby { "nearby" } else { "away" };
+        let addrs = if n.addrs.is_empty() {
+            "-".to_owned()
+        } else {
+            n.addrs.join(",")
+        };
+        println!(
+            "{state:<9} {:<64}  {:<20}  {addrs:<24}  {}",
+            n.id.to_string(),
+            n.name,
+            format_ms(n.last_seen_ms)
+        );
+    }
+    if nodes.is_empty() {
+        eprintln!(
+            "no other node yet: a `glow serve` on the same network shows here within seconds"
+        );
     }
     Ok(())
 }

@@ -33,6 +33,8 @@ pub struct FileConfig {
     pub sftp: Option<String>,
     /// `--dlna`: address of the LAN media front, or `"off"`.
     pub dlna: Option<String>,
+    /// `--overlay`: UDP address of the overlay's endpoint, or `"off"`.
+    pub overlay: Option<String>,
     /// `--name`: the name TVs show for this node.
     pub name: Option<String>,
     /// `--min-free-space`, e.g. `"5GiB"`.
@@ -165,6 +167,18 @@ impl Settings {
     /// "off"` in the file); else flag, else file, else `0.0.0.0:8200`.
     pub fn dlna_addr(&self, args: &ServeArgs) -> Option<String> {
         front_addr(args.no_dlna, &args.dlna, &self.file.dlna, "0.0.0.0:8200")
+    }
+
+    /// The overlay's UDP address: `None` when it is off (`--no-overlay`, or
+    /// `overlay = "off"`); else flag, else file, else `0.0.0.0:0` (any free
+    /// port: nodes on the LAN learn it over mDNS).
+    pub fn overlay_addr(&self, args: &ServeArgs) -> Option<String> {
+        front_addr(
+            args.no_overlay,
+            &args.overlay,
+            &self.file.overlay,
+            "0.0.0.0:0",
+        )
     }
 
     /// Whether the DLNA address is the default one (no flag, no file key).

@@ -90,6 +90,9 @@ pub enum NodeCommand {
     /// Print this node's id (its Ed25519 public key, made once in the data
     /// dir) and its name
     Id,
+    /// List the nodes this node knows of: nearby ones (found on the LAN,
+    /// not yet members) first
+    List,
 }
 
 /// `glow cast …`.
@@ -228,6 +231,14 @@ pub struct ServeArgs {
     /// to TVs (wins over --dlna)
     #[arg(long)]
     pub no_dlna: bool,
+    /// UDP address of the overlay's endpoint (QUIC; nodes on the LAN find
+    /// it over mDNS), or `off` [default: 0.0.0.0:0, any free port]
+    #[arg(long, value_name = "ADDR", env = "GLOW_OVERLAY")]
+    pub overlay: Option<String>,
+    /// Do not join the network of nodes: no endpoint, no LAN discovery
+    /// (wins over --overlay)
+    #[arg(long)]
+    pub no_overlay: bool,
     /// This node's name, shown to the other nodes and, as the name of its
     /// media server, to TVs [default: the host name; TVs: "Glow on <hostname>"]
     #[arg(long, value_name = "NAME")]

@@ -116,19 +116,19 @@ pub async fn run(settings: Settings, args: ServeArgs) -> anyhow::Result<()> {
         Some((l, _, o)) => Some((l.local_addr()?, o.name.clone())),
         None => None,
     };
+    let peer_name = settings.peer_name(&args);
+    let peers = match settings.overlay_addr(&args) {
+        None => None,
+        Some(text) => Some(start_peers(&fabric, &text, &peer_name).await?),
+    };
     let sftp_banner = match &sftp {
         Some((l, key)) => Some((l.local_addr()?, key.fingerprint())),
         None => None,
     };
 
-    let peer_name = settings.peer_name(&args);
     // `glow node id` shows the name the node last ran under.
-    let name_file = fabric.data_dir().join(crate::commands::NODE_NAME_FILE);
-    if let Err(e) = std::fs::write(&name_file, format!("{peer_name}\n")) {
-        tracing::warn!(
-            "cannot keep the node's name in {}: {e}",
-            name_file.display()
-        );
+    if let Err(e) = fabric.set_node_name(&peer_name) {
+        tracing::warn!("cannot keep the node's name in the data dir: {e}");
     }
     let scheme = if tls_config.is_some() {
         "https"
@@ -148,6 +148,7 @@ pub async fn run(settings: Settings, args: ServeArgs) -> anyhow::Result<()> {
             password: &admin_password,
             sftp: sftp_banner,
             dlna: dlna_banner.clone(),
+            overlay: peers.as_ref().map(|(p, mdns)| (p.local_addrs(), *mdns)),
         },
     );
 
@@ -217,12 +218,85 @@ pub async fn run(settings: Settings, args: ServeArgs) -> anyhow::Result<()> {
     }
     upkeep.abort();
     trimmer.abort();
+    if let Some((p, _)) = &peers {
+        p.close().await;
+    }
     fabric.close().await;
     Ok(())
 }
 
 /// Binds a front's listener to the address `text` given with `flag`; the
 /// errors say what was wrong and, with `hint`, what to do.
+/// Starts the overlay's endpoint on `text` (a UDP address) with LAN
+/// discovery, and records what it hears in the catalog. Returns the
+/// endpoint and whether discovery runs (a host without multicast has none;
+/// the endpoint still serves).
+async fn start_peers(
+    fabric: &Fabric,
+    text: &str,
+    name: &str,
+) -> anyhow::Result<(peers::Peers, bool)> {
+    let bind: SocketAddr = text.parse().map_err(|_| {
+        anyhow::anyhow!("--overlay {text:?} is not an address; try 0.0.0.0:7410, or off")
+    })?;
+    let cfg = peers::PeersConfig {
+        seed: fabric.node_key().seed(),
+        name: name.to_owned(),
+        bind,
+        mdns: true,
+    };
+    let (p, mdns) = match peers::Peers::start(cfg.clone()).await {
+        Ok(p) => (p, true),
+        Err(peers::PeersError::Endpoint(e)) => {
+            tracing::info!("no LAN discovery here ({e}); other nodes can still dial this one");
+            let p = peers::Peers::start(peers::PeersConfig { mdns: false, ..cfg }).await?;
+            (p, false)
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let system = fabric::Principal::System;
+    // Whatever was nearby in an earlier run must be heard again.
+    fabric.node_not_nearby(&system, None).await?;
+    let mut events = p.subscribe();
+    let (f, known) = (fabric.clone(), p.nearby());
+    tokio::spawn(async move {
+        let heard = |n: peers::Nearby| {
+            let f = f.clone();
+            async move {
+                let Ok(id) = n.id.parse::<fabric::NodeId>() else {
+                    return;
+                };
+                let addrs: Vec<String> = n.addrs.iter().map(|a| a.to_string()).collect();
+                let name = n.name.as_deref().unwrap_or("");
+                if let Err(e) = f
+                    .node_heard(&fabric::Principal::System, id, name, &addrs)
+                    .await
+                {
+                    tracing::warn!("cannot record the node {}: {e}", id.short());
+                }
+            }
+        };
+        for n in known {
+            heard(n).await;
+        }
+        loop {
+            match events.recv().await {
+                Ok(peers::PeerEvent::Found(n)) => heard(n).await,
+                Ok(peers::PeerEvent::Gone { id }) => {
+                    if let Ok(id) = id.parse::<fabric::NodeId>() {
+                        let _ = f
+                            .node_not_nearby(&fabric::Principal::System, Some(id))
+                            .await;
+                    }
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+            }
+        }
+    });
+    Ok((p, mdns))
+}
+
 async fn listen(
     flag: &str,
     text: &str,
@@ -376,6 +450,8 @@ struct Banner<'a> {
     sftp: Option<(SocketAddr, String)>,
     /// The DLNA address and the name TVs show, when DLNA is on.
     dlna: Option<(SocketAddr, String)>,
+    /// The overlay's UDP addresses and whether LAN discovery runs.
+    overlay: Option<(Vec<SocketAddr>, bool)>,
     /// What copies of current content take and may take.
     copies: fabric::CopiesUsage,
 }
@@ -384,6 +460,7 @@ fn print_banner(fabric: &Fabric, settings: &Settings, banner: Banner<'_>) {
     let Banner {
         scheme,
         name,
+        overlay,
         local,
         folders,
         admin,
@@ -432,6 +509,22 @@ fn print_banner(fabric: &Fabric, settings: &Settings, banner: Banner<'_>) {
             );
         }
         line(&mut out, "host key", &format!("ED25519 {fingerprint}"));
+    }
+    if let Some((addrs, mdns)) = &overlay {
+        let how = if *mdns {
+            "nodes on this LAN find it over mDNS"
+        } else {
+            "no LAN discovery here"
+        };
+        for addr in addrs {
+            for host in hosts(addr.ip()) {
+                line(
+                    &mut out,
+                    "overlay",
+                    &format!("udp {host}:{} ({how})", addr.port()),
+                );
+            }
+        }
     }
     if let Some((addr, name)) = &dlna {
         // TVs find it by themselves on the LAN addresses; loopback is for

@@ -103,6 +103,23 @@ struct VersionRow {
 }
 
 #[derive(Template)]
+#[template(path = "devices.html")]
+struct DevicesPage {
+    user: String,
+    csrf: String,
+    devices: Vec<DeviceRow>,
+}
+
+struct DeviceRow {
+    id: String,
+    short_id: String,
+    name: String,
+    state: &'static str,
+    addrs: String,
+    seen: String,
+}
+
+#[derive(Template)]
 #[template(path = "trash.html")]
 struct TrashPage {
     user: String,
@@ -301,6 +318,56 @@ pub async fn trash_page(
         }
         Err(e) => HttpError::from(e).into_response(),
     }
+}
+
+/// `GET /devices`: this node and the nodes it knows of (administrators).
+pub async fn devices_page(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Response {
+    let c = match signed_in(&state, &headers, Some(peer), "/devices").await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let f = &state.fabric;
+    let nodes = match f.known_nodes(&c.who).await {
+        Ok(n) => n,
+        Err(e) => return HttpError::from(e).into_response(),
+    };
+    let me = f.node_id();
+    let mut devices = vec![DeviceRow {
+        id: me.to_string(),
+        short_id: me.short(),
+        name: f.node_name().unwrap_or_else(|| "this node".into()),
+        state: "this device",
+        addrs: "-".into(),
+        seen: "now".into(),
+    }];
+    devices.extend(nodes.into_iter().map(|n| DeviceRow {
+        id: n.id.to_string(),
+        short_id: n.id.short(),
+        name: if n.name.is_empty() {
+            "(no name)".into()
+        } else {
+            n.name
+        },
+        state: if n.nearby { "nearby" } else { "not seen now" },
+        addrs: if n.addrs.is_empty() {
+            "-".into()
+        } else {
+            n.addrs.join(", ")
+        },
+        seen: ms_to_text(n.last_seen_ms),
+    }));
+    html(
+        StatusCode::OK,
+        DevicesPage {
+            user: c.who.actor().to_owned(),
+            csrf: c.csrf(),
+            devices,
+        },
+    )
 }
 
 /// `GET /links`.

@@ -58,6 +58,7 @@ pub fn app(fabric: Fabric, tls: bool, dlna: Option<std::net::SocketAddr>) -> Rou
         .route("/login", get(browse::login_page).post(auth::login))
         .route("/trash", get(browse::trash_page))
         .route("/links", get(browse::links_page))
+        .route("/devices", get(browse::devices_page))
         .route("/static/glow.js", get(pages::script))
         .route("/api/v1/openapi.json", get(api::openapi))
         .route("/api/v1/me", get(api::me))

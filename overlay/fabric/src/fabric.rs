@@ -183,6 +183,8 @@ pub(crate) struct Inner {
     pub blobs: BlobStore,
     /// This node's key pair (`node.key` in the data dir).
     pub node: crate::ids::NodeKey,
+    /// The name this node runs under, once the server set it.
+    pub node_name: Mutex<Option<String>>,
     pub data_dir: PathBuf,
     folders: RwLock<FolderIndex>,
     folder_locks: Mutex<HashMap<String, Arc<crate::store::locks::ExclusiveLock>>>,
@@ -256,6 +258,7 @@ impl Fabric {
                 catalog,
                 blobs,
                 node,
+                node_name: Mutex::default(),
                 data_dir,
                 folders: RwLock::default(),
                 folder_locks: Mutex::default(),

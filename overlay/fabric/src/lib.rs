@@ -16,6 +16,7 @@ mod fabric;
 pub mod files;
 mod ids;
 pub mod media;
+mod nodes;
 pub mod path;
 mod props;
 pub mod resource;
@@ -37,6 +38,7 @@ pub use files::{
 };
 pub use ids::{Causality, ContentHash, NODE_KEY_FILE, NodeId, NodeKey, VersionVector};
 pub use media::{MediaKind, is_servable_media, media_kind, media_mime};
+pub use nodes::{KnownNode, NODE_NAME_FILE, read_node_name};
 pub use path::{RelPath, is_os_metadata};
 pub use props::{Lock, Property, Quota};
 pub use resource::{

@@ -302,3 +302,40 @@ async fn other_namespaces_and_bad_targets_are_refused() {
     assert_eq!(handle.read_at(99, 3).await.unwrap(), &b""[..]);
     assert_in_sync(&w).await;
 }
+
+#[tokio::test]
+async fn nodes_heard_on_the_lan_are_kept_for_the_node_alone() {
+    let w = world().await;
+    let sys = Principal::System;
+    let other: fabric::NodeId = fabric::NodeKey::from_seed([9; 32]).id();
+    let addrs = vec!["10.0.0.2:4000".to_owned()];
+    w.fabric
+        .node_heard(&sys, other, "nas", &addrs)
+        .await
+        .unwrap();
+    // The node itself is never one of the others.
+    w.fabric
+        .node_heard(&sys, w.fabric.node_id(), "me", &addrs)
+        .await
+        .unwrap();
+    let nodes = w.fabric.known_nodes(&sys).await.unwrap();
+    assert_eq!(nodes.len(), 1);
+    assert_eq!((nodes[0].id, nodes[0].name.as_str()), (other, "nas"));
+    assert!(nodes[0].nearby);
+    assert_eq!(nodes[0].addrs, addrs);
+
+    w.fabric.node_not_nearby(&sys, Some(other)).await.unwrap();
+    assert!(!w.fabric.known_nodes(&sys).await.unwrap()[0].nearby);
+
+    // Users do not read or write the node's own view of the LAN.
+    for who in [&w.alice, &Principal::LanMedia] {
+        assert!(matches!(
+            w.fabric.known_nodes(who).await,
+            Err(FabricError::Forbidden)
+        ));
+        assert!(matches!(
+            w.fabric.node_heard(who, other, "x", &[]).await,
+            Err(FabricError::Forbidden)
+        ));
+    }
+}

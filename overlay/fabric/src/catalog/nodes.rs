@@ -1,0 +1,82 @@
+//! The other nodes this node knows of (found on the LAN; members, next).
+
+use super::Catalog;
+use crate::error::Result;
+use sqlx::Row;
+
+/// One known node as the catalog keeps it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeRow {
+    /// Its id, 64 hex digits.
+    pub id: String,
+    /// The name it announced.
+    pub name: String,
+    /// The socket addresses it announced.
+    pub addrs: Vec<String>,
+    /// When it was last heard from, ms since the epoch.
+    pub last_seen: i64,
+    /// Still heard from on the LAN.
+    pub nearby: bool,
+}
+
+impl Catalog {
+    /// Records that a node was heard from on the LAN now.
+    pub async fn node_heard(&self, id: &str, name: &str, addrs: &[String], now: i64) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO nodes (id, name, addrs, last_seen, nearby) VALUES ($1, $2, $3, $4, 1) \
+             ON CONFLICT (id) DO UPDATE SET name = excluded.name, addrs = excluded.addrs, \
+             last_seen = excluded.last_seen, nearby = 1",
+        )
+        .bind(id)
+        .bind(name)
+        .bind(addrs.join(","))
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Records that a node is no longer heard from on the LAN (`None`:
+    /// every node, as at start-up, before anything is heard).
+    pub async fn node_not_nearby(&self, id: Option<&str>) -> Result<()> {
+        sqlx::query("UPDATE nodes SET nearby = 0 WHERE $1 = '' OR id = $1")
+            .bind(id.unwrap_or(""))
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Forgets nodes last heard from before `before` (ms).
+    pub async fn forget_nodes_before(&self, before: i64) -> Result<()> {
+        sqlx::query("DELETE FROM nodes WHERE last_seen < $1")
+            .bind(before)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Every known node, nearby ones first, then by name.
+    pub async fn nodes(&self) -> Result<Vec<NodeRow>> {
+        let rows = sqlx::query(
+            "SELECT id, name, addrs, last_seen, nearby FROM nodes ORDER BY nearby DESC, name, id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let addrs: String = r.try_get("addrs")?;
+                Ok(NodeRow {
+                    id: r.try_get("id")?,
+                    name: r.try_get("name")?,
+                    addrs: addrs
+                        .split(',')
+                        .filter(|a| !a.is_empty())
+                        .map(str::to_owned)
+                        .collect(),
+                    last_seen: r.try_get("last_seen")?,
+                    nearby: r.try_get::<i64, _>("nearby")? != 0,
+                })
+            })
+            .collect()
+    }
+}

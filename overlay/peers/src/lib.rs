@@ -1,0 +1,310 @@
+//! Glow's network of nodes: each node's endpoint on the wire and the
+//! nodes it finds with no configuration.
+//!
+//! The endpoint is an iroh 1.x QUIC endpoint made from the node's Ed25519
+//! seed (the one the fabric keeps in the data dir), so the id peers dial is
+//! the node id of the banner and of version vectors. It starts from iroh's
+//! `Minimal` preset: none of n0's public relays or DNS discovery is used;
+//! nodes on a LAN find each other over mDNS (service `_glow._udp.local`),
+//! each announcing its addresses and its friendly name.
+//!
+//! This crate knows nothing of the fabric (as Syncthing's protocol package
+//! knows nothing of its model): the layer above subscribes to
+//! [`PeerEvent`]s and decides what a found node means.
+
+use futures_util::StreamExt;
+use iroh::endpoint::presets;
+use iroh::endpoint_info::UserData;
+use iroh::{Endpoint, EndpointId, SecretKey};
+use iroh_mdns_address_lookup::{DiscoveryEvent, MdnsAddressLookup};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+use tokio::sync::broadcast;
+
+/// The overlay's protocol on QUIC (ALPN). Nothing speaks it yet: incoming
+/// connections are refused until membership and sync define messages.
+pub const ALPN: &[u8] = b"glow/1";
+/// The mDNS service Glow nodes announce: `_glow._udp.local`. Other iroh
+/// applications on the LAN use other names and are not seen.
+pub const MDNS_SERVICE: &str = "glow";
+/// Nodes heard on the LAN kept at once: a LAN flooded with made-up ids
+/// costs at most this many entries (newcomers beyond it are not heard).
+pub const MAX_NEARBY: usize = 256;
+
+/// What went wrong starting the endpoint.
+#[derive(Debug, thiserror::Error)]
+pub enum PeersError {
+    /// The UDP socket could not be bound.
+    #[error("cannot bind the overlay's UDP port {addr}: {reason}")]
+    Bind {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// Why not.
+        reason: String,
+    },
+    /// Anything else iroh refused.
+    #[error("overlay endpoint: {0}")]
+    Endpoint(String),
+}
+
+/// How to start the endpoint.
+#[derive(Clone)]
+pub struct PeersConfig {
+    /// The node's Ed25519 seed.
+    pub seed: [u8; 32],
+    /// The name other nodes show for this one.
+    pub name: String,
+    /// The UDP address QUIC listens on (port 0: any free port).
+    pub bind: SocketAddr,
+    /// Whether to announce this node and look for others on the LAN.
+    pub mdns: bool,
+}
+
+impl std::fmt::Debug for PeersConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PeersConfig")
+            .field("name", &self.name)
+            .field("bind", &self.bind)
+            .field("mdns", &self.mdns)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A node found on the LAN.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Nearby {
+    /// Its node id (64 hex digits: its Ed25519 public key).
+    pub id: String,
+    /// The name it announces, if any.
+    pub name: Option<String>,
+    /// The addresses it announces.
+    pub addrs: Vec<SocketAddr>,
+    /// When it was last heard from.
+    pub seen: SystemTime,
+}
+
+/// A change in what this node knows of others.
+#[derive(Clone, Debug)]
+pub enum PeerEvent {
+    /// A node was found on the LAN, or what it announces changed.
+    Found(Nearby),
+    /// A node found earlier has not been heard from for a while.
+    Gone {
+        /// Its node id.
+        id: String,
+    },
+}
+
+/// This node's endpoint and what it has found. Cloning is cheap.
+#[derive(Clone)]
+pub struct Peers {
+    endpoint: Endpoint,
+    nearby: Arc<Mutex<HashMap<String, Nearby>>>,
+    events: broadcast::Sender<PeerEvent>,
+}
+
+impl Peers {
+    /// Binds the endpoint and, with `mdns`, starts announcing and looking.
+    pub async fn start(cfg: PeersConfig) -> Result<Peers, PeersError> {
+        let name = UserData::try_from(truncate(&cfg.name, UserData::MAX_LENGTH))
+            .map_err(|e| PeersError::Endpoint(e.to_string()))?;
+        let builder = Endpoint::builder(presets::Minimal)
+            .secret_key(SecretKey::from_bytes(&cfg.seed))
+            .alpns(vec![ALPN.to_vec()])
+            .user_data_for_address_lookup(name)
+            .clear_ip_transports()
+            .bind_addr(cfg.bind)
+            .map_err(|e| PeersError::Bind {
+                addr: cfg.bind,
+                reason: e.to_string(),
+            })?;
+        let endpoint = builder.bind().await.map_err(|e| PeersError::Bind {
+            addr: cfg.bind,
+            reason: e.to_string(),
+        })?;
+        let (events, _) = broadcast::channel(256);
+        let peers = Peers {
+            endpoint,
+            nearby: Arc::default(),
+            events,
+        };
+        if cfg.mdns {
+            peers.start_mdns()?;
+        }
+        // No message is defined yet and no node is a member: every
+        // incoming connection is refused at once, so none waits in the
+        // queue holding memory.
+        let ep = peers.endpoint.clone();
+        tokio::spawn(async move {
+            while let Some(incoming) = ep.accept().await {
+                tracing::debug!(from = ?incoming.remote_addr(), "overlay connection refused: no member yet");
+                incoming.refuse();
+            }
+        });
+        Ok(peers)
+    }
+
+    fn start_mdns(&self) -> Result<(), PeersError> {
+        let mdns = MdnsAddressLookup::builder()
+            .service_name(MDNS_SERVICE)
+            .build(self.endpoint.id())
+            .map_err(|e| PeersError::Endpoint(format!("mDNS: {e}")))?;
+        self.endpoint
+            .address_lookup()
+            .map_err(|e| PeersError::Endpoint(e.to_string()))?
+            .add(mdns.clone());
+        let me = self.clone();
+        tokio::spawn(async move {
+            let mut found = mdns.subscribe().await;
+            while let Some(event) = found.next().await {
+                me.note(event);
+            }
+        });
+        Ok(())
+    }
+
+    /// Records one mDNS event and passes it on.
+    fn note(&self, event: DiscoveryEvent) {
+        let event = match event {
+            DiscoveryEvent::Discovered { endpoint_info, .. } => {
+                let id = endpoint_info.endpoint_id;
+                if id == self.endpoint.id() {
+                    return;
+                }
+                let node = Nearby {
+                    id: id.to_string(),
+                    name: endpoint_info.data.user_data().map(|u| u.to_string()),
+                    addrs: endpoint_info.data.ip_addrs().copied().collect(),
+                    seen: SystemTime::now(),
+                };
+                {
+                    let mut nearby = self.lock();
+                    if nearby.len() >= MAX_NEARBY && !nearby.contains_key(&node.id) {
+                        tracing::debug!(id = %id.fmt_short(), "node on the LAN not heard: too many");
+                        return;
+                    }
+                    nearby.insert(node.id.clone(), node.clone());
+                }
+                tracing::debug!(id = %id.fmt_short(), name = ?node.name, "node found on the LAN");
+                PeerEvent::Found(node)
+            }
+            DiscoveryEvent::Expired { endpoint_id } => {
+                let id = endpoint_id.to_string();
+                self.lock().remove(&id);
+                PeerEvent::Gone { id }
+            }
+            _ => return,
+        };
+        let _ = self.events.send(event);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Nearby>> {
+        self.nearby.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// This node's id (64 hex digits).
+    pub fn id(&self) -> String {
+        self.endpoint.id().to_string()
+    }
+
+    /// The UDP addresses the endpoint listens on.
+    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        self.endpoint.bound_sockets()
+    }
+
+    /// The nodes found on the LAN and still heard from.
+    pub fn nearby(&self) -> Vec<Nearby> {
+        let mut v: Vec<Nearby> = self.lock().values().cloned().collect();
+        v.sort_by(|a, b| a.id.cmp(&b.id));
+        v
+    }
+
+    /// Events from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<PeerEvent> {
+        self.events.subscribe()
+    }
+
+    /// Tells peers this node is leaving and closes the endpoint.
+    pub async fn close(&self) {
+        self.endpoint.close().await;
+    }
+}
+
+/// `text` cut to at most `max` bytes on a character boundary.
+fn truncate(text: &str, max: usize) -> String {
+    let mut end = text.len().min(max);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].to_owned()
+}
+
+/// The id of `seed` as [`Peers::id`] writes it, without an endpoint.
+pub fn id_of(seed: &[u8; 32]) -> String {
+    EndpointId::from(SecretKey::from_bytes(seed).public()).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_cut_on_a_character_boundary() {
+        assert_eq!(truncate("abc", 2), "ab");
+        assert_eq!(truncate("éé", 3), "é");
+        assert_eq!(truncate("", 10), "");
+    }
+
+    #[test]
+    fn the_endpoint_id_is_the_ed25519_public_key_of_the_seed() {
+        // RFC 8032, section 7.1, test 1: the fabric's NodeId of the same
+        // seed is this key too (its own test checks the same vector).
+        let mut seed = [0u8; 32];
+        let hex = "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60";
+        for (i, b) in seed.iter_mut().enumerate() {
+            *b = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap();
+        }
+        assert_eq!(
+            id_of(&seed),
+            "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_endpoint_binds_and_reports_its_id() {
+        let peers = Peers::start(PeersConfig {
+            seed: [3; 32],
+            name: "test node".into(),
+            bind: "127.0.0.1:0".parse().unwrap(),
+            mdns: false,
+        })
+        .await
+        .unwrap();
+        assert_eq!(peers.id(), id_of(&[3; 32]));
+        assert!(peers.local_addrs().iter().any(|a| a.port() != 0));
+        assert!(peers.nearby().is_empty());
+
+        // Another endpoint that dials it is refused (no node is a member).
+        let other = Peers::start(PeersConfig {
+            seed: [4; 32],
+            name: "stranger".into(),
+            bind: "127.0.0.1:0".parse().unwrap(),
+            mdns: false,
+        })
+        .await
+        .unwrap();
+        let addr =
+            iroh::EndpointAddr::new(peers.endpoint.id()).with_ip_addr(peers.local_addrs()[0]);
+        let dialed = tokio::time::timeout(
+            std::time::Duration::from_secs(20),
+            other.endpoint.connect(addr, ALPN),
+        )
+        .await
+        .expect("a refusal, not a hang");
+        assert!(dialed.is_err(), "a stranger's connection is refused");
+        other.close().await;
+        peers.close().await;
+    }
+}

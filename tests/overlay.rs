@@ -1,0 +1,132 @@
+//! The network of nodes: two `glow serve` on one LAN (two network
+//! namespaces joined by a link, multicast routed on it) find each other
+//! over mDNS with no flag beyond turning the overlay on (the tests' own
+//! environment turns it off everywhere else).
+
+use crate::fixtures::*;
+use crate::lan::Lan;
+
+/// `glow node list` of `env`, run in `ns`.
+fn node_list(env: &Env, ns: &str) -> String {
+    let out = env.glow_in(ns).args(["node", "list"]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "glow node list: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The node id a server's banner shows.
+fn banner_id(srv: &Server) -> String {
+    srv.banner
+        .lines()
+        .find_map(|l| l.split(" - node ").nth(1))
+        .unwrap_or_else(|| panic!("no node id in the banner:\n{}", srv.banner))
+        .trim()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn two_nodes_on_a_lan_find_each_other() {
+    let lan = Lan::new();
+    let (a, b) = (Env::new(Backend::Sqlite), Env::new(Backend::Sqlite));
+    let on = ["--overlay", "0.0.0.0:0"];
+    let mut srv_a = lan.serve(&a, &[&on[..], &["--name", "laptop"]].concat());
+    let mut srv_b = lan.serve_on_client(&b, &[&on[..], &["--name", "nas"]].concat());
+    for srv in [&srv_a, &srv_b] {
+        assert!(
+            srv.banner
+                .lines()
+                .any(|l| l.trim_start().starts_with("overlay")
+                    && l.contains("udp ")
+                    && l.contains("mDNS")),
+            "{}",
+            srv.banner
+        );
+    }
+    let (id_a, id_b) = (banner_id(&srv_a), banner_id(&srv_b));
+    assert_ne!(id_a, id_b);
+
+    // Each lists the other as nearby, with its name and an address on the
+    // LAN, while it runs.
+    let (a2, b2) = (&a, &b);
+    let (ns_a, ns_b) = (lan.server_ns.clone(), lan.client_ns.clone());
+    eventually(30, "node A hears of node B", || {
+        let list = node_list(a2, &ns_a);
+        let ok = list.lines().any(|l| {
+            l.starts_with("nearby")
+                && l.contains(&id_b)
+                && l.contains("nas")
+                && l.contains("10.77.0.2:")
+        });
+        async move { ok }
+    })
+    .await;
+    eventually(30, "node B hears of node A", || {
+        let list = node_list(b2, &ns_b);
+        let ok = list.lines().any(|l| {
+            l.starts_with("nearby")
+                && l.contains(&id_a)
+                && l.contains("laptop")
+                && l.contains("10.77.0.1:")
+        });
+        async move { ok }
+    })
+    .await;
+    let list = node_list(&a, &lan.server_ns);
+    let this = list.lines().find(|l| l.starts_with("this")).unwrap();
+    assert!(this.contains(&id_a) && this.contains("laptop"), "{list}");
+    assert_eq!(list.matches(&id_b).count(), 1, "listed once:\n{list}");
+
+    // The Devices page shows both to the administrator, and nothing to a
+    // user who is not one.
+    let added = a.ok(&["user", "add", "bob"]);
+    let bob_pw = added
+        .split("password: ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("{added}"))
+        .to_owned();
+    let base = srv_a.base.clone();
+    let (page, bob) = lan.client(move || async move {
+        let c = client();
+        let page = c
+            .get(format!("{base}/devices"))
+            .header("authorization", admin_basic())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(page.status(), 200);
+        let page = page.text().await.unwrap();
+        let bob = c
+            .get(format!("{base}/devices"))
+            .basic_auth("bob", Some(bob_pw))
+            .send()
+            .await
+            .unwrap()
+            .status();
+        (page, bob)
+    });
+    assert!(
+        page.contains("laptop") && page.contains("nas") && page.contains("nearby"),
+        "{page}"
+    );
+    assert!(page.contains(&id_b[..10]), "{page}");
+    assert_eq!(bob, 403);
+
+    // A node that stops is not nearby any more after its next start's
+    // first look (the list a node keeps is of what it hears now).
+    srv_b.terminate();
+    srv_a.terminate();
+    let mut srv_a = lan.serve(&a, &on);
+    let list = node_list(&a, &lan.server_ns);
+    assert!(
+        !list
+            .lines()
+            .any(|l| l.starts_with("nearby") && l.contains(&id_b)),
+        "B is not running:\n{list}"
+    );
+    assert!(list.contains(&id_b), "but A remembers it:\n{list}");
+    srv_a.terminate();
+}
