@@ -79,6 +79,56 @@ async fn two_nodes_on_a_lan_find_each_other() {
     assert!(this.contains(&id_a) && this.contains("laptop"), "{list}");
     assert_eq!(list.matches(&id_b).count(), 1, "listed once:\n{list}");
 
+    // Garbage on the overlay's UDP port is dropped: the node goes on
+    // serving and hearing its neighbour.
+    let port: u16 = srv_a
+        .banner
+        .lines()
+        .find_map(|l| {
+            let rest = l.trim_start().strip_prefix("overlay")?.trim_start();
+            let addr = rest.strip_prefix("udp 10.77.0.1:")?;
+            addr.split_whitespace().next()?.parse().ok()
+        })
+        .unwrap_or_else(|| panic!("no overlay address on the LAN:\n{}", srv_a.banner));
+    lan.client(move || async move {
+        let sock = tokio::net::UdpSocket::bind("0.0.0.0:0").await.unwrap();
+        let target = format!("10.77.0.1:{port}");
+        let mut seed = 0x9e37_79b9_u32;
+        for i in 0..3000usize {
+            let len = [1, 7, 64, 1200, 1500, 9000, 60_000][i % 7];
+            let mut buf: Vec<u8> = (0..len)
+                .map(|_| {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 17;
+                    seed ^= seed << 5;
+                    seed as u8
+                })
+                .collect();
+            // Some look like QUIC long headers (an Initial of version 1).
+            if i % 3 == 0 && len > 5 {
+                buf[0] = 0xc3;
+                buf[1..5].copy_from_slice(&1u32.to_be_bytes());
+            }
+            let _ = sock.send_to(&buf, &target).await;
+        }
+    });
+    let base = srv_a.base.clone();
+    let health = lan.client(move || async move {
+        client()
+            .get(format!("{base}/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status()
+    });
+    assert_eq!(health, 200);
+    assert!(
+        node_list(&a, &lan.server_ns)
+            .lines()
+            .any(|l| l.starts_with("nearby") && l.contains(&id_b)),
+        "B is still heard after the garbage"
+    );
+
     // The Devices page shows both to the administrator, and nothing to a
     // user who is not one.
     let added = a.ok(&["user", "add", "bob"]);
