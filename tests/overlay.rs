@@ -169,6 +169,11 @@ async fn two_nodes_on_a_lan_find_each_other() {
     // first look (the list a node keeps is of what it hears now).
     srv_b.terminate();
     srv_a.terminate();
+    let stopped = node_list(&a, &lan.server_ns);
+    assert!(
+        !stopped.lines().any(|l| l.starts_with("nearby")),
+        "a stopped node hears no one:\n{stopped}"
+    );
     let mut srv_a = lan.serve(&a, &on);
     let list = node_list(&a, &lan.server_ns);
     assert!(

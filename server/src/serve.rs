@@ -220,13 +220,16 @@ pub async fn run(settings: Settings, args: ServeArgs) -> anyhow::Result<()> {
     trimmer.abort();
     if let Some((p, _)) = &peers {
         p.close().await;
+        // A stopped node hears nothing: `glow node list` must not show
+        // yesterday's neighbours as nearby.
+        let _ = fabric
+            .node_not_nearby(&fabric::Principal::System, None)
+            .await;
     }
     fabric.close().await;
     Ok(())
 }
 
-/// Binds a front's listener to the address `text` given with `flag`; the
-/// errors say what was wrong and, with `hint`, what to do.
 /// Starts the overlay's endpoint on `text` (a UDP address) with LAN
 /// discovery, and records what it hears in the catalog. Returns the
 /// endpoint and whether discovery runs (a host without multicast has none;
@@ -297,6 +300,8 @@ async fn start_peers(
     Ok((p, mdns))
 }
 
+/// Binds a front's listener to the address `text` given with `flag`; the
+/// errors say what was wrong and, with `hint`, what to do.
 async fn listen(
     flag: &str,
     text: &str,
