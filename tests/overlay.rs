@@ -139,7 +139,7 @@ async fn two_nodes_on_a_lan_find_each_other() {
         .unwrap_or_else(|| panic!("{added}"))
         .to_owned();
     let base = srv_a.base.clone();
-    let (page, bob) = lan.client(move || async move {
+    let (page, api, bob) = lan.client(move || async move {
         let c = client();
         let page = c
             .get(format!("{base}/devices"))
@@ -149,6 +149,15 @@ async fn two_nodes_on_a_lan_find_each_other() {
             .unwrap();
         assert_eq!(page.status(), 200);
         let page = page.text().await.unwrap();
+        let api: serde_json::Value = c
+            .get(format!("{base}/api/v1/nodes"))
+            .header("authorization", admin_basic())
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         let bob = c
             .get(format!("{base}/devices"))
             .basic_auth("bob", Some(bob_pw))
@@ -156,13 +165,23 @@ async fn two_nodes_on_a_lan_find_each_other() {
             .await
             .unwrap()
             .status();
-        (page, bob)
+        (page, api, bob)
     });
     assert!(
         page.contains("laptop") && page.contains("nas") && page.contains("nearby"),
         "{page}"
     );
     assert!(page.contains(&id_b[..10]), "{page}");
+    // The same list for programs: this node first, then the nearby one.
+    let nodes = api.as_array().unwrap_or_else(|| panic!("{api}"));
+    assert_eq!(nodes[0]["state"], "this");
+    assert_eq!(nodes[0]["id"], id_a.as_str());
+    assert!(
+        nodes
+            .iter()
+            .any(|n| n["id"] == id_b.as_str() && n["state"] == "nearby" && n["name"] == "nas"),
+        "{api}"
+    );
     assert_eq!(bob, 403);
 
     // A node that stops is not nearby any more after its next start's

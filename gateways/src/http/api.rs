@@ -147,6 +147,45 @@ pub async fn folders(
     ))
 }
 
+/// A node, as `GET /api/v1/nodes` lists it.
+#[derive(Serialize)]
+pub struct NodeInfo {
+    id: String,
+    name: String,
+    /// `this`, `nearby` (heard on the LAN now) or `away`.
+    state: &'static str,
+    addrs: Vec<String>,
+    /// When it was last heard from (`null` for this node).
+    last_seen_ms: Option<i64>,
+}
+
+/// `GET /api/v1/nodes`: this node and the nodes it knows of
+/// (administrators).
+pub async fn nodes(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> ApiResult<Vec<NodeInfo>> {
+    let c = signed_in(&state, &headers, peer).await?;
+    let f = &state.fabric;
+    let known = f.known_nodes(&c.who).await?;
+    let mut list = vec![NodeInfo {
+        id: f.node_id().to_string(),
+        name: f.node_name().unwrap_or_default(),
+        state: "this",
+        addrs: Vec::new(),
+        last_seen_ms: None,
+    }];
+    list.extend(known.into_iter().map(|n| NodeInfo {
+        id: n.id.to_string(),
+        name: n.name,
+        state: if n.nearby { "nearby" } else { "away" },
+        addrs: n.addrs,
+        last_seen_ms: Some(n.last_seen_ms),
+    }));
+    Ok(Json(list))
+}
+
 #[derive(Deserialize)]
 pub struct PathQuery {
     path: String,

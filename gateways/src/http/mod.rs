@@ -63,6 +63,7 @@ pub fn app(fabric: Fabric, tls: bool, dlna: Option<std::net::SocketAddr>) -> Rou
         .route("/api/v1/openapi.json", get(api::openapi))
         .route("/api/v1/me", get(api::me))
         .route("/api/v1/folders", get(api::folders))
+        .route("/api/v1/nodes", get(api::nodes))
         .route("/api/v1/list", get(api::list))
         .route("/api/v1/mkdir", post(api::mkdir))
         .route("/api/v1/move", post(api::move_))
