@@ -50,30 +50,22 @@ async fn two_nodes_on_a_lan_find_each_other() {
 
     // Each lists the other as nearby, with its name and an address on the
     // LAN, while it runs.
-    let (a2, b2) = (&a, &b);
-    let (ns_a, ns_b) = (lan.server_ns.clone(), lan.client_ns.clone());
-    eventually(30, "node A hears of node B", || {
-        let list = node_list(a2, &ns_a);
-        let ok = list.lines().any(|l| {
-            l.starts_with("nearby")
-                && l.contains(&id_b)
-                && l.contains("nas")
-                && l.contains("10.77.0.2:")
-        });
-        async move { ok }
-    })
-    .await;
-    eventually(30, "node B hears of node A", || {
-        let list = node_list(b2, &ns_b);
-        let ok = list.lines().any(|l| {
-            l.starts_with("nearby")
-                && l.contains(&id_a)
-                && l.contains("laptop")
-                && l.contains("10.77.0.1:")
-        });
-        async move { ok }
-    })
-    .await;
+    for (env, ns, other, name, ip) in [
+        (&a, &lan.server_ns, &id_b, "nas", "10.77.0.2:"),
+        (&b, &lan.client_ns, &id_a, "laptop", "10.77.0.1:"),
+    ] {
+        eventually(30, &format!("{ns} hears of {name}"), || {
+            let list = node_list(env, ns);
+            let ok = list.lines().any(|l| {
+                l.starts_with("nearby")
+                    && l.contains(other.as_str())
+                    && l.contains(name)
+                    && l.contains(ip)
+            });
+            async move { ok }
+        })
+        .await;
+    }
     let list = node_list(&a, &lan.server_ns);
     let this = list.lines().find(|l| l.starts_with("this")).unwrap();
     assert!(this.contains(&id_a) && this.contains("laptop"), "{list}");
