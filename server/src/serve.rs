@@ -255,7 +255,11 @@ async fn start_peers(
             let p = peers::Peers::start(peers::PeersConfig { mdns: false, ..cfg }).await?;
             (p, false)
         }
-        Err(e) => return Err(e.into()),
+        Err(e) => {
+            return Err(anyhow::anyhow!(
+                "{e} (is another Glow using it? pick another with --overlay, or --no-overlay)"
+            ));
+        }
     };
     let system = fabric::Principal::System;
     // Whatever was nearby in an earlier run must be heard again.

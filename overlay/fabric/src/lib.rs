@@ -38,7 +38,7 @@ pub use files::{
 };
 pub use ids::{Causality, ContentHash, NODE_KEY_FILE, NodeId, NodeKey, VersionVector};
 pub use media::{MediaKind, is_servable_media, media_kind, media_mime};
-pub use nodes::{KnownNode, NODE_NAME_FILE, read_node_name};
+pub use nodes::{KnownNode, MAX_KNOWN_NODES, NODE_NAME_FILE, read_node_name};
 pub use path::{RelPath, is_os_metadata};
 pub use props::{Lock, Property, Quota};
 pub use resource::{

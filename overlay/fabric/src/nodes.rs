@@ -8,6 +8,10 @@ use crate::fabric::Fabric;
 use crate::ids::NodeId;
 use crate::resource::now_ms;
 
+/// Nodes the catalog keeps at most: a LAN that announces made-up ids, one
+/// after another, cannot grow the table past it.
+pub const MAX_KNOWN_NODES: i64 = 1024;
+
 /// Days after which a node not heard from (and not a member) is forgotten.
 pub const FORGET_AFTER_DAYS: i64 = 30;
 
@@ -62,7 +66,7 @@ impl Fabric {
         }
         self.inner
             .catalog
-            .node_heard(&id.to_string(), name, addrs, now_ms())
+            .node_heard(&id.to_string(), name, addrs, now_ms(), MAX_KNOWN_NODES)
             .await
     }
 

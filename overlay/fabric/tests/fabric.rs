@@ -327,6 +327,23 @@ async fn nodes_heard_on_the_lan_are_kept_for_the_node_alone() {
     w.fabric.node_not_nearby(&sys, Some(other)).await.unwrap();
     assert!(!w.fabric.known_nodes(&sys).await.unwrap()[0].nearby);
 
+    // A LAN announcing made-up ids, one after another, fills the table to
+    // its bound and no further; a node already known is still heard.
+    for i in 0..(fabric::MAX_KNOWN_NODES as u32 + 50) {
+        let mut seed = [0u8; 32];
+        seed[..4].copy_from_slice(&i.to_be_bytes());
+        let id = fabric::NodeKey::from_seed(seed).id();
+        w.fabric.node_heard(&sys, id, "fake", &[]).await.unwrap();
+    }
+    let all = w.fabric.known_nodes(&sys).await.unwrap();
+    assert_eq!(all.len() as i64, fabric::MAX_KNOWN_NODES);
+    w.fabric
+        .node_heard(&sys, other, "nas", &addrs)
+        .await
+        .unwrap();
+    let all = w.fabric.known_nodes(&sys).await.unwrap();
+    assert!(all.iter().any(|n| n.id == other && n.nearby));
+
     // Users do not read or write the node's own view of the LAN.
     for who in [&w.alice, &Principal::LanMedia] {
         assert!(matches!(

@@ -232,6 +232,8 @@ impl Catalog {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        hashes.iter().map(|h| h.parse()).collect()
+        // Committed: a row that names no blob (never written by Glow) is
+        // simply nothing to collect, not an error after the fact.
+        Ok(hashes.iter().filter_map(|h| h.parse().ok()).collect())
     }
 }

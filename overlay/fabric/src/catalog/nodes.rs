@@ -20,8 +20,29 @@ pub struct NodeRow {
 }
 
 impl Catalog {
-    /// Records that a node was heard from on the LAN now.
-    pub async fn node_heard(&self, id: &str, name: &str, addrs: &[String], now: i64) -> Result<()> {
+    /// Records that a node was heard from on the LAN now; a node not yet
+    /// known is added only while fewer than `cap` are.
+    pub async fn node_heard(
+        &self,
+        id: &str,
+        name: &str,
+        addrs: &[String],
+        now: i64,
+        cap: i64,
+    ) -> Result<()> {
+        let (known, count): (i64, i64) = {
+            let r = sqlx::query(
+                "SELECT (SELECT COUNT(*) FROM nodes WHERE id = $1), (SELECT COUNT(*) FROM nodes)",
+            )
+            .bind(id)
+            .fetch_one(&self.pool)
+            .await?;
+            (r.try_get(0)?, r.try_get(1)?)
+        };
+        if known == 0 && count >= cap {
+            tracing::debug!("node not recorded: {cap} nodes are known already");
+            return Ok(());
+        }
         sqlx::query(
             "INSERT INTO nodes (id, name, addrs, last_seen, nearby) VALUES ($1, $2, $3, $4, 1) \
              ON CONFLICT (id) DO UPDATE SET name = excluded.name, addrs = excluded.addrs, \
