@@ -393,6 +393,14 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // A failing test shows what its servers said.
+        if std::thread::panicking() {
+            let log = self.log.lock().unwrap_or_else(|e| e.into_inner());
+            eprintln!("---- log of the server at {} ----", self.base);
+            for line in log.iter().rev().take(200).rev() {
+                eprintln!("{line}");
+            }
+        }
     }
 }
 

@@ -38,6 +38,69 @@ async fn dispatch(fabric: &Fabric, cmd: Command) -> anyhow::Result<()> {
         }
         Command::User(u) => user(fabric, u).await?,
         Command::Node(NodeCommand::List) => node_list(fabric).await?,
+        Command::Node(NodeCommand::Invite { expires }) => {
+            let ttl = humantime::parse_duration(&expires).with_context(|| {
+                format!("--expires {expires:?}: use a duration such as 15m, 2h or 1d")
+            })?;
+            let invite = crate::overlay::invite(fabric, ttl).await?;
+            if invite.addrs.is_empty() {
+                eprintln!(
+                    "note: this node's overlay addresses are not known yet: start `glow serve` \
+                     here, or join with the code on the same LAN"
+                );
+            }
+            println!("On the same network, run on the new node:");
+            println!("    glow node join {}", invite.code());
+            println!("From anywhere:");
+            println!("    glow node join {}", invite.full());
+            println!(
+                "It works once, for {} (and while `glow serve` runs here).",
+                humantime::format_duration(ttl)
+            );
+        }
+        Command::Node(NodeCommand::Join { code }) => {
+            let name = node_name(fabric.data_dir());
+            let inviter = crate::overlay::join(fabric, &code, &name).await?;
+            println!(
+                "joined the glow of node {}: this node takes its users and settings \
+                 within seconds while `glow serve` runs here",
+                &inviter[..inviter.len().min(10)]
+            );
+        }
+        Command::Node(NodeCommand::Remove { node }) => {
+            let m = fabric.remove_member(&system, &node).await?;
+            println!(
+                "removed {} ({}) from the glow: members refuse it from now on",
+                m.name,
+                m.id.short()
+            );
+        }
+        Command::Node(NodeCommand::Changes { limit }) => {
+            let changes = fabric.record_changes(&system, None, limit).await?;
+            println!(
+                "{:<20}  {:<7}  {:<24}  {:<10}  {:<12}  STATE",
+                "WHEN", "KIND", "KEY", "NODE", "BY"
+            );
+            for c in changes {
+                let key = if c.kind == fabric::MEMBER {
+                    c.key[..c.key.len().min(10)].to_owned()
+                } else {
+                    c.key.clone()
+                };
+                let state = match (c.current, c.deleted) {
+                    (true, false) => "current".to_owned(),
+                    (true, true) => "deleted".to_owned(),
+                    (false, _) => c.reason.clone(),
+                };
+                println!(
+                    "{:<20}  {:<7}  {key:<24}  {:<10}  {:<12}  {state}",
+                    format_ms(c.changed_at),
+                    c.kind,
+                    &c.origin[..c.origin.len().min(10)],
+                    c.changed_by
+                );
+            }
+        }
         Command::Folder(FolderCommand::Add {
             name,
             path,
@@ -428,35 +491,42 @@ fn node_id(settings: &Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `glow node list`: this node, then the nodes it knows of.
+/// `glow node list`: this node, the members of its glow, then the other
+/// nodes it knows of.
 async fn node_list(fabric: &Fabric) -> anyhow::Result<()> {
-    let nodes = fabric.known_nodes(&Principal::System).await?;
+    let nodes = fabric.node_views(&Principal::System).await?;
     println!(
-        "{:<9} {:<64}  {:<20}  {:<24}  LAST SEEN",
-        "STATE", "ID", "NAME", "ADDRESSES"
-    );
-    println!(
-        "{:<9} {:<64}  {:<20}  {:<24}  -",
-        "this",
-        fabric.node_id().to_string(),
-        node_name(fabric.data_dir()),
-        "-"
+        "{:<9} {:<64}  {:<20}  {:<24}  {:<20}  LINK",
+        "STATE", "ID", "NAME", "ADDRESSES", "LAST SEEN"
     );
     for n in &nodes {
-        let state = if n.nearby { "nearby" } else { "away" };
+        let name = if n.state == fabric::NodeState::This {
+            node_name(fabric.data_dir())
+        } else {
+            n.name.clone()
+        };
         let addrs = if n.addrs.is_empty() {
             "-".to_owned()
         } else {
             n.addrs.join(",")
         };
+        let seen = n.last_seen_ms.map_or("-".into(), format_ms);
+        // The server keeps the links; a command sees what it last reported.
+        let link = match &n.link {
+            Some(l) => format!(
+                "{} {:.1} ms",
+                if l.direct { "direct" } else { "relayed" },
+                l.rtt_ms
+            ),
+            None => "-".into(),
+        };
         println!(
-            "{state:<9} {:<64}  {:<20}  {addrs:<24}  {}",
+            "{:<9} {:<64}  {name:<20}  {addrs:<24}  {seen:<20}  {link}",
+            n.state.as_str(),
             n.id.to_string(),
-            n.name,
-            format_ms(n.last_seen_ms)
         );
     }
-    if nodes.is_empty() {
+    if nodes.len() == 1 {
         eprintln!(
             "no other node yet: a `glow serve` on the same network shows here within seconds"
         );

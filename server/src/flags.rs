@@ -90,9 +90,35 @@ pub enum NodeCommand {
     /// Print this node's id (its Ed25519 public key, made once in the data
     /// dir) and its name
     Id,
-    /// List the nodes this node knows of: nearby ones (found on the LAN,
-    /// not yet members) first
+    /// List the nodes this node knows of: the members of its glow, nearby
+    /// ones (found on the LAN, not yet members), removed ones
     List,
+    /// Print a one-time invite for another node to join this node's glow
+    /// (the first invite forms the glow). Needs `glow serve` running here
+    /// to answer it.
+    Invite {
+        /// How long the invite works (e.g. 90s, 15m, 2h; at most 7d)
+        #[arg(long, value_name = "DURATION", default_value = "15m")]
+        expires: String,
+    },
+    /// Join the glow of the node that printed CODE with `glow node invite`:
+    /// the 16-letter code on the same LAN, or the GLOW:… line from anywhere
+    Join {
+        /// The code or the full invite
+        code: String,
+    },
+    /// Remove a member from the glow: every member refuses its key from
+    /// then on
+    Remove {
+        /// Its name, its id or the first digits of its id
+        node: String,
+    },
+    /// Who changed which shared record (users, members), where and when
+    Changes {
+        /// Show at most this many
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
 }
 
 /// `glow cast …`.

@@ -6,6 +6,7 @@ mod commands;
 mod config;
 mod flags;
 mod memory;
+mod overlay;
 mod progress;
 mod serve;
 mod tls;

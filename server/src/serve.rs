@@ -119,7 +119,7 @@ pub async fn run(settings: Settings, args: ServeArgs) -> anyhow::Result<()> {
     let peer_name = settings.peer_name(&args);
     let peers = match settings.overlay_addr(&args) {
         None => None,
-        Some(text) => Some(start_peers(&fabric, &text, &peer_name).await?),
+        Some(text) => Some(crate::overlay::start_peers(&fabric, &text, &peer_name).await?),
     };
     let sftp_banner = match &sftp {
         Some((l, key)) => Some((l.local_addr()?, key.fingerprint())),
@@ -228,80 +228,6 @@ pub async fn run(settings: Settings, args: ServeArgs) -> anyhow::Result<()> {
     }
     fabric.close().await;
     Ok(())
-}
-
-/// Starts the overlay's endpoint on `text` (a UDP address) with LAN
-/// discovery, and records what it hears in the catalog. Returns the
-/// endpoint and whether discovery runs (a host without multicast has none;
-/// the endpoint still serves).
-async fn start_peers(
-    fabric: &Fabric,
-    text: &str,
-    name: &str,
-) -> anyhow::Result<(peers::Peers, bool)> {
-    let bind: SocketAddr = text.parse().map_err(|_| {
-        anyhow::anyhow!("--overlay {text:?} is not an address; try 0.0.0.0:7410, or off")
-    })?;
-    let cfg = peers::PeersConfig {
-        seed: fabric.node_key().seed(),
-        name: name.to_owned(),
-        bind,
-        mdns: true,
-    };
-    let (p, mdns) = match peers::Peers::start(cfg.clone()).await {
-        Ok(p) => (p, true),
-        Err(peers::PeersError::Endpoint(e)) => {
-            tracing::info!("no LAN discovery here ({e}); other nodes can still dial this one");
-            let p = peers::Peers::start(peers::PeersConfig { mdns: false, ..cfg }).await?;
-            (p, false)
-        }
-        Err(e) => {
-            return Err(anyhow::anyhow!(
-                "{e} (is another Glow using it? pick another with --overlay, or --no-overlay)"
-            ));
-        }
-    };
-    let system = fabric::Principal::System;
-    // Whatever was nearby in an earlier run must be heard again.
-    fabric.node_not_nearby(&system, None).await?;
-    let mut events = p.subscribe();
-    let (f, known) = (fabric.clone(), p.nearby());
-    tokio::spawn(async move {
-        let heard = |n: peers::Nearby| {
-            let f = f.clone();
-            async move {
-                let Ok(id) = n.id.parse::<fabric::NodeId>() else {
-                    return;
-                };
-                let addrs: Vec<String> = n.addrs.iter().map(|a| a.to_string()).collect();
-                let name = n.name.as_deref().unwrap_or("");
-                if let Err(e) = f
-                    .node_heard(&fabric::Principal::System, id, name, &addrs)
-                    .await
-                {
-                    tracing::warn!("cannot record the node {}: {e}", id.short());
-                }
-            }
-        };
-        for n in known {
-            heard(n).await;
-        }
-        loop {
-            match events.recv().await {
-                Ok(peers::PeerEvent::Found(n)) => heard(n).await,
-                Ok(peers::PeerEvent::Gone { id }) => {
-                    if let Ok(id) = id.parse::<fabric::NodeId>() {
-                        let _ = f
-                            .node_not_nearby(&fabric::Principal::System, Some(id))
-                            .await;
-                    }
-                }
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
-            }
-        }
-    });
-    Ok((p, mdns))
 }
 
 /// Binds a front's listener to the address `text` given with `flag`; the

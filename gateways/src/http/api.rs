@@ -152,38 +152,54 @@ pub async fn folders(
 pub struct NodeInfo {
     id: String,
     name: String,
-    /// `this`, `nearby` (heard on the LAN now) or `away`.
+    /// `this`, `member`, `nearby` (heard on the LAN now, not a member),
+    /// `away` or `removed`.
     state: &'static str,
+    /// Heard on the LAN now.
+    nearby: bool,
     addrs: Vec<String>,
     /// When it was last heard from (`null` for this node).
     last_seen_ms: Option<i64>,
+    /// This node's link to it now (members only; `null`: none).
+    link: Option<LinkJson>,
 }
 
-/// `GET /api/v1/nodes`: this node and the nodes it knows of
-/// (administrators).
+/// A link to a member.
+#[derive(Serialize)]
+pub struct LinkJson {
+    /// `direct` or `relayed`.
+    path: &'static str,
+    rtt_ms: f64,
+    remote: String,
+}
+
+/// `GET /api/v1/nodes`: this node, the members of its glow and the other
+/// nodes it knows of (administrators).
 pub async fn nodes(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
 ) -> ApiResult<Vec<NodeInfo>> {
     let c = signed_in(&state, &headers, peer).await?;
-    let f = &state.fabric;
-    let known = f.known_nodes(&c.who).await?;
-    let mut list = vec![NodeInfo {
-        id: f.node_id().to_string(),
-        name: f.node_name().unwrap_or_default(),
-        state: "this",
-        addrs: Vec::new(),
-        last_seen_ms: None,
-    }];
-    list.extend(known.into_iter().map(|n| NodeInfo {
-        id: n.id.to_string(),
-        name: n.name,
-        state: if n.nearby { "nearby" } else { "away" },
-        addrs: n.addrs,
-        last_seen_ms: Some(n.last_seen_ms),
-    }));
-    Ok(Json(list))
+    let views = state.fabric.node_views(&c.who).await?;
+    Ok(Json(
+        views
+            .into_iter()
+            .map(|n| NodeInfo {
+                id: n.id.to_string(),
+                name: n.name,
+                state: n.state.as_str(),
+                nearby: n.nearby,
+                addrs: n.addrs,
+                last_seen_ms: n.last_seen_ms,
+                link: n.link.map(|l| LinkJson {
+                    path: if l.direct { "direct" } else { "relayed" },
+                    rtt_ms: (l.rtt_ms * 10.0).round() / 10.0,
+                    remote: l.remote,
+                }),
+            })
+            .collect(),
+    ))
 }
 
 #[derive(Deserialize)]

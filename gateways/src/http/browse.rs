@@ -115,6 +115,7 @@ struct DeviceRow {
     short_id: String,
     name: String,
     state: &'static str,
+    link: String,
     addrs: String,
     seen: String,
 }
@@ -330,36 +331,44 @@ pub async fn devices_page(
         Ok(c) => c,
         Err(r) => return r,
     };
-    let f = &state.fabric;
-    let nodes = match f.known_nodes(&c.who).await {
+    let nodes = match state.fabric.node_views(&c.who).await {
         Ok(n) => n,
         Err(e) => return HttpError::from(e).into_response(),
     };
-    let me = f.node_id();
-    let mut devices = vec![DeviceRow {
-        id: me.to_string(),
-        short_id: me.short(),
-        name: f.node_name().unwrap_or_else(|| "this node".into()),
-        state: "this device",
-        addrs: "-".into(),
-        seen: "now".into(),
-    }];
-    devices.extend(nodes.into_iter().map(|n| DeviceRow {
-        id: n.id.to_string(),
-        short_id: n.id.short(),
-        name: if n.name.is_empty() {
-            "(no name)".into()
-        } else {
-            n.name
-        },
-        state: if n.nearby { "nearby" } else { "not seen now" },
-        addrs: if n.addrs.is_empty() {
-            "-".into()
-        } else {
-            n.addrs.join(", ")
-        },
-        seen: ms_to_text(n.last_seen_ms),
-    }));
+    let devices = nodes
+        .into_iter()
+        .map(|n| DeviceRow {
+            id: n.id.to_string(),
+            short_id: n.id.short(),
+            name: if n.name.is_empty() {
+                "(no name)".into()
+            } else {
+                n.name
+            },
+            state: match n.state {
+                fabric::NodeState::This => "this device",
+                fabric::NodeState::Member if n.link.is_some() => "member, connected",
+                fabric::NodeState::Member => "member, not connected",
+                fabric::NodeState::Nearby => "nearby",
+                fabric::NodeState::Away => "not seen now",
+                fabric::NodeState::Removed => "removed",
+            },
+            link: match &n.link {
+                Some(l) => format!(
+                    "{} · {:.1} ms",
+                    if l.direct { "direct" } else { "relayed" },
+                    l.rtt_ms
+                ),
+                None => "-".into(),
+            },
+            addrs: if n.addrs.is_empty() {
+                "-".into()
+            } else {
+                n.addrs.join(", ")
+            },
+            seen: n.last_seen_ms.map_or("now".into(), ms_to_text),
+        })
+        .collect();
     html(
         StatusCode::OK,
         DevicesPage {

@@ -189,7 +189,7 @@ pub(crate) struct Inner {
     folders: RwLock<FolderIndex>,
     folder_locks: Mutex<HashMap<String, Arc<crate::store::locks::ExclusiveLock>>>,
     limiter: RateLimiter,
-    cache: CredentialCache,
+    pub(crate) cache: CredentialCache,
     pub media: crate::media::MediaLibrary,
     /// The data dir's secret (`share-links.key`): seals share-link tokens
     /// and, derived, keys playback tickets.
@@ -206,6 +206,11 @@ pub(crate) struct Inner {
     /// Whether the upkeep loop builds media indexes ahead of use (a LAN
     /// media front runs); see [`Fabric::prewarm_media`].
     pub prewarm_media: std::sync::atomic::AtomicBool,
+    /// One change to shared records at a time (see `records`).
+    pub records_lock: tokio::sync::Mutex<()>,
+    /// The overlay's links to members now (see `Fabric::set_links`).
+    /// When they were last noted in the catalog (0: never, in this process).
+    pub links: Mutex<(i64, Vec<(crate::ids::NodeId, crate::nodes::LinkInfo)>)>,
 }
 
 /// Glow's fabric on this node. Cloning is cheap (an `Arc`).
@@ -259,6 +264,8 @@ impl Fabric {
                 blobs,
                 node,
                 node_name: Mutex::default(),
+                records_lock: tokio::sync::Mutex::new(()),
+                links: Mutex::default(),
                 data_dir,
                 folders: RwLock::default(),
                 folder_locks: Mutex::default(),
@@ -274,6 +281,7 @@ impl Fabric {
             }),
         };
         fabric.seal_plain_share_tokens().await?;
+        fabric.ensure_records().await?;
         fabric.reload_folders().await?;
         Ok(fabric)
     }
@@ -325,6 +333,7 @@ impl Fabric {
             created_at: now_ms(),
         };
         self.inner.catalog.insert_user(&row).await?;
+        self.publish_user(name, "operator").await?;
         Ok(row.to_user())
     }
 
@@ -365,7 +374,7 @@ impl Fabric {
             .await?;
         self.inner.catalog.delete_sessions_of(&user.id).await?;
         self.inner.cache.clear();
-        Ok(())
+        self.publish_user(name, "operator").await
     }
 
     /// Removes a user and their folders from the catalog (files on disk stay).
@@ -373,6 +382,7 @@ impl Fabric {
         let user = self.user_row(name).await?;
         self.inner.catalog.delete_user(&user.id).await?;
         self.inner.cache.clear();
+        self.publish_user(name, "operator").await?;
         self.reload_folders().await
     }
 
@@ -404,6 +414,7 @@ impl Fabric {
             .catalog
             .insert_ssh_key(&user.id, &key, now_ms())
             .await?;
+        self.publish_user(name, "operator").await?;
         Ok(key)
     }
 
@@ -434,6 +445,7 @@ impl Fabric {
             .catalog
             .insert_app_password(&user.id, &row)
             .await?;
+        self.publish_user(name, "operator").await?;
         Ok((row.to_public(), secret))
     }
 
@@ -834,7 +846,7 @@ fn no_such_user(name: &str) -> FabricError {
     FabricError::Invalid(format!("no user named {name:?}"))
 }
 
-fn check_user_name(name: &str) -> Result<()> {
+pub(crate) fn check_user_name(name: &str) -> Result<()> {
     let ok = !name.is_empty()
         && name.len() <= 64
         && !name.starts_with('.')

@@ -246,6 +246,11 @@ impl VersionVector {
         }
     }
 
+    /// Every `(node, counter)` pair, by node.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, u64)> {
+        self.0.iter().map(|(n, c)| (n.as_str(), *c))
+    }
+
     /// How `self` relates to `other`.
     pub fn compare(&self, other: &VersionVector) -> Causality {
         let (mut less, mut more) = (false, false);
@@ -260,6 +265,21 @@ impl VersionVector {
             (false, true) => Causality::After,
             (true, true) => Causality::Concurrent,
         }
+    }
+}
+
+impl FromIterator<(String, u64)> for VersionVector {
+    /// Pairs with an empty node are left out; a node named twice keeps its
+    /// highest counter.
+    fn from_iter<I: IntoIterator<Item = (String, u64)>>(pairs: I) -> VersionVector {
+        let mut v = BTreeMap::new();
+        for (node, n) in pairs {
+            if !node.is_empty() && !node.contains([',', ':']) {
+                let c: &mut u64 = v.entry(node).or_default();
+                *c = (*c).max(n);
+            }
+        }
+        VersionVector(v)
     }
 }
 

@@ -19,6 +19,7 @@ pub mod media;
 mod nodes;
 pub mod path;
 mod props;
+mod records;
 pub mod resource;
 pub mod scan;
 pub mod shares;
@@ -38,9 +39,15 @@ pub use files::{
 };
 pub use ids::{Causality, ContentHash, NODE_KEY_FILE, NodeId, NodeKey, VersionVector};
 pub use media::{MediaKind, is_servable_media, media_kind, media_mime};
-pub use nodes::{KnownNode, MAX_KNOWN_NODES, NODE_NAME_FILE, read_node_name};
+pub use nodes::{
+    KnownNode, LinkInfo, MAX_KNOWN_NODES, NODE_NAME_FILE, NodeState, NodeView, read_node_name,
+};
 pub use path::{RelPath, is_os_metadata};
 pub use props::{Lock, Property, Quota};
+pub use records::{
+    DEFAULT_INVITE_TTL, INVITE_SECRET_LEN, MAX_INVITE_TTL, MEMBER, Member, NodeStanding,
+    RecordChange, SharedRecord, USER,
+};
 pub use resource::{
     AppPassword, CopyPolicy, Entry, EntryKind, Folder, SMALL_FILE_LIMIT, SshKey, TrashItem, User,
     Version, WriteOutcome,

@@ -30,6 +30,64 @@ pub struct KnownNode {
     pub nearby: bool,
 }
 
+/// What a node is, as lists show it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NodeState {
+    /// This node.
+    This,
+    /// A member of this node's glow.
+    Member,
+    /// Removed from the glow.
+    Removed,
+    /// Not a member, heard on the LAN now.
+    Nearby,
+    /// Not a member, not heard now.
+    Away,
+}
+
+impl NodeState {
+    /// The word lists and the JSON API use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NodeState::This => "this",
+            NodeState::Member => "member",
+            NodeState::Removed => "removed",
+            NodeState::Nearby => "nearby",
+            NodeState::Away => "away",
+        }
+    }
+}
+
+/// The link this node has to a member now (the overlay reports it).
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct LinkInfo {
+    /// Over a direct path (else through a relay).
+    pub direct: bool,
+    /// Round-trip time of the selected path, ms.
+    pub rtt_ms: f64,
+    /// The selected path's address.
+    pub remote: String,
+}
+
+/// A node as lists show it: this node, members, nearby and known ones.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NodeView {
+    /// Its id.
+    pub id: NodeId,
+    /// Its name.
+    pub name: String,
+    /// What it is to this node.
+    pub state: NodeState,
+    /// Heard on the LAN now.
+    pub nearby: bool,
+    /// Its last known addresses.
+    pub addrs: Vec<String>,
+    /// When it was last heard from or reached (none for this node).
+    pub last_seen_ms: Option<i64>,
+    /// This node's link to it now, if any.
+    pub link: Option<LinkInfo>,
+}
+
 /// Only the node itself (the server's overlay, the local CLI) records
 /// what it heard.
 fn only_system(who: &Principal) -> Result<()> {
@@ -38,6 +96,11 @@ fn only_system(who: &Principal) -> Result<()> {
         _ => Err(FabricError::Forbidden),
     }
 }
+
+/// Meta key: the overlay's links as the server last noted them.
+const LINKS: &str = "overlay_links";
+/// Meta key: the overlay addresses this node listens on.
+const OWN_ADDRS: &str = "overlay_addrs";
 
 /// File in the data dir holding the name the node last ran under.
 pub const NODE_NAME_FILE: &str = "node.name";
@@ -106,6 +169,150 @@ impl Fabric {
             .unwrap_or_else(|e| e.into_inner())
             .clone();
         set.or_else(|| read_node_name(self.data_dir()))
+    }
+
+    /// Records the overlay addresses this node listens on now (the server,
+    /// at start): invites written by the CLI carry them, and the next
+    /// start tries the same port again so members find it where it was.
+    pub async fn set_own_addrs(&self, who: &Principal, addrs: &[String]) -> Result<()> {
+        only_system(who)?;
+        self.inner
+            .catalog
+            .set_meta(OWN_ADDRS, &addrs.join(","))
+            .await
+    }
+
+    /// The overlay addresses this node listened on when it last ran.
+    pub async fn own_addrs(&self) -> Result<Vec<String>> {
+        Ok(self
+            .inner
+            .catalog
+            .meta(OWN_ADDRS)
+            .await?
+            .unwrap_or_default()
+            .split(',')
+            .filter(|a| !a.is_empty())
+            .map(str::to_owned)
+            .collect())
+    }
+
+    /// Sets the links the overlay has now (the server, every few seconds).
+    /// They are noted in the catalog too, for commands run beside the
+    /// server, when a link comes, goes or changes path, and every 30 s.
+    pub async fn set_links(&self, who: &Principal, links: Vec<(NodeId, LinkInfo)>) -> Result<()> {
+        only_system(who)?;
+        let now = now_ms();
+        let persist = {
+            let mut held = self.inner.links.lock().unwrap_or_else(|e| e.into_inner());
+            let shape = |l: &[(NodeId, LinkInfo)]| -> Vec<(NodeId, bool, String)> {
+                l.iter()
+                    .map(|(id, i)| (*id, i.direct, i.remote.clone()))
+                    .collect()
+            };
+            let changed = shape(&held.1) != shape(&links) || now - held.0 > 30_000;
+            if changed {
+                held.0 = now;
+            }
+            held.1 = links.clone();
+            changed
+        };
+        if persist {
+            let noted: Vec<(String, LinkInfo)> = links
+                .into_iter()
+                .map(|(id, l)| (id.to_string(), l))
+                .collect();
+            let text = serde_json::to_string(&(now, noted)).unwrap_or_default();
+            self.inner.catalog.set_meta(LINKS, &text).await?;
+        }
+        Ok(())
+    }
+
+    /// The links the overlay has now: this process's own if it runs the
+    /// overlay, else what the server noted in the last minute.
+    async fn links_now(&self) -> Result<Vec<(NodeId, LinkInfo)>> {
+        {
+            let held = self.inner.links.lock().unwrap_or_else(|e| e.into_inner());
+            if held.0 != 0 {
+                return Ok(held.1.clone());
+            }
+        }
+        let Some(text) = self.inner.catalog.meta(LINKS).await? else {
+            return Ok(Vec::new());
+        };
+        let Ok((at, noted)) = serde_json::from_str::<(i64, Vec<(String, LinkInfo)>)>(&text) else {
+            return Ok(Vec::new());
+        };
+        if now_ms() - at > 60_000 {
+            return Ok(Vec::new());
+        }
+        Ok(noted
+            .into_iter()
+            .filter_map(|(id, l)| Some((id.parse().ok()?, l)))
+            .collect())
+    }
+
+    /// This node, then the members of its glow, then the other nodes it
+    /// knows of (nearby first), then removed members: for `glow node list`,
+    /// the Devices page and the JSON API.
+    pub async fn node_views(&self, who: &Principal) -> Result<Vec<NodeView>> {
+        let known = self.known_nodes(who).await?;
+        let members = self.members(who).await?;
+        let links = self.links_now().await?;
+        let me = self.node_id();
+        let mut out = vec![NodeView {
+            id: me,
+            name: self.node_name().unwrap_or_default(),
+            state: NodeState::This,
+            nearby: false,
+            addrs: Vec::new(),
+            last_seen_ms: None,
+            link: None,
+        }];
+        let mut removed = Vec::new();
+        for m in members.iter().filter(|m| m.id != me) {
+            let k = known.iter().find(|n| n.id == m.id);
+            let view = NodeView {
+                id: m.id,
+                name: m.name.clone(),
+                state: if m.revoked {
+                    NodeState::Removed
+                } else {
+                    NodeState::Member
+                },
+                nearby: k.is_some_and(|k| k.nearby),
+                addrs: k.map(|k| k.addrs.clone()).unwrap_or_default(),
+                last_seen_ms: k.map(|k| k.last_seen_ms),
+                link: links
+                    .iter()
+                    .find(|(id, _)| *id == m.id)
+                    .map(|(_, l)| l.clone()),
+            };
+            if m.revoked {
+                removed.push(view);
+            } else {
+                out.push(view);
+            }
+        }
+        for k in known
+            .into_iter()
+            .filter(|k| !members.iter().any(|m| m.id == k.id))
+        {
+            out.push(NodeView {
+                id: k.id,
+                name: k.name,
+                state: if k.nearby {
+                    NodeState::Nearby
+                } else {
+                    NodeState::Away
+                },
+                nearby: k.nearby,
+                addrs: k.addrs,
+                last_seen_ms: Some(k.last_seen_ms),
+                link: None,
+            });
+        }
+        out.extend(removed);
+        Ok(out)
     }
 
     /// Every node this node knows of, nearby ones first: for the local

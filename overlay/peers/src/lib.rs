@@ -8,9 +8,23 @@
 //! nodes on a LAN find each other over mDNS (service `_glow._udp.local`),
 //! each announcing its addresses and its friendly name.
 //!
+//! Nodes that trust each other form a *glow*: [`members`] admits only
+//! members on Glow's protocol, welcomes a node that presents an invite
+//! ([`invite`]) and keeps every member's records in step over the
+//! messages of [`wire`].
+//!
 //! This crate knows nothing of the fabric (as Syncthing's protocol package
-//! knows nothing of its model): the layer above subscribes to
-//! [`PeerEvent`]s and decides what a found node means.
+//! knows nothing of its model): the layer above implements [`Host`],
+//! subscribes to [`PeerEvent`]s and decides what a found node means.
+
+pub mod invite;
+pub mod members;
+pub mod wire;
+
+pub use futures_util::future::BoxFuture;
+pub use invite::Invite;
+pub use members::{Host, JoinError, Link, Standing};
+pub use wire::{Hello, MemberAddr, Record, Welcome};
 
 use futures_util::StreamExt;
 use iroh::endpoint::presets;
@@ -23,9 +37,10 @@ use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 use tokio::sync::broadcast;
 
-/// The overlay's protocol on QUIC (ALPN). Nothing speaks it yet: incoming
-/// connections are refused until membership and sync define messages.
+/// The overlay's protocol between members on QUIC (ALPN).
 pub const ALPN: &[u8] = b"glow/1";
+/// The protocol a node that holds an invite joins with (ALPN).
+pub const JOIN_ALPN: &[u8] = b"glow-join/1";
 /// The mDNS service Glow nodes announce: `_glow._udp.local`. Other iroh
 /// applications on the LAN use other names and are not seen.
 pub const MDNS_SERVICE: &str = "glow";
@@ -58,8 +73,11 @@ pub struct PeersConfig {
     pub name: String,
     /// The UDP address QUIC listens on (port 0: any free port).
     pub bind: SocketAddr,
-    /// Whether to announce this node and look for others on the LAN.
+    /// Whether to look for other nodes on the LAN.
     pub mdns: bool,
+    /// Whether to announce this node on the LAN too (a command's
+    /// short-lived endpoint only listens).
+    pub announce: bool,
 }
 
 impl std::fmt::Debug for PeersConfig {
@@ -68,6 +86,7 @@ impl std::fmt::Debug for PeersConfig {
             .field("name", &self.name)
             .field("bind", &self.bind)
             .field("mdns", &self.mdns)
+            .field("announce", &self.announce)
             .finish_non_exhaustive()
     }
 }
@@ -101,18 +120,22 @@ pub enum PeerEvent {
 #[derive(Clone)]
 pub struct Peers {
     endpoint: Endpoint,
+    name: String,
     nearby: Arc<Mutex<HashMap<String, Nearby>>>,
+    links: Arc<Mutex<HashMap<String, iroh::endpoint::Connection>>>,
     events: broadcast::Sender<PeerEvent>,
 }
 
 impl Peers {
     /// Binds the endpoint and, with `mdns`, starts announcing and looking.
-    pub async fn start(cfg: PeersConfig) -> Result<Peers, PeersError> {
+    /// With a `host`, serves members and joining nodes and keeps a link to
+    /// every member; without one, refuses every incoming connection.
+    pub async fn start(cfg: PeersConfig, host: Option<Arc<dyn Host>>) -> Result<Peers, PeersError> {
         let name = UserData::try_from(truncate(&cfg.name, UserData::MAX_LENGTH))
             .map_err(|e| PeersError::Endpoint(e.to_string()))?;
         let builder = Endpoint::builder(presets::Minimal)
             .secret_key(SecretKey::from_bytes(&cfg.seed))
-            .alpns(vec![ALPN.to_vec()])
+            .alpns(vec![ALPN.to_vec(), JOIN_ALPN.to_vec()])
             .user_data_for_address_lookup(name)
             .clear_ip_transports()
             .bind_addr(cfg.bind)
@@ -127,28 +150,22 @@ impl Peers {
         let (events, _) = broadcast::channel(256);
         let peers = Peers {
             endpoint,
+            name: cfg.name.clone(),
             nearby: Arc::default(),
+            links: Arc::default(),
             events,
         };
         if cfg.mdns {
-            peers.start_mdns()?;
+            peers.start_mdns(cfg.announce)?;
         }
-        // No message is defined yet and no node is a member: every
-        // incoming connection is refused at once, so none waits in the
-        // queue holding memory.
-        let ep = peers.endpoint.clone();
-        tokio::spawn(async move {
-            while let Some(incoming) = ep.accept().await {
-                tracing::debug!(from = ?incoming.remote_addr(), "overlay connection refused: no member yet");
-                incoming.refuse();
-            }
-        });
+        peers.serve(host);
         Ok(peers)
     }
 
-    fn start_mdns(&self) -> Result<(), PeersError> {
+    fn start_mdns(&self, announce: bool) -> Result<(), PeersError> {
         let mdns = MdnsAddressLookup::builder()
             .service_name(MDNS_SERVICE)
+            .advertise(announce)
             .build(self.endpoint.id())
             .map_err(|e| PeersError::Endpoint(format!("mDNS: {e}")))?;
         self.endpoint
@@ -274,12 +291,16 @@ mod tests {
 
     #[tokio::test]
     async fn an_endpoint_binds_and_reports_its_id() {
-        let peers = Peers::start(PeersConfig {
-            seed: [3; 32],
-            name: "test node".into(),
-            bind: "127.0.0.1:0".parse().unwrap(),
-            mdns: false,
-        })
+        let peers = Peers::start(
+            PeersConfig {
+                seed: [3; 32],
+                name: "test node".into(),
+                bind: "127.0.0.1:0".parse().unwrap(),
+                mdns: false,
+                announce: false,
+            },
+            None,
+        )
         .await
         .unwrap();
         assert_eq!(peers.id(), id_of(&[3; 32]));
@@ -287,12 +308,16 @@ mod tests {
         assert!(peers.nearby().is_empty());
 
         // Another endpoint that dials it is refused (no node is a member).
-        let other = Peers::start(PeersConfig {
-            seed: [4; 32],
-            name: "stranger".into(),
-            bind: "127.0.0.1:0".parse().unwrap(),
-            mdns: false,
-        })
+        let other = Peers::start(
+            PeersConfig {
+                seed: [4; 32],
+                name: "stranger".into(),
+                bind: "127.0.0.1:0".parse().unwrap(),
+                mdns: false,
+                announce: false,
+            },
+            None,
+        )
         .await
         .unwrap();
         let addr =

@@ -14,6 +14,7 @@ mod history;
 mod locks;
 mod nodes;
 mod properties;
+mod records;
 mod shares;
 mod users;
 
@@ -22,6 +23,7 @@ pub use history::{NewVersion, TrashRow};
 pub use locks::LockRow;
 pub use nodes::NodeRow;
 pub use properties::PropertyRow;
+pub use records::RecordRow;
 pub use shares::ShareRow;
 pub use users::{AppPasswordRow, UserRow};
 

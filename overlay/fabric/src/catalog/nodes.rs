@@ -57,6 +57,37 @@ impl Catalog {
         Ok(())
     }
 
+    /// Records where a node was reached (or said it listens) without
+    /// changing whether it is heard on the LAN; the same cap applies.
+    pub async fn node_reached(
+        &self,
+        id: &str,
+        name: &str,
+        addrs: &[String],
+        now: i64,
+        cap: i64,
+    ) -> Result<()> {
+        let count: i64 = sqlx::query("SELECT COUNT(*) FROM nodes")
+            .fetch_one(&self.pool)
+            .await?
+            .try_get(0)?;
+        let sql = if count >= cap {
+            "UPDATE nodes SET name = $2, addrs = $3, last_seen = $4 WHERE id = $1"
+        } else {
+            "INSERT INTO nodes (id, name, addrs, last_seen, nearby) VALUES ($1, $2, $3, $4, 0) \
+             ON CONFLICT (id) DO UPDATE SET name = excluded.name, addrs = excluded.addrs, \
+             last_seen = excluded.last_seen"
+        };
+        sqlx::query(sql)
+            .bind(id)
+            .bind(name)
+            .bind(addrs.join(","))
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     /// Records that a node is no longer heard from on the LAN (`None`:
     /// every node, as at start-up, before anything is heard).
     pub async fn node_not_nearby(&self, id: Option<&str>) -> Result<()> {

@@ -193,6 +193,81 @@ impl Catalog {
         Ok(())
     }
 
+    /// Makes `user` (by id) and exactly `keys` and `apps` its credentials,
+    /// as a record from another member says: one transaction. Its sessions
+    /// end if its password changed.
+    pub async fn put_user_with_credentials(
+        &self,
+        user: &UserRow,
+        keys: &[SshKey],
+        apps: &[AppPasswordRow],
+        now: i64,
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        let changed = sqlx::query(
+            "UPDATE users SET password_hash = $2, is_admin = $3 WHERE id = $1 AND password_hash <> $2",
+        )
+        .bind(&user.id)
+        .bind(&user.password_hash)
+        .bind(user.is_admin)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if changed > 0 {
+            sqlx::query("DELETE FROM sessions WHERE user_id = $1")
+                .bind(&user.id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query(
+            "INSERT INTO users (id, name, password_hash, is_admin, created_at) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (id) DO UPDATE SET password_hash = excluded.password_hash, is_admin = excluded.is_admin",
+        )
+        .bind(&user.id)
+        .bind(&user.name)
+        .bind(&user.password_hash)
+        .bind(user.is_admin)
+        .bind(user.created_at)
+        .execute(&mut *tx)
+        .await?;
+        for sql in [
+            "DELETE FROM ssh_keys WHERE user_id = $1",
+            "DELETE FROM app_passwords WHERE user_id = $1",
+        ] {
+            sqlx::query(sql).bind(&user.id).execute(&mut *tx).await?;
+        }
+        for key in keys {
+            sqlx::query(
+                "INSERT INTO ssh_keys (id, user_id, algorithm, public_key, fingerprint, comment, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING",
+            )
+            .bind(&key.id)
+            .bind(&user.id)
+            .bind(&key.algorithm)
+            .bind(&key.public_key)
+            .bind(&key.fingerprint)
+            .bind(&key.comment)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        for app in apps {
+            sqlx::query(
+                "INSERT INTO app_passwords (id, user_id, label, password_hash, created_at) \
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING",
+            )
+            .bind(&app.id)
+            .bind(&user.id)
+            .bind(&app.label)
+            .bind(&app.password_hash)
+            .bind(app.created_at)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// A user's app passwords (hashed).
     pub async fn app_passwords(&self, user_id: &str) -> Result<Vec<AppPasswordRow>> {
         Ok(sqlx::query_as(

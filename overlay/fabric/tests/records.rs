@@ -1,0 +1,232 @@
+//! Shared records between two fabrics on real temp dirs, exchanged by hand
+//! the way the overlay does (pull after a cursor, apply): convergence of
+//! concurrent changes, deletions, invites and a joining node adopting the
+//! glow's accounts.
+
+use fabric::{Fabric, FabricConfig, FabricError, NodeStanding, Principal, SharedRecord};
+
+use std::time::Duration;
+
+const SYS: Principal = Principal::System;
+
+async fn node() -> (tempfile::TempDir, Fabric) {
+    let tmp = tempfile::tempdir().unwrap();
+    let f = Fabric::open(FabricConfig::new(tmp.path().join("data")))
+        .await
+        .unwrap();
+    (tmp, f)
+}
+
+/// `to` pulls everything new from `from`, as a link does.
+async fn pull(from: &Fabric, to: &Fabric) {
+    loop {
+        let since = to.peer_cursor(&SYS, &from.node_id()).await.unwrap();
+        let batch = from.records_since(&SYS, since, 2).await.unwrap();
+        let more = batch.len() == 2;
+        if batch.is_empty() {
+            return;
+        }
+        to.apply_records(&SYS, &from.node_id(), batch, more)
+            .await
+            .unwrap();
+    }
+}
+
+async fn signs_in(f: &Fabric, user: &str, password: &str) -> bool {
+    f.authenticate(user, password, None).await.is_ok()
+}
+
+#[tokio::test]
+async fn changes_travel_and_concurrent_ones_converge() {
+    let ((_ta, a), (_tb, b)) = (node().await, node().await);
+    a.create_user("alice", "alice-password-1", false)
+        .await
+        .unwrap();
+    pull(&a, &b).await;
+    assert!(signs_in(&b, "alice", "alice-password-1").await);
+
+    // A later change replaces the earlier one on the other node.
+    b.set_password("alice", "alice-password-2").await.unwrap();
+    pull(&b, &a).await;
+    assert!(signs_in(&a, "alice", "alice-password-2").await);
+    assert!(!signs_in(&a, "alice", "alice-password-1").await);
+
+    // Both change it before hearing of each other: after both pulls, both
+    // hold the same value (the later change), and the loser is in history.
+    a.set_password("alice", "from-a-password").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    b.set_password("alice", "from-b-password").await.unwrap();
+    pull(&a, &b).await;
+    pull(&b, &a).await;
+    pull(&a, &b).await;
+    for f in [&a, &b] {
+        assert!(signs_in(f, "alice", "from-b-password").await);
+        assert!(!signs_in(f, "alice", "from-a-password").await);
+    }
+    // B resolved the conflict (it heard of A's change second): A's value
+    // is in its history as the loser; on A it was replaced by the result.
+    let changes = b
+        .record_changes(&SYS, Some(fabric::USER), 50)
+        .await
+        .unwrap();
+    assert!(
+        changes.iter().any(|c| c.key == "alice"
+            && !c.current
+            && c.reason == "conflict"
+            && c.origin == a.node_id().to_string()),
+        "{changes:#?}"
+    );
+    let changes = a
+        .record_changes(&SYS, Some(fabric::USER), 50)
+        .await
+        .unwrap();
+    assert!(
+        changes
+            .iter()
+            .any(|c| c.key == "alice" && !c.current && c.origin == a.node_id().to_string()),
+        "{changes:#?}"
+    );
+    // A deletion travels; the user's sign-in stops on the other node.
+    a.remove_user("alice").await.unwrap();
+    pull(&a, &b).await;
+    assert!(b.user("alice").await.is_err());
+}
+
+#[tokio::test]
+async fn app_passwords_and_keys_travel_with_their_user() {
+    let ((_ta, a), (_tb, b)) = (node().await, node().await);
+    a.create_user("bob", "bob-password-1", false).await.unwrap();
+    let (_, secret) = a.create_app_password("bob", "phone").await.unwrap();
+    a.add_ssh_key(
+        "bob",
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIE7x9ln6uZLLkfXM8iatrnAAuytVHeCznU8VlEgx7TvL bob@laptop",
+    )
+    .await
+    .unwrap();
+    pull(&a, &b).await;
+    assert!(
+        signs_in(&b, "bob", &secret).await,
+        "the app password works on B"
+    );
+    assert_eq!(b.ssh_keys("bob").await.unwrap().len(), 1);
+    assert_eq!(b.app_passwords("bob").await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn records_that_make_no_sense_are_skipped_not_fatal() {
+    let ((_ta, a), (_tb, b)) = (node().await, node().await);
+    a.create_user("admin", "admin-password-1", true)
+        .await
+        .unwrap();
+    let good = a.records_since(&SYS, 0, 100).await.unwrap();
+    let mut bad = good[0].clone();
+    bad.kind = "user".into();
+    bad.key = "mallory".into();
+    bad.value = "{not json".into();
+    let mut renamed = good[0].clone();
+    renamed.key = "eve".into(); // its value names another user
+    let mut huge = good[0].clone();
+    huge.key = "x".repeat(10_000);
+    let mut all: Vec<SharedRecord> = vec![bad, renamed, huge];
+    all.extend(good);
+    b.apply_records(&SYS, &a.node_id(), all, false)
+        .await
+        .unwrap();
+    assert!(b.user("mallory").await.is_err());
+    assert!(b.user("eve").await.is_err());
+    assert!(b.peer_cursor(&SYS, &a.node_id()).await.unwrap() > 0);
+    // Only the node itself may apply or read records.
+    let alice = Principal::User {
+        id: "x".into(),
+        name: "admin".into(),
+    };
+    assert!(matches!(
+        b.apply_records(&alice, &a.node_id(), vec![], false).await,
+        Err(FabricError::Forbidden)
+    ));
+}
+
+#[tokio::test]
+async fn invites_work_once_and_expire_and_a_new_member_adopts_the_glow() {
+    let ((_ta, a), (_tb, b), (_tc, c)) = (node().await, node().await, node().await);
+    assert!(a.members(&SYS).await.unwrap().is_empty(), "no glow yet");
+    let secret = a
+        .create_invite(&SYS, Duration::from_secs(60))
+        .await
+        .unwrap();
+    // The first invite formed the glow: A is its first member.
+    assert_eq!(a.members(&SYS).await.unwrap().len(), 1);
+    assert_eq!(
+        a.node_standing(&b.node_id()).await.unwrap(),
+        NodeStanding::Stranger
+    );
+    assert!(matches!(
+        a.redeem_invite(&SYS, &[0u8; 10], &b.node_id(), "b", &[])
+            .await,
+        Err(FabricError::Forbidden)
+    ));
+    a.redeem_invite(
+        &SYS,
+        &secret,
+        &b.node_id(),
+        "nas",
+        &["10.0.0.2:7410".into()],
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        a.node_standing(&b.node_id()).await.unwrap(),
+        NodeStanding::Member
+    );
+    // Used once: the same secret is refused for another node.
+    assert!(matches!(
+        a.redeem_invite(&SYS, &secret, &c.node_id(), "c", &[]).await,
+        Err(FabricError::Forbidden)
+    ));
+    // An expired one is refused.
+    let short = a
+        .create_invite(&SYS, Duration::from_millis(1))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert!(matches!(
+        a.redeem_invite(&SYS, &short, &c.node_id(), "c", &[]).await,
+        Err(FabricError::Forbidden)
+    ));
+
+    // B had its own admin (another password) before joining: it adopts
+    // the glow's, and serves nothing until it has.
+    a.create_user("admin", "glow-admin-password", true)
+        .await
+        .unwrap();
+    b.create_user("admin", "b-own-admin-password", true)
+        .await
+        .unwrap();
+    b.joined(&SYS, &a.node_id(), &[]).await.unwrap();
+    assert_eq!(
+        b.node_standing(&a.node_id()).await.unwrap(),
+        NodeStanding::Member,
+        "the inviter counts as a member before its records arrive"
+    );
+    assert!(b.records_since(&SYS, 0, 100).await.unwrap().is_empty());
+    pull(&a, &b).await;
+    pull(&b, &a).await;
+    for f in [&a, &b] {
+        assert!(signs_in(f, "admin", "glow-admin-password").await);
+        assert!(!signs_in(f, "admin", "b-own-admin-password").await);
+    }
+    assert_eq!(b.members(&SYS).await.unwrap().len(), 2);
+
+    // A removes B: B is refused from then on, on every member that hears.
+    let removed = a.remove_member(&SYS, "nas").await.unwrap();
+    assert!(removed.revoked);
+    assert_eq!(
+        a.node_standing(&b.node_id()).await.unwrap(),
+        NodeStanding::Revoked
+    );
+    assert!(
+        a.remove_member(&SYS, &a.node_id().to_string())
+            .await
+            .is_err()
+    );
+}

@@ -1,0 +1,157 @@
+//! Invites: what a member hands a new node so it can join.
+//!
+//! An invite is a random secret of [`SECRET_LEN`] bytes (80 bits: not
+//! guessable in its lifetime, and the inviter counts only its digest) in
+//! two written forms:
+//! - the **code**, the secret alone in base32 groups (`K7QD-M2XA-…`), to
+//!   type on a node of the same LAN: the joining node finds the inviter
+//!   among the nodes it hears over mDNS;
+//! - the **full invite**, `GLOW:` and base32 of the inviter's node id, the
+//!   secret and the inviter's addresses, to paste or scan anywhere: it is
+//!   all the joining node needs to reach the inviter. Upper-case base32
+//!   fits a QR code's compact alphanumeric mode.
+
+use data_encoding::BASE32_NOPAD;
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+
+/// Bytes of an invite's secret.
+pub const SECRET_LEN: usize = 10;
+/// The full invite's prefix.
+pub const PREFIX: &str = "GLOW:";
+/// Addresses a full invite carries at most (the invite stays short).
+pub const MAX_ADDRS: usize = 8;
+
+/// An invite as the joining node reads it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Invite {
+    /// The secret.
+    pub secret: [u8; SECRET_LEN],
+    /// The inviter's node id, when the invite was written in full.
+    pub inviter: Option<[u8; 32]>,
+    /// Where the inviter listens (full invites only).
+    pub addrs: Vec<SocketAddr>,
+}
+
+/// Why a text is not an invite.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("not a Glow invite: {0} (paste the code or the GLOW:… line `glow node invite` printed)")]
+pub struct BadInvite(&'static str);
+
+impl Invite {
+    /// The short code: the secret in base32, in groups of four.
+    pub fn code(&self) -> String {
+        code_of(&self.secret)
+    }
+
+    /// The full invite: `GLOW:` and base32 of the inviter, secret and addresses.
+    pub fn full(&self) -> String {
+        let mut me = self.clone();
+        me.addrs.truncate(MAX_ADDRS);
+        let bytes = postcard::to_allocvec(&me).expect("an invite always encodes");
+        format!("{PREFIX}{}", BASE32_NOPAD.encode(&bytes))
+    }
+
+    /// Reads either written form (case, spaces and dashes do not matter).
+    pub fn parse(text: &str) -> Result<Invite, BadInvite> {
+        let text: String = text
+            .chars()
+            .filter(|c| !c.is_whitespace() && *c != '-')
+            .collect::<String>()
+            .to_ascii_uppercase();
+        if let Some(rest) = text.strip_prefix(PREFIX) {
+            let bytes = BASE32_NOPAD
+                .decode(rest.as_bytes())
+                .map_err(|_| BadInvite("damaged (not base32)"))?;
+            let (invite, left): (Invite, _) = postcard::take_from_bytes(&bytes)
+                .map_err(|_| BadInvite("damaged (does not decode)"))?;
+            if !left.is_empty() || invite.inviter.is_none() {
+                return Err(BadInvite("damaged (wrong length)"));
+            }
+            if invite.addrs.len() > MAX_ADDRS {
+                return Err(BadInvite("too many addresses"));
+            }
+            return Ok(invite);
+        }
+        let bytes = BASE32_NOPAD
+            .decode(text.as_bytes())
+            .map_err(|_| BadInvite("a code is 16 letters and digits"))?;
+        let secret: [u8; SECRET_LEN] = bytes
+            .try_into()
+            .map_err(|_| BadInvite("a code is 16 letters and digits"))?;
+        Ok(Invite {
+            secret,
+            inviter: None,
+            addrs: Vec::new(),
+        })
+    }
+}
+
+/// The short code of `secret`.
+pub fn code_of(secret: &[u8; SECRET_LEN]) -> String {
+    let text = BASE32_NOPAD.encode(secret);
+    text.as_bytes()
+        .chunks(4)
+        .map(|c| std::str::from_utf8(c).expect("base32 is ASCII"))
+        .collect::<Vec<_>>()
+        .join("-")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn invite() -> Invite {
+        Invite {
+            secret: [7; SECRET_LEN],
+            inviter: Some([9; 32]),
+            addrs: vec![
+                "192.168.1.20:7410".parse().unwrap(),
+                "[fe80::1]:7410".parse().unwrap(),
+            ],
+        }
+    }
+
+    #[test]
+    fn both_forms_read_back() {
+        let i = invite();
+        let full = i.full();
+        assert!(full.starts_with(PREFIX), "{full}");
+        assert!(
+            full.chars()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == ':'),
+            "QR alphanumeric: {full}"
+        );
+        assert_eq!(Invite::parse(&full).unwrap(), i);
+        assert_eq!(Invite::parse(&full.to_lowercase()).unwrap(), i);
+        let code = i.code();
+        assert_eq!(code.len(), 19, "{code}");
+        let short = Invite::parse(&code).unwrap();
+        assert_eq!(short.secret, i.secret);
+        assert_eq!(short.inviter, None);
+        assert_eq!(
+            Invite::parse(&code.replace('-', " ").to_lowercase()).unwrap(),
+            short
+        );
+    }
+
+    #[test]
+    fn garbage_is_refused_with_a_reason() {
+        for text in [
+            "",
+            "hello",
+            "GLOW:",
+            "GLOW:AAAA",
+            "GLOW:!!!!",
+            "AAAA-AAAA-AAAA",
+            "AAAA-AAAA-AAAA-AAAA-AAAA",
+        ] {
+            let e = Invite::parse(text).unwrap_err();
+            assert!(e.to_string().contains("not a Glow invite"), "{text}: {e}");
+        }
+        // A full invite with bytes after it, or cut short, is damaged.
+        let full = invite().full();
+        assert!(Invite::parse(&full[..full.len() - 8]).is_err());
+        assert!(Invite::parse(&format!("{full}AAAAAAAA")).is_err());
+    }
+}

@@ -1,0 +1,469 @@
+//! Membership and trust: who may talk to this node, how a node joins, and
+//! how members keep each other's records.
+//!
+//! Two protocols share the endpoint:
+//! - `glow/1` ([`crate::ALPN`]) is for members only. A node that is not a
+//!   member (a stranger, or a node that was removed) is refused right after
+//!   the handshake, which proved its key, and every request is checked
+//!   again, so a removal cuts a connection already open.
+//! - `glow-join/1` ([`crate::JOIN_ALPN`]) takes one [`JoinRequest`] from
+//!   anyone: the node is welcomed only if it presents an invite the
+//!   [`Host`] accepts (unknown, used and expired ones are refused and
+//!   logged, without the secret). At most [`MAX_JOINING`] such connections
+//!   are served at once, each for at most [`JOIN_TIMEOUT`].
+//!
+//! Each member keeps one connection to every other member and pulls its
+//! records (users, folders, shares, members: opaque here) in the order of
+//! that member's sequence numbers, from the last one it applied, every
+//! [`PULL_EVERY`]. Like Syncthing's protocol package, this module knows
+//! nothing of what a record means: the [`Host`] (the fabric, wired by the
+//! server) stores, orders and applies them.
+
+use crate::invite::{Invite, SECRET_LEN};
+use crate::wire::{
+    self, Hello, JoinRequest, JoinResponse, MemberAddr, Record, Request, Response, Welcome,
+    WireError,
+};
+use crate::{ALPN, JOIN_ALPN, Peers};
+use futures_util::future::BoxFuture;
+use iroh::endpoint::{Connection, VarInt};
+use iroh::{EndpointAddr, EndpointId};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Semaphore;
+
+/// How often a member asks each other member for new records.
+pub const PULL_EVERY: Duration = Duration::from_secs(2);
+/// Records in one answer at most.
+pub const BATCH: usize = 200;
+/// Joining nodes served at once at most; more are turned away.
+pub const MAX_JOINING: usize = 8;
+/// The longest a joining node may take to present its invite.
+pub const JOIN_TIMEOUT: Duration = Duration::from_secs(15);
+/// The longest a dial may take.
+pub const DIAL_TIMEOUT: Duration = Duration::from_secs(10);
+/// Error code on a refused connection: not a member.
+const NOT_A_MEMBER: u32 = 403;
+
+/// What a node is to this one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Standing {
+    /// A member of this node's glow.
+    Member,
+    /// Was a member and was removed: refused for good.
+    Revoked,
+    /// Never was a member.
+    Stranger,
+}
+
+impl std::fmt::Display for Standing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Standing::Member => "member",
+            Standing::Revoked => "removed from this glow",
+            Standing::Stranger => "not a member",
+        })
+    }
+}
+
+/// What the layer above provides: membership, invites and records. Node
+/// ids are 64 hex digits. Errors are one line for logs.
+pub trait Host: Send + Sync + 'static {
+    /// What `node` is to this node.
+    fn standing<'a>(&'a self, node: &'a str) -> BoxFuture<'a, Standing>;
+    /// `node` presents an invite's secret: `Ok` makes it a member (the
+    /// invite is used up) and says how to reach everyone.
+    fn redeem<'a>(
+        &'a self,
+        node: &'a str,
+        secret: [u8; SECRET_LEN],
+        hello: Hello,
+    ) -> BoxFuture<'a, Result<Welcome, String>>;
+    /// This node was welcomed into `inviter`'s glow.
+    fn welcomed<'a>(
+        &'a self,
+        inviter: &'a str,
+        welcome: Welcome,
+    ) -> BoxFuture<'a, Result<(), String>>;
+    /// This node's records numbered after `since`, in order, at most `limit`.
+    fn records_since(&self, since: u64, limit: usize)
+    -> BoxFuture<'_, Result<Vec<Record>, String>>;
+    /// Applies records pulled from `from` and remembers the last sequence;
+    /// `more`: another batch follows.
+    fn apply<'a>(
+        &'a self,
+        from: &'a str,
+        records: Vec<Record>,
+        more: bool,
+    ) -> BoxFuture<'a, Result<(), String>>;
+    /// The last of `peer`'s sequence numbers applied here (0: none).
+    fn cursor<'a>(&'a self, peer: &'a str) -> BoxFuture<'a, u64>;
+    /// The other members and where they were last reached.
+    fn members(&self) -> BoxFuture<'_, Vec<MemberAddr>>;
+    /// A member said who it is and where it listens.
+    fn heard<'a>(&'a self, node: &'a str, hello: Hello) -> BoxFuture<'a, ()>;
+}
+
+/// Why joining failed.
+#[derive(Debug, thiserror::Error)]
+pub enum JoinError {
+    /// No node that could be the inviter answered.
+    #[error("cannot reach the inviting node{0}")]
+    Unreachable(String),
+    /// The inviter refused the invite.
+    #[error("the invite was refused: {0} (ask for a new one with `glow node invite`)")]
+    Refused(String),
+    /// The welcome could not be recorded here.
+    #[error("joined, but this node could not record it: {0}")]
+    Record(String),
+}
+
+/// How a member's link looks now.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Link {
+    /// The member's node id.
+    pub id: String,
+    /// Its selected path is direct (UDP to its address), not relayed.
+    pub direct: bool,
+    /// The selected path's address.
+    pub remote: String,
+    /// The selected path's round-trip time.
+    pub rtt: Duration,
+}
+
+impl Peers {
+    /// Serves `glow/1` and `glow-join/1` for `host` and keeps a link to
+    /// every member it lists. Without it (a command's short-lived endpoint)
+    /// every incoming connection is refused.
+    pub(crate) fn serve(&self, host: Option<Arc<dyn Host>>) {
+        if let Some(host) = host.clone() {
+            let me = self.clone();
+            tokio::spawn(async move { me.keep_links(host).await });
+        }
+        let me = self.clone();
+        let joining = Arc::new(Semaphore::new(MAX_JOINING));
+        tokio::spawn(async move {
+            while let Some(incoming) = me.endpoint.accept().await {
+                let Some(host) = host.clone() else {
+                    incoming.refuse();
+                    continue;
+                };
+                let (me, joining) = (me.clone(), joining.clone());
+                tokio::spawn(async move {
+                    let conn =
+                        match tokio::time::timeout(DIAL_TIMEOUT, incoming.into_future()).await {
+                            Ok(Ok(conn)) => conn,
+                            Ok(Err(e)) => {
+                                tracing::debug!("overlay handshake failed: {e}");
+                                return;
+                            }
+                            Err(_) => {
+                                tracing::debug!("overlay handshake timed out");
+                                return;
+                            }
+                        };
+                    if conn.alpn() == JOIN_ALPN {
+                        let Ok(_permit) = joining.try_acquire() else {
+                            conn.close(VarInt::from_u32(503), b"busy");
+                            return;
+                        };
+                        serve_join(conn, &*host).await;
+                    } else {
+                        me.serve_member(conn, host).await;
+                    }
+                });
+            }
+        });
+    }
+
+    /// This node's [`Hello`]: its name and direct addresses.
+    pub fn hello(&self) -> Hello {
+        Hello {
+            name: self.name.clone(),
+            addrs: self.endpoint.addr().ip_addrs().copied().collect(),
+        }
+    }
+
+    async fn serve_member(&self, conn: Connection, host: Arc<dyn Host>) {
+        let id = conn.remote_id().to_string();
+        let standing = host.standing(&id).await;
+        if standing != Standing::Member {
+            tracing::warn!(node = %short(&id), "overlay connection refused: {standing}");
+            conn.close(VarInt::from_u32(NOT_A_MEMBER), b"not a member");
+            return;
+        }
+        loop {
+            let Ok((mut send, mut recv)) = conn.accept_bi().await else {
+                return;
+            };
+            let (host, id, conn, me) = (host.clone(), id.clone(), conn.clone(), self.clone());
+            tokio::spawn(async move {
+                let request: Request = match tokio::time::timeout(
+                    wire::EXCHANGE_TIMEOUT,
+                    wire::read_message(&mut recv),
+                )
+                .await
+                {
+                    Ok(Ok(r)) => r,
+                    Ok(Err(e)) => {
+                        tracing::debug!(node = %short(&id), "bad request: {e}");
+                        return;
+                    }
+                    Err(_) => return,
+                };
+                let standing = host.standing(&id).await;
+                if standing != Standing::Member {
+                    tracing::warn!(node = %short(&id), "overlay connection closed: {standing}");
+                    conn.close(VarInt::from_u32(NOT_A_MEMBER), b"not a member");
+                    return;
+                }
+                let response = match request {
+                    Request::Hello(hello) => {
+                        host.heard(&id, hello).await;
+                        Response::Hello(me.hello())
+                    }
+                    Request::Pull { since } => match host.records_since(since, BATCH + 1).await {
+                        Ok(mut records) => {
+                            let more = records.len() > BATCH;
+                            records.truncate(BATCH);
+                            Response::Records { records, more }
+                        }
+                        Err(e) => Response::Refused(e),
+                    },
+                };
+                if let Err(e) = wire::send_message(&mut send, &response).await {
+                    tracing::debug!(node = %short(&id), "answer not sent: {e}");
+                }
+            });
+        }
+    }
+
+    /// Keeps one link to every member `host` lists, for as long as it
+    /// lists it.
+    async fn keep_links(&self, host: Arc<dyn Host>) {
+        let mut tasks: HashMap<String, tokio::task::JoinHandle<()>> = HashMap::new();
+        loop {
+            let members = host.members().await;
+            tasks.retain(|id, task| {
+                let keep = members.iter().any(|m| &m.id == id);
+                if !keep {
+                    task.abort();
+                }
+                keep && !task.is_finished()
+            });
+            for m in members {
+                if m.id == self.id() || tasks.contains_key(&m.id) {
+                    continue;
+                }
+                let (me, host) = (self.clone(), host.clone());
+                let id = m.id.clone();
+                tasks.insert(m.id, tokio::spawn(async move { me.link(&id, host).await }));
+            }
+            tokio::time::sleep(PULL_EVERY).await;
+        }
+    }
+
+    /// Keeps a link to member `id`: dials, says hello, pulls its records
+    /// every [`PULL_EVERY`]; dials again (backing off up to 30 s) when the
+    /// link breaks.
+    async fn link(&self, id: &str, host: Arc<dyn Host>) {
+        let mut backoff = Duration::from_secs(1);
+        loop {
+            match self.link_once(id, &*host).await {
+                Ok(()) => backoff = Duration::from_secs(1),
+                Err(e) => tracing::debug!(node = %short(id), "link: {e}"),
+            }
+            self.lock_links().remove(id);
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(30));
+        }
+    }
+
+    async fn link_once(&self, id: &str, host: &dyn Host) -> Result<(), WireError> {
+        let addrs = host
+            .members()
+            .await
+            .into_iter()
+            .find(|m| m.id == id)
+            .map(|m| m.addrs)
+            .unwrap_or_default();
+        let conn = self.dial(id, &addrs, ALPN).await?;
+        self.lock_links().insert(id.to_owned(), conn.clone());
+        match wire::ask(&conn, &Request::Hello(self.hello())).await? {
+            Response::Hello(hello) => host.heard(id, hello).await,
+            other => return Err(WireError::Malformed(format!("{other:?} to a hello"))),
+        }
+        tracing::info!(node = %short(id), "linked to member");
+        loop {
+            loop {
+                let since = host.cursor(id).await;
+                match wire::ask(&conn, &Request::Pull { since }).await? {
+                    Response::Records { records, more } => {
+                        if !records.is_empty() {
+                            tracing::debug!(node = %short(id), since, n = records.len(), "records pulled");
+                            host.apply(id, records, more)
+                                .await
+                                .map_err(WireError::Malformed)?;
+                        }
+                        if !more {
+                            break;
+                        }
+                    }
+                    Response::Refused(why) => return Err(WireError::Connection(why)),
+                    other => return Err(WireError::Malformed(format!("{other:?} to a pull"))),
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(PULL_EVERY) => {}
+                e = conn.closed() => return Err(WireError::Connection(e.to_string())),
+            }
+        }
+    }
+
+    /// Dials node `id` on `alpn`, at `addrs` and wherever the LAN lookup
+    /// says it is.
+    async fn dial(
+        &self,
+        id: &str,
+        addrs: &[std::net::SocketAddr],
+        alpn: &[u8],
+    ) -> Result<Connection, WireError> {
+        let key: EndpointId = id
+            .parse()
+            .map_err(|_| WireError::Malformed(format!("{id:?} is not a node id")))?;
+        let mut to = EndpointAddr::new(key);
+        for a in addrs {
+            to = to.with_ip_addr(*a);
+        }
+        tokio::time::timeout(DIAL_TIMEOUT, self.endpoint.connect(to, alpn))
+            .await
+            .map_err(|_| WireError::Timeout)?
+            .map_err(|e| WireError::Connection(e.to_string()))
+    }
+
+    fn lock_links(&self) -> std::sync::MutexGuard<'_, HashMap<String, Connection>> {
+        self.links.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The members this node has a link to now, with each link's selected
+    /// path.
+    pub fn links(&self) -> Vec<Link> {
+        let links = self.lock_links();
+        let mut out: Vec<Link> = links
+            .iter()
+            .filter(|(_, c)| c.close_reason().is_none())
+            .filter_map(|(id, conn)| {
+                let paths = conn.paths();
+                let path = paths.iter().find(|p| p.is_selected())?;
+                Some(Link {
+                    id: id.clone(),
+                    direct: path.is_ip(),
+                    remote: match path.remote_addr() {
+                        iroh::TransportAddr::Ip(a) => a.to_string(),
+                        iroh::TransportAddr::Relay(url) => url.to_string(),
+                        other => format!("{other:?}"),
+                    },
+                    rtt: path.rtt(),
+                })
+            })
+            .collect();
+        out.sort_by(|a, b| a.id.cmp(&b.id));
+        out
+    }
+
+    /// Joins the glow of the node that wrote `invite`: dials it (a full
+    /// invite says where; a code is tried on every node heard on the LAN),
+    /// presents the secret and, once welcomed, tells `host`.
+    pub async fn join(&self, invite: &Invite, host: &dyn Host) -> Result<String, JoinError> {
+        let candidates: Vec<(String, Vec<std::net::SocketAddr>)> = match invite.inviter {
+            Some(key) => vec![(
+                EndpointId::from_bytes(&key)
+                    .map_err(|_| JoinError::Unreachable(": the invite names no valid node".into()))?
+                    .to_string(),
+                invite.addrs.clone(),
+            )],
+            None => self.nearby().into_iter().map(|n| (n.id, n.addrs)).collect(),
+        };
+        if candidates.is_empty() {
+            return Err(JoinError::Unreachable(
+                ": no Glow node heard on this network (use the full GLOW:… invite to join across networks)".into(),
+            ));
+        }
+        let mut refused = None;
+        let mut unreachable = String::new();
+        for (id, addrs) in candidates {
+            let conn = match self.dial(&id, &addrs, JOIN_ALPN).await {
+                Ok(c) => c,
+                Err(e) => {
+                    unreachable = format!(" {}: {e}", short(&id));
+                    continue;
+                }
+            };
+            let asked = wire::ask::<_, JoinResponse>(
+                &conn,
+                &JoinRequest {
+                    secret: invite.secret,
+                    hello: self.hello(),
+                },
+            )
+            .await;
+            conn.close(VarInt::from_u32(0), b"thanks");
+            match asked {
+                Ok(JoinResponse::Welcome(welcome)) => {
+                    host.welcomed(&id, welcome)
+                        .await
+                        .map_err(JoinError::Record)?;
+                    return Ok(id);
+                }
+                Ok(JoinResponse::Refused(why)) => refused = Some(why),
+                Err(e) => unreachable = format!(" {}: {e}", short(&id)),
+            }
+        }
+        Err(match refused {
+            Some(why) => JoinError::Refused(why),
+            None => JoinError::Unreachable(unreachable),
+        })
+    }
+}
+
+/// Serves one joining node: reads its request, asks the host, answers.
+async fn serve_join(conn: Connection, host: &dyn Host) {
+    let id = conn.remote_id().to_string();
+    let served = tokio::time::timeout(JOIN_TIMEOUT, async {
+        let (mut send, mut recv) = conn.accept_bi().await.map_err(|e| e.to_string())?;
+        let request: JoinRequest = wire::read_message(&mut recv)
+            .await
+            .map_err(|e| e.to_string())?;
+        let response = match host.redeem(&id, request.secret, request.hello).await {
+            Ok(welcome) => {
+                tracing::info!(node = %short(&id), "node joined with an invite");
+                JoinResponse::Welcome(welcome)
+            }
+            Err(why) => {
+                tracing::warn!(node = %short(&id), "join refused: {why}");
+                JoinResponse::Refused(why)
+            }
+        };
+        wire::send_message(&mut send, &response)
+            .await
+            .map_err(|e| e.to_string())?;
+        // Let the answer arrive before the connection goes.
+        let _ = send.stopped().await;
+        Ok::<(), String>(())
+    })
+    .await;
+    match served {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::debug!(node = %short(&id), "join: {e}"),
+        Err(_) => {
+            tracing::debug!(node = %short(&id), "join: no invite within {}s", JOIN_TIMEOUT.as_secs())
+        }
+    }
+    conn.close(VarInt::from_u32(0), b"");
+}
+
+/// The first 10 digits of a node id, for logs.
+pub(crate) fn short(id: &str) -> &str {
+    &id[..id.len().min(10)]
+}
