@@ -7,7 +7,7 @@ use crate::fixtures::*;
 use crate::lan::Lan;
 
 /// `glow node list` of `env`, run in `ns`.
-fn node_list(env: &Env, ns: &str) -> String {
+pub(crate) fn node_list(env: &Env, ns: &str) -> String {
     let out = env.glow_in(ns).args(["node", "list"]).output().unwrap();
     assert!(
         out.status.success(),
@@ -198,7 +198,7 @@ async fn two_nodes_on_a_lan_find_each_other() {
 }
 
 /// Runs `glow ARGS` of `env` in `ns`; returns (success, stdout + stderr).
-fn glow_in(env: &Env, ns: &str, args: &[&str]) -> (bool, String) {
+pub(crate) fn glow_in(env: &Env, ns: &str, args: &[&str]) -> (bool, String) {
     let out = env
         .glow_in(ns)
         .args(args)
@@ -216,7 +216,7 @@ fn glow_in(env: &Env, ns: &str, args: &[&str]) -> (bool, String) {
 }
 
 /// `glow node invite` of `env` in `ns`: (the short code, the full invite).
-fn invite(env: &Env, ns: &str, args: &[&str]) -> (String, String) {
+pub(crate) fn invite(env: &Env, ns: &str, args: &[&str]) -> (String, String) {
     let (ok, out) = glow_in(env, ns, &[&["node", "invite"], args].concat());
     assert!(ok, "glow node invite: {out}");
     let arg = |prefix: &str| {

@@ -16,6 +16,8 @@ mod files;
 mod hostile;
 mod lan;
 mod load;
+mod nat;
+mod natlab;
 mod overlay;
 mod security;
 mod sftp;

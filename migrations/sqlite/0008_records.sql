@@ -48,3 +48,8 @@ CREATE TABLE invites (
     used_by    TEXT,
     used_at    BIGINT
 );
+
+-- Where a member can be reached through a relay: the relay URLs it serves
+-- (comma-separated) and the one it was last reachable through.
+ALTER TABLE nodes ADD COLUMN relays TEXT NOT NULL DEFAULT '';
+ALTER TABLE nodes ADD COLUMN home_relay TEXT NOT NULL DEFAULT '';

@@ -57,6 +57,14 @@ async fn dispatch(fabric: &Fabric, cmd: Command) -> anyhow::Result<()> {
                 "It works once, for {} (and while `glow serve` runs here).",
                 humantime::format_duration(ttl)
             );
+            match &invite.relay {
+                Some(relay) => {
+                    println!("The full invite reaches this node through the relay {relay} too.")
+                }
+                None => println!(
+                    "The full invite reaches this node at its own addresses only (no relay yet)."
+                ),
+            }
         }
         Command::Node(NodeCommand::Join { code }) => {
             let name = node_name(fabric.data_dir());

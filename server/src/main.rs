@@ -62,7 +62,7 @@ fn init_logging() {
         // errors: their warnings are for their developers (a metadata
         // crate warned once per MP3 it estimated), and `GLOW_LOG=debug`
         // shows everything.
-        .unwrap_or_else(|_| EnvFilter::new("error,glow=info,fabric=info,gateways=info"));
+        .unwrap_or_else(|_| EnvFilter::new("error,glow=info,fabric=info,gateways=info,peers=info"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

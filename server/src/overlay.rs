@@ -33,6 +33,25 @@ fn sockets(addrs: &[String]) -> Vec<SocketAddr> {
     addrs.iter().filter_map(|a| a.parse().ok()).collect()
 }
 
+fn reach_of(hello: &Hello) -> fabric::Reach {
+    fabric::Reach {
+        name: hello.name.clone(),
+        addrs: strings(&hello.addrs),
+        relays: hello.relays.clone(),
+        home_relay: hello.home_relay.clone(),
+    }
+}
+
+fn member_addr(m: fabric::Member) -> MemberAddr {
+    MemberAddr {
+        id: m.id.to_string(),
+        name: m.name,
+        addrs: sockets(&m.addrs),
+        relays: m.relays,
+        home_relay: m.home_relay,
+    }
+}
+
 fn to_wire(r: SharedRecord) -> Record {
     Record {
         version: r.version.iter().map(|(n, c)| (n.to_owned(), c)).collect(),
@@ -88,7 +107,7 @@ impl Host for FabricHost {
         Box::pin(async move {
             let id: NodeId = node.parse().map_err(|_| "not a node id".to_owned())?;
             self.fabric
-                .redeem_invite(&SYSTEM, &secret, &id, &hello.name, &strings(&hello.addrs))
+                .redeem_invite(&SYSTEM, &secret, &id, &reach_of(&hello))
                 .await
                 .map_err(|e| match e {
                     fabric::FabricError::Forbidden => "unknown, used or expired invite".to_owned(),
@@ -101,11 +120,7 @@ impl Host for FabricHost {
                 .map_err(|e| e.to_string())?
                 .into_iter()
                 .filter(|m| !m.revoked)
-                .map(|m| MemberAddr {
-                    id: m.id.to_string(),
-                    name: m.name,
-                    addrs: sockets(&m.addrs),
-                })
+                .map(member_addr)
                 .collect();
             Ok(Welcome {
                 inviter: self.fabric.node_name().unwrap_or_default(),
@@ -121,10 +136,20 @@ impl Host for FabricHost {
     ) -> BoxFuture<'a, Result<(), String>> {
         Box::pin(async move {
             let inviter: NodeId = inviter.parse().map_err(|_| "not a node id".to_owned())?;
-            let members: Vec<(NodeId, String, Vec<String>)> = welcome
+            let members: Vec<(NodeId, fabric::Reach)> = welcome
                 .members
                 .into_iter()
-                .filter_map(|m| Some((m.id.parse().ok()?, m.name, strings(&m.addrs))))
+                .filter_map(|m| {
+                    Some((
+                        m.id.parse().ok()?,
+                        fabric::Reach {
+                            name: m.name,
+                            addrs: strings(&m.addrs),
+                            relays: m.relays,
+                            home_relay: m.home_relay,
+                        },
+                    ))
+                })
                 .collect();
             self.fabric
                 .joined(&SYSTEM, &inviter, &members)
@@ -187,11 +212,7 @@ impl Host for FabricHost {
                 Ok(members) => members
                     .into_iter()
                     .filter(|m| !m.revoked && m.id != me)
-                    .map(|m| MemberAddr {
-                        id: m.id.to_string(),
-                        name: m.name,
-                        addrs: sockets(&m.addrs),
-                    })
+                    .map(member_addr)
                     .collect(),
                 Err(e) => {
                     tracing::warn!("cannot read the member list: {e}");
@@ -206,27 +227,39 @@ impl Host for FabricHost {
             let Ok(id) = node.parse::<NodeId>() else {
                 return;
             };
-            if let Err(e) = self
-                .fabric
-                .member_reached(&id, &hello.name, &strings(&hello.addrs))
-                .await
-            {
+            if let Err(e) = self.fabric.member_reached(&id, &reach_of(&hello)).await {
                 tracing::warn!("cannot record where {} listens: {e}", id.short());
             }
         })
     }
+
+    fn invite_open(&self) -> BoxFuture<'_, bool> {
+        Box::pin(async move { self.fabric.invite_open().await.unwrap_or(false) })
+    }
+}
+
+/// The overlay as the server runs it.
+pub struct Overlay {
+    /// The endpoint.
+    pub peers: peers::Peers,
+    /// Whether LAN discovery runs (a host without multicast has none; the
+    /// endpoint still serves).
+    pub mdns: bool,
+    /// The relay the HTTP front serves for the members.
+    pub relay: peers::Relay,
 }
 
 /// Starts the overlay's endpoint on `text` (a UDP address; port 0: the
 /// port of the last run if it is free, else any) with LAN discovery,
 /// membership and record exchange, and records what it hears in the
-/// catalog. Returns the endpoint and whether discovery runs (a host
-/// without multicast has none; the endpoint still serves).
+/// catalog. `relay_port`: the plain-HTTP front's port, where this node
+/// relays for the members (`None`: a TLS front; no relay).
 pub async fn start_peers(
     fabric: &Fabric,
     text: &str,
     name: &str,
-) -> anyhow::Result<(peers::Peers, bool)> {
+    relay_port: Option<u16>,
+) -> anyhow::Result<Overlay> {
     let bind: SocketAddr = text.parse().map_err(|_| {
         anyhow::anyhow!("--overlay {text:?} is not an address; try 0.0.0.0:7410, or off")
     })?;
@@ -237,6 +270,7 @@ pub async fn start_peers(
         bind,
         mdns: true,
         announce: true,
+        relay_port,
     };
     // Members remember where this node listened: take the same port again.
     let last_port = fabric
@@ -326,7 +360,11 @@ pub async fn start_peers(
             }
         }
     });
-    Ok((p, mdns))
+    Ok(Overlay {
+        peers: p,
+        mdns,
+        relay: peers::Relay::new(host, fabric.node_id().to_string()),
+    })
 }
 
 /// Passes the overlay's links to the fabric every two seconds (lists and
@@ -364,12 +402,16 @@ fn keep_own_addrs(fabric: Fabric, p: peers::Peers) {
         let mut wait = Duration::from_millis(300);
         loop {
             tokio::time::sleep(wait).await;
-            wait = Duration::from_secs(30);
-            let mut addrs = p.hello().addrs;
+            wait = Duration::from_secs(5);
+            let hello = p.hello();
+            let mut addrs = hello.addrs;
             if addrs.is_empty() {
                 addrs = p.local_addrs();
             }
-            let now = strings(&addrs);
+            let mut now = strings(&addrs);
+            if let Some(home) = hello.home_relay {
+                now.push(home);
+            }
             if now != last && fabric.set_own_addrs(&SYSTEM, &now).await.is_ok() {
                 last = now;
             }
@@ -389,6 +431,7 @@ pub async fn invite(fabric: &Fabric, ttl: Duration) -> anyhow::Result<peers::Inv
             .into_iter()
             .filter(|a| !a.ip().is_unspecified())
             .collect(),
+        relay: fabric.own_home_relay().await?,
     })
 }
 
@@ -405,6 +448,7 @@ pub async fn join(fabric: &Fabric, text: &str, name: &str) -> anyhow::Result<Str
             bind: "0.0.0.0:0".parse().expect("an address"),
             mdns: lan_only,
             announce: false,
+            relay_port: None,
         },
         None,
     )

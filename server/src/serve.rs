@@ -117,9 +117,14 @@ pub async fn run(settings: Settings, args: ServeArgs) -> anyhow::Result<()> {
         None => None,
     };
     let peer_name = settings.peer_name(&args);
-    let peers = match settings.overlay_addr(&args) {
+    // The relay rides on the plain-HTTP front (a TLS front cannot hand
+    // over its connections before it has read them).
+    let relay_port = tls_config.is_none().then_some(local.port());
+    let overlay = match settings.overlay_addr(&args) {
         None => None,
-        Some(text) => Some(crate::overlay::start_peers(&fabric, &text, &peer_name).await?),
+        Some(text) => {
+            Some(crate::overlay::start_peers(&fabric, &text, &peer_name, relay_port).await?)
+        }
     };
     let sftp_banner = match &sftp {
         Some((l, key)) => Some((l.local_addr()?, key.fingerprint())),
@@ -148,7 +153,7 @@ pub async fn run(settings: Settings, args: ServeArgs) -> anyhow::Result<()> {
             password: &admin_password,
             sftp: sftp_banner,
             dlna: dlna_banner.clone(),
-            overlay: peers.as_ref().map(|(p, mdns)| (p.local_addrs(), *mdns)),
+            overlay: overlay.as_ref().map(|o| (o.peers.local_addrs(), o.mdns)),
         },
     );
 
@@ -169,6 +174,16 @@ pub async fn run(settings: Settings, args: ServeArgs) -> anyhow::Result<()> {
     };
     if let Some(t) = header_timeout {
         opts.header_timeout = t;
+    }
+    if let Some(o) = overlay.as_ref().filter(|_| relay_port.is_some()) {
+        let relay = o.relay.clone();
+        opts.takeover = Some(http::Takeover {
+            prefix: peers::relay::PREFIX,
+            handler: Arc::new(move |stream| {
+                let relay = relay.clone();
+                Box::pin(async move { relay.serve(stream).await })
+            }),
+        });
     }
     // One signal stops every front at once.
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -199,6 +214,7 @@ pub async fn run(settings: Settings, args: ServeArgs) -> anyhow::Result<()> {
         let opts = ServeOptions {
             tls: None,
             threads: 0,
+            takeover: None,
             ..opts.clone()
         };
         tokio::spawn(gateways::dlna::serve(
@@ -218,8 +234,8 @@ pub async fn run(settings: Settings, args: ServeArgs) -> anyhow::Result<()> {
     }
     upkeep.abort();
     trimmer.abort();
-    if let Some((p, _)) = &peers {
-        p.close().await;
+    if let Some(o) = &overlay {
+        o.peers.close().await;
         // A stopped node hears nothing: `glow node list` must not show
         // yesterday's neighbours as nearby.
         let _ = fabric

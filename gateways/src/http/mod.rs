@@ -18,7 +18,7 @@ mod zip;
 
 pub use auth::basic_caller;
 pub use error::HttpError;
-pub use serve::{Listener, LocalAddr, ServeOptions, serve};
+pub use serve::{Listener, LocalAddr, ServeOptions, Takeover, TakeoverFn, serve};
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -54,6 +54,9 @@ pub fn app(fabric: Fabric, tls: bool, dlna: Option<std::net::SocketAddr>) -> Rou
     };
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
+        // The overlay's relay is probed here (iroh's clients ask a relay
+        // for `/ping` before they make it their home).
+        .route("/ping", get(|| async { "" }))
         .route("/", get(browse::root).options(crate::webdav::root_options))
         .route("/login", get(browse::login_page).post(auth::login))
         .route("/trash", get(browse::trash_page))

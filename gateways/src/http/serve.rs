@@ -56,6 +56,9 @@ pub struct ServeOptions {
     /// file server the work-stealing runtime spent more in futex wake-ups
     /// and cross-core hand-offs than in serving small files.
     pub threads: usize,
+    /// Plain-HTTP connections handed over whole, before HTTP starts, to
+    /// another server (the overlay's relay at `GET /relay`).
+    pub takeover: Option<Takeover>,
 }
 
 impl Default for ServeOptions {
@@ -65,7 +68,55 @@ impl Default for ServeOptions {
             header_timeout: Duration::from_secs(30),
             grace: Duration::from_secs(30),
             threads: 0,
+            takeover: None,
         }
+    }
+}
+
+/// Serves one connection handed over whole (see [`Takeover`]).
+pub type TakeoverFn = Arc<
+    dyn Fn(tokio::net::TcpStream) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>
+        + Send
+        + Sync,
+>;
+
+/// A hand-over of whole connections: a plain-HTTP connection whose first
+/// bytes are `prefix` goes to `handler` with its TCP stream untouched
+/// (iroh's relay takes its WebSocket upgrade from the raw stream, which
+/// the router's HTTP/1 + HTTP/2 server cannot give it). Every other
+/// connection pays one `peek` for it.
+#[derive(Clone)]
+pub struct Takeover {
+    /// The bytes a connection for the other server starts with.
+    pub prefix: &'static [u8],
+    /// Serves one such connection to its end.
+    pub handler: TakeoverFn,
+}
+
+impl std::fmt::Debug for Takeover {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Takeover")
+            .field("prefix", &String::from_utf8_lossy(self.prefix))
+            .finish_non_exhaustive()
+    }
+}
+
+/// Whether the first bytes `stream` received are `prefix`, without
+/// reading them. Waits (the caller bounds it) while what came so far is
+/// the start of `prefix`.
+async fn starts_with(stream: &tokio::net::TcpStream, prefix: &[u8]) -> std::io::Result<bool> {
+    let mut buf = [0u8; 32];
+    let want = prefix.len().min(buf.len());
+    loop {
+        let n = stream.peek(&mut buf[..want]).await?;
+        if n == 0 || buf[..n] != prefix[..n] {
+            return Ok(false);
+        }
+        if n == want {
+            return Ok(true);
+        }
+        // A request cut into tiny packets: look again shortly.
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
 
@@ -367,6 +418,7 @@ struct ConnCtx {
     builder: Builder<TokioExecutor>,
     acceptor: Option<TlsAcceptor>,
     header_timeout: Duration,
+    takeover: Option<Takeover>,
 }
 
 impl ConnCtx {
@@ -387,6 +439,7 @@ impl ConnCtx {
             builder,
             acceptor: opts.tls.clone().map(TlsAcceptor::from),
             header_timeout: opts.header_timeout,
+            takeover: opts.takeover.clone(),
         }
     }
 
@@ -413,6 +466,22 @@ impl ConnCtx {
         match &self.acceptor {
             None => {
                 tokio::spawn(async move {
+                    if let Some(t) = &ctx.takeover {
+                        match tokio::time::timeout(
+                            ctx.header_timeout,
+                            starts_with(&stream, t.prefix),
+                        )
+                        .await
+                        {
+                            Ok(Ok(false)) => {}
+                            Ok(Ok(true)) => {
+                                let _seat = seat;
+                                return (t.handler)(stream).await;
+                            }
+                            Ok(Err(e)) => return tracing::debug!(%peer, "connection: {e}"),
+                            Err(_) => return tracing::debug!(%peer, "no request in time"),
+                        }
+                    }
                     let io = FirstBytes::new(stream, ctx.header_timeout, seat);
                     let conn = ctx
                         .builder

@@ -45,7 +45,7 @@ pub use nodes::{
 pub use path::{RelPath, is_os_metadata};
 pub use props::{Lock, Property, Quota};
 pub use records::{
-    DEFAULT_INVITE_TTL, INVITE_SECRET_LEN, MAX_INVITE_TTL, MEMBER, Member, NodeStanding,
+    DEFAULT_INVITE_TTL, INVITE_SECRET_LEN, MAX_INVITE_TTL, MEMBER, Member, NodeStanding, Reach,
     RecordChange, SharedRecord, USER,
 };
 pub use resource::{

@@ -182,8 +182,27 @@ impl Fabric {
             .await
     }
 
-    /// The overlay addresses this node listened on when it last ran.
+    /// The overlay addresses this node listened on when it last ran
+    /// (socket addresses; its home relay's URL is noted beside them).
     pub async fn own_addrs(&self) -> Result<Vec<String>> {
+        Ok(self
+            .own_notes()
+            .await?
+            .into_iter()
+            .filter(|a| !a.contains("://"))
+            .collect())
+    }
+
+    /// The relay this node was reachable through when it last ran.
+    pub async fn own_home_relay(&self) -> Result<Option<String>> {
+        Ok(self
+            .own_notes()
+            .await?
+            .into_iter()
+            .find(|a| a.contains("://")))
+    }
+
+    async fn own_notes(&self) -> Result<Vec<String>> {
         Ok(self
             .inner
             .catalog

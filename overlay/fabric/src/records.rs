@@ -137,6 +137,23 @@ pub struct Member {
     pub changed_at: i64,
     /// Its last known addresses.
     pub addrs: Vec<String>,
+    /// The relay URLs it serves.
+    pub relays: Vec<String>,
+    /// The relay it was last reachable through.
+    pub home_relay: Option<String>,
+}
+
+/// Where a member said it can be reached.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Reach {
+    /// Its name.
+    pub name: String,
+    /// Its direct addresses.
+    pub addrs: Vec<String>,
+    /// The relay URLs it serves.
+    pub relays: Vec<String>,
+    /// The relay it is reachable through now.
+    pub home_relay: Option<String>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -494,11 +511,11 @@ impl Fabric {
     pub async fn members(&self, who: &Principal) -> Result<Vec<Member>> {
         self.admin_or_system(who).await?;
         let cat = &self.inner.catalog;
-        let addrs: std::collections::HashMap<String, Vec<String>> = cat
+        let nodes: std::collections::HashMap<String, crate::catalog::NodeRow> = cat
             .nodes()
             .await?
             .into_iter()
-            .map(|n| (n.id, n.addrs))
+            .map(|n| (n.id.clone(), n))
             .collect();
         let mut out = Vec::new();
         for r in cat.records_of_kind(MEMBER).await? {
@@ -508,45 +525,68 @@ impl Fabric {
             ) else {
                 continue;
             };
+            let node = nodes.get(&r.key);
             out.push(Member {
                 id,
                 name: v.name,
                 revoked: v.revoked || r.deleted,
                 changed_at: r.changed_at,
-                addrs: addrs.get(&r.key).cloned().unwrap_or_default(),
+                addrs: node.map(|n| n.addrs.clone()).unwrap_or_default(),
+                relays: node.map(|n| n.relays.clone()).unwrap_or_default(),
+                home_relay: node.map(|n| n.home_relay.clone()).filter(|h| !h.is_empty()),
             });
         }
         if out.is_empty()
             && let Some(inviter) = cat.meta(ADOPT_FROM).await?
             && let Ok(id) = inviter.parse::<NodeId>()
         {
-            let node = cat.nodes().await?.into_iter().find(|n| n.id == inviter);
+            let node = nodes.get(&inviter);
             out.push(Member {
                 id,
-                name: node.as_ref().map(|n| n.name.clone()).unwrap_or_default(),
+                name: node.map(|n| n.name.clone()).unwrap_or_default(),
                 revoked: false,
                 changed_at: 0,
-                addrs: node.map(|n| n.addrs).unwrap_or_default(),
+                addrs: node.map(|n| n.addrs.clone()).unwrap_or_default(),
+                relays: node.map(|n| n.relays.clone()).unwrap_or_default(),
+                home_relay: node.map(|n| n.home_relay.clone()).filter(|h| !h.is_empty()),
             });
         }
         Ok(out)
     }
 
-    /// Records where member `id` listens (it said so, or was reached there).
-    pub async fn member_reached(&self, id: &NodeId, name: &str, addrs: &[String]) -> Result<()> {
+    /// Records where member `id` can be reached (it said so).
+    pub async fn member_reached(&self, id: &NodeId, reach: &Reach) -> Result<()> {
         if *id == self.node_id() {
             return Ok(());
         }
+        let clean = |v: &[String]| -> Vec<String> {
+            v.iter()
+                .filter(|a| a.len() <= 256 && !a.contains(','))
+                .take(16)
+                .cloned()
+                .collect()
+        };
         self.inner
             .catalog
             .node_reached(
                 &id.to_string(),
-                name,
-                addrs,
+                &clean_name(&reach.name),
+                &clean(&reach.addrs),
+                &clean(&reach.relays),
+                reach
+                    .home_relay
+                    .as_deref()
+                    .filter(|h| h.len() <= 256 && !h.contains(','))
+                    .unwrap_or(""),
                 now_ms(),
                 crate::nodes::MAX_KNOWN_NODES,
             )
             .await
+    }
+
+    /// Whether an invite this node wrote is open (unused, not expired).
+    pub async fn invite_open(&self) -> Result<bool> {
+        self.inner.catalog.invite_open(now_ms()).await
     }
 
     /// Writes an invite that works once, for `ttl`: returns its secret
@@ -603,8 +643,7 @@ impl Fabric {
         who: &Principal,
         secret: &[u8],
         node: &NodeId,
-        name: &str,
-        addrs: &[String],
+        reach: &Reach,
     ) -> Result<()> {
         only_system(who)?;
         let digest = blake3::hash(secret).to_hex();
@@ -616,8 +655,8 @@ impl Fabric {
         {
             return Err(FabricError::Forbidden);
         }
-        let name = clean_name(name);
-        self.member_reached(node, &name, addrs).await?;
+        let name = clean_name(&reach.name);
+        self.member_reached(node, reach).await?;
         self.publish(
             MEMBER,
             &node.to_string(),
@@ -638,11 +677,11 @@ impl Fabric {
         &self,
         who: &Principal,
         inviter: &NodeId,
-        members: &[(NodeId, String, Vec<String>)],
+        members: &[(NodeId, Reach)],
     ) -> Result<()> {
         only_system(who)?;
-        for (id, name, addrs) in members {
-            self.member_reached(id, &clean_name(name), addrs).await?;
+        for (id, reach) in members {
+            self.member_reached(id, reach).await?;
         }
         self.inner
             .catalog

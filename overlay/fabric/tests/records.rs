@@ -32,6 +32,15 @@ async fn pull(from: &Fabric, to: &Fabric) {
     }
 }
 
+fn reach(name: &str) -> fabric::Reach {
+    fabric::Reach {
+        name: name.into(),
+        addrs: vec!["10.0.0.2:7410".into()],
+        relays: vec!["http://10.0.0.2:8080/".into()],
+        home_relay: None,
+    }
+}
+
 async fn signs_in(f: &Fabric, user: &str, password: &str) -> bool {
     f.authenticate(user, password, None).await.is_ok()
 }
@@ -161,26 +170,24 @@ async fn invites_work_once_and_expire_and_a_new_member_adopts_the_glow() {
         NodeStanding::Stranger
     );
     assert!(matches!(
-        a.redeem_invite(&SYS, &[0u8; 10], &b.node_id(), "b", &[])
+        a.redeem_invite(&SYS, &[0u8; 10], &b.node_id(), &reach("b"))
             .await,
         Err(FabricError::Forbidden)
     ));
-    a.redeem_invite(
-        &SYS,
-        &secret,
-        &b.node_id(),
-        "nas",
-        &["10.0.0.2:7410".into()],
-    )
-    .await
-    .unwrap();
+    a.redeem_invite(&SYS, &secret, &b.node_id(), &reach("nas"))
+        .await
+        .unwrap();
+    let members = a.members(&SYS).await.unwrap();
+    let nas = members.iter().find(|m| m.id == b.node_id()).unwrap();
+    assert_eq!(nas.relays, vec!["http://10.0.0.2:8080/".to_owned()]);
     assert_eq!(
         a.node_standing(&b.node_id()).await.unwrap(),
         NodeStanding::Member
     );
     // Used once: the same secret is refused for another node.
     assert!(matches!(
-        a.redeem_invite(&SYS, &secret, &c.node_id(), "c", &[]).await,
+        a.redeem_invite(&SYS, &secret, &c.node_id(), &reach("c"))
+            .await,
         Err(FabricError::Forbidden)
     ));
     // An expired one is refused.
@@ -190,7 +197,8 @@ async fn invites_work_once_and_expire_and_a_new_member_adopts_the_glow() {
         .unwrap();
     tokio::time::sleep(Duration::from_millis(20)).await;
     assert!(matches!(
-        a.redeem_invite(&SYS, &short, &c.node_id(), "c", &[]).await,
+        a.redeem_invite(&SYS, &short, &c.node_id(), &reach("c"))
+            .await,
         Err(FabricError::Forbidden)
     ));
 

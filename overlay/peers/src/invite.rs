@@ -31,6 +31,8 @@ pub struct Invite {
     pub inviter: Option<[u8; 32]>,
     /// Where the inviter listens (full invites only).
     pub addrs: Vec<SocketAddr>,
+    /// The relay the inviter can be reached through, if it has one.
+    pub relay: Option<String>,
 }
 
 /// Why a text is not an invite.
@@ -71,6 +73,9 @@ impl Invite {
             if invite.addrs.len() > MAX_ADDRS {
                 return Err(BadInvite("too many addresses"));
             }
+            if invite.relay.as_ref().is_some_and(|r| r.len() > 256) {
+                return Err(BadInvite("damaged (relay address)"));
+            }
             return Ok(invite);
         }
         let bytes = BASE32_NOPAD
@@ -83,6 +88,7 @@ impl Invite {
             secret,
             inviter: None,
             addrs: Vec::new(),
+            relay: None,
         })
     }
 }
@@ -109,6 +115,7 @@ mod tests {
                 "192.168.1.20:7410".parse().unwrap(),
                 "[fe80::1]:7410".parse().unwrap(),
             ],
+            relay: Some("http://203.0.113.7:8080/".into()),
         }
     }
 

@@ -19,11 +19,13 @@
 
 pub mod invite;
 pub mod members;
+pub mod relay;
 pub mod wire;
 
 pub use futures_util::future::BoxFuture;
 pub use invite::Invite;
 pub use members::{Host, JoinError, Link, Standing};
+pub use relay::Relay;
 pub use wire::{Hello, MemberAddr, Record, Welcome};
 
 use futures_util::StreamExt;
@@ -78,6 +80,10 @@ pub struct PeersConfig {
     /// Whether to announce this node on the LAN too (a command's
     /// short-lived endpoint only listens).
     pub announce: bool,
+    /// The port of the plain-HTTP front that serves this node's relay (the
+    /// other members are told `http://ADDRESS:PORT/` for each of its
+    /// addresses); `None`: it serves none.
+    pub relay_port: Option<u16>,
 }
 
 impl std::fmt::Debug for PeersConfig {
@@ -87,6 +93,7 @@ impl std::fmt::Debug for PeersConfig {
             .field("bind", &self.bind)
             .field("mdns", &self.mdns)
             .field("announce", &self.announce)
+            .field("relay_port", &self.relay_port)
             .finish_non_exhaustive()
     }
 }
@@ -121,6 +128,11 @@ pub enum PeerEvent {
 pub struct Peers {
     endpoint: Endpoint,
     name: String,
+    relay_port: Option<u16>,
+    /// The other members' relays put in the endpoint's relay map so far.
+    relays_in_map: Arc<Mutex<std::collections::HashSet<String>>>,
+    /// Addresses members saw this node come from (outside its NAT).
+    external: Arc<Mutex<std::collections::HashSet<SocketAddr>>>,
     nearby: Arc<Mutex<HashMap<String, Nearby>>>,
     links: Arc<Mutex<HashMap<String, iroh::endpoint::Connection>>>,
     events: broadcast::Sender<PeerEvent>,
@@ -136,6 +148,9 @@ impl Peers {
         let builder = Endpoint::builder(presets::Minimal)
             .secret_key(SecretKey::from_bytes(&cfg.seed))
             .alpns(vec![ALPN.to_vec(), JOIN_ALPN.to_vec()])
+            // No public relay: the members' own relays are added as they
+            // are heard of.
+            .relay_mode(iroh::RelayMode::Custom(iroh::RelayMap::empty()))
             .user_data_for_address_lookup(name)
             .clear_ip_transports()
             .bind_addr(cfg.bind)
@@ -151,6 +166,9 @@ impl Peers {
         let peers = Peers {
             endpoint,
             name: cfg.name.clone(),
+            relay_port: cfg.relay_port,
+            relays_in_map: Arc::default(),
+            external: Arc::default(),
             nearby: Arc::default(),
             links: Arc::default(),
             events,
@@ -298,6 +316,7 @@ mod tests {
                 bind: "127.0.0.1:0".parse().unwrap(),
                 mdns: false,
                 announce: false,
+                relay_port: None,
             },
             None,
         )
@@ -315,6 +334,7 @@ mod tests {
                 bind: "127.0.0.1:0".parse().unwrap(),
                 mdns: false,
                 announce: false,
+                relay_port: None,
             },
             None,
         )

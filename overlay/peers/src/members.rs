@@ -103,6 +103,9 @@ pub trait Host: Send + Sync + 'static {
     fn members(&self) -> BoxFuture<'_, Vec<MemberAddr>>;
     /// A member said who it is and where it listens.
     fn heard<'a>(&'a self, node: &'a str, hello: Hello) -> BoxFuture<'a, ()>;
+    /// Whether an invite is open now (a node that may be joining is let
+    /// through this node's relay).
+    fn invite_open(&self) -> BoxFuture<'_, bool>;
 }
 
 /// Why joining failed.
@@ -168,7 +171,7 @@ impl Peers {
                             conn.close(VarInt::from_u32(503), b"busy");
                             return;
                         };
-                        serve_join(conn, &*host).await;
+                        serve_join(conn, &*host, me.id(), me.hello()).await;
                     } else {
                         me.serve_member(conn, host).await;
                     }
@@ -177,12 +180,59 @@ impl Peers {
         });
     }
 
-    /// This node's [`Hello`]: its name and direct addresses.
+    /// This node's [`Hello`]: its name, direct addresses, the relays it
+    /// serves and the one it can be reached through.
     pub fn hello(&self) -> Hello {
+        let addr = self.endpoint.addr();
+        let addrs: Vec<std::net::SocketAddr> = addr.ip_addrs().copied().collect();
+        let relays = match self.relay_port {
+            Some(port) => addrs
+                .iter()
+                .map(|a| a.ip())
+                .filter(|ip| !ip.is_loopback() && !ip.is_unspecified() && !is_link_local(ip))
+                .map(|ip| format!("http://{}/", std::net::SocketAddr::new(ip, port)))
+                .collect(),
+            None => Vec::new(),
+        };
         Hello {
             name: self.name.clone(),
-            addrs: self.endpoint.addr().ip_addrs().copied().collect(),
+            addrs,
+            relays,
+            home_relay: addr.relay_urls().next().map(|u| u.to_string()),
+            observed: None,
         }
+    }
+
+    /// Puts the relays `urls` (served by members) in the endpoint's relay
+    /// map. This node's own relay is used only at a public address: behind
+    /// a NAT it would be the closest, become the home relay, and be one no
+    /// other node can reach.
+    pub(crate) async fn use_relays(&self, urls: &[String]) {
+        let own = self.hello().relays;
+        for url in urls {
+            if self.lock_relays().contains(url) {
+                continue;
+            }
+            if own.contains(url) && !relay_is_public(url) {
+                continue;
+            }
+            let Ok(parsed) = url.parse::<iroh::RelayUrl>() else {
+                tracing::debug!("not a relay URL: {url:?}");
+                continue;
+            };
+            self.lock_relays().insert(url.clone());
+            tracing::info!(%url, "relay of a member in use");
+            self.endpoint
+                .insert_relay(
+                    parsed.clone(),
+                    Arc::new(iroh::RelayConfig::new(parsed, None)),
+                )
+                .await;
+        }
+    }
+
+    fn lock_relays(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<String>> {
+        self.relays_in_map.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     async fn serve_member(&self, conn: Connection, host: Arc<dyn Host>) {
@@ -221,7 +271,18 @@ impl Peers {
                 let response = match request {
                     Request::Hello(hello) => {
                         host.heard(&id, hello).await;
-                        Response::Hello(me.hello())
+                        Response::Hello(Hello {
+                            observed: selected_ip(&conn),
+                            ..me.hello()
+                        })
+                    }
+                    Request::Members => {
+                        let mut members = host.members().await;
+                        members.push(MemberAddr {
+                            id: me.id(),
+                            ..members_entry(me.hello())
+                        });
+                        Response::Members(members)
                     }
                     Request::Pull { since } => match host.records_since(since, BATCH + 1).await {
                         Ok(mut records) => {
@@ -245,6 +306,9 @@ impl Peers {
         let mut tasks: HashMap<String, tokio::task::JoinHandle<()>> = HashMap::new();
         loop {
             let members = host.members().await;
+            let mut relays: Vec<String> = members.iter().flat_map(|m| m.relays.clone()).collect();
+            relays.extend(self.hello().relays);
+            self.use_relays(&relays).await;
             tasks.retain(|id, task| {
                 let keep = members.iter().any(|m| &m.id == id);
                 if !keep {
@@ -281,21 +345,34 @@ impl Peers {
     }
 
     async fn link_once(&self, id: &str, host: &dyn Host) -> Result<(), WireError> {
-        let addrs = host
+        let member = host
             .members()
             .await
             .into_iter()
             .find(|m| m.id == id)
-            .map(|m| m.addrs)
             .unwrap_or_default();
-        let conn = self.dial(id, &addrs, ALPN).await?;
+        let conn = self
+            .dial(id, &member.addrs, member.home_relay.as_deref(), ALPN)
+            .await?;
         self.lock_links().insert(id.to_owned(), conn.clone());
         match wire::ask(&conn, &Request::Hello(self.hello())).await? {
-            Response::Hello(hello) => host.heard(id, hello).await,
+            Response::Hello(hello) => {
+                self.use_relays(&hello.relays).await;
+                if let Some(seen) = hello.observed {
+                    self.seen_from_outside(seen).await;
+                }
+                host.heard(id, hello).await
+            }
             other => return Err(WireError::Malformed(format!("{other:?} to a hello"))),
         }
         tracing::info!(node = %short(id), "linked to member");
+        let mut round = 0u32;
         loop {
+            // Every few rounds: where the others are, as this member knows.
+            if round.is_multiple_of(5) {
+                self.learn_members(id, &conn, host).await?;
+            }
+            round = round.wrapping_add(1);
             loop {
                 let since = host.cursor(id).await;
                 match wire::ask(&conn, &Request::Pull { since }).await? {
@@ -321,12 +398,75 @@ impl Peers {
         }
     }
 
+    /// A member saw this node come from `seen`: if that is not one of its
+    /// own addresses, it is the address its NAT maps it to, and other
+    /// members behind NATs can punch a hole to it (iroh learns external
+    /// addresses from relays that offer QUIC address discovery; the
+    /// members' relays are plain HTTP, so the members tell each other).
+    async fn seen_from_outside(&self, seen: std::net::SocketAddr) {
+        let own = self.endpoint.bound_sockets();
+        if own.iter().any(|a| a.ip() == seen.ip())
+            || self.endpoint.addr().ip_addrs().any(|a| a.ip() == seen.ip())
+        {
+            return;
+        }
+        let fresh = self.lock_external().insert(seen);
+        if fresh {
+            tracing::info!(%seen, "reachable from outside at this address");
+            self.endpoint.add_external_addr(seen).await;
+        }
+    }
+
+    fn lock_external(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashSet<std::net::SocketAddr>> {
+        self.external.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Asks member `via` where the other members are, and keeps what it
+    /// says of those this node has no link to (a link's own hello is
+    /// first-hand and wins).
+    async fn learn_members(
+        &self,
+        via: &str,
+        conn: &Connection,
+        host: &dyn Host,
+    ) -> Result<(), WireError> {
+        let Response::Members(members) = wire::ask(conn, &Request::Members).await? else {
+            return Err(WireError::Malformed("not a member list".into()));
+        };
+        let me = self.id();
+        let known: Vec<String> = host.members().await.into_iter().map(|m| m.id).collect();
+        for m in members.into_iter().take(1024) {
+            if m.id == me || m.id == via || !known.contains(&m.id) {
+                continue;
+            }
+            if self.lock_links().contains_key(&m.id) {
+                continue;
+            }
+            if m.addrs.is_empty() && m.home_relay.is_none() {
+                continue;
+            }
+            self.use_relays(&m.relays).await;
+            let hello = Hello {
+                name: m.name,
+                addrs: m.addrs,
+                relays: m.relays,
+                home_relay: m.home_relay,
+                observed: None,
+            };
+            host.heard(&m.id, hello).await;
+        }
+        Ok(())
+    }
+
     /// Dials node `id` on `alpn`, at `addrs` and wherever the LAN lookup
     /// says it is.
     async fn dial(
         &self,
         id: &str,
         addrs: &[std::net::SocketAddr],
+        relay: Option<&str>,
         alpn: &[u8],
     ) -> Result<Connection, WireError> {
         let key: EndpointId = id
@@ -336,9 +476,14 @@ impl Peers {
         for a in addrs {
             to = to.with_ip_addr(*a);
         }
+        if let Some(url) = relay.and_then(|r| r.parse::<iroh::RelayUrl>().ok()) {
+            to = to.with_addrs([iroh::TransportAddr::Relay(url)]);
+        }
         tokio::time::timeout(DIAL_TIMEOUT, self.endpoint.connect(to, alpn))
             .await
-            .map_err(|_| WireError::Timeout)?
+            .map_err(|_| {
+                WireError::Connection(format!("no connection within {}s", DIAL_TIMEOUT.as_secs()))
+            })?
             .map_err(|e| WireError::Connection(e.to_string()))
     }
 
@@ -385,6 +530,9 @@ impl Peers {
             )],
             None => self.nearby().into_iter().map(|n| (n.id, n.addrs)).collect(),
         };
+        if let Some(relay) = &invite.relay {
+            self.use_relays(std::slice::from_ref(relay)).await;
+        }
         if candidates.is_empty() {
             return Err(JoinError::Unreachable(
                 ": no Glow node heard on this network (use the full GLOW:… invite to join across networks)".into(),
@@ -393,7 +541,10 @@ impl Peers {
         let mut refused = None;
         let mut unreachable = String::new();
         for (id, addrs) in candidates {
-            let conn = match self.dial(&id, &addrs, JOIN_ALPN).await {
+            let conn = match self
+                .dial(&id, &addrs, invite.relay.as_deref(), JOIN_ALPN)
+                .await
+            {
                 Ok(c) => c,
                 Err(e) => {
                     unreachable = format!(" {}: {e}", short(&id));
@@ -428,7 +579,7 @@ impl Peers {
 }
 
 /// Serves one joining node: reads its request, asks the host, answers.
-async fn serve_join(conn: Connection, host: &dyn Host) {
+async fn serve_join(conn: Connection, host: &dyn Host, my_id: String, me: Hello) {
     let id = conn.remote_id().to_string();
     let served = tokio::time::timeout(JOIN_TIMEOUT, async {
         let (mut send, mut recv) = conn.accept_bi().await.map_err(|e| e.to_string())?;
@@ -436,7 +587,16 @@ async fn serve_join(conn: Connection, host: &dyn Host) {
             .await
             .map_err(|e| e.to_string())?;
         let response = match host.redeem(&id, request.secret, request.hello).await {
-            Ok(welcome) => {
+            Ok(mut welcome) => {
+                // Where this node is reached now, as it knows it best.
+                welcome.members.retain(|m| m.id != my_id);
+                welcome.members.push(MemberAddr {
+                    id: my_id,
+                    name: me.name,
+                    addrs: me.addrs,
+                    relays: me.relays,
+                    home_relay: me.home_relay,
+                });
                 tracing::info!(node = %short(&id), "node joined with an invite");
                 JoinResponse::Welcome(welcome)
             }
@@ -463,7 +623,90 @@ async fn serve_join(conn: Connection, host: &dyn Host) {
     conn.close(VarInt::from_u32(0), b"");
 }
 
+/// Whether a relay URL names a public address (not loopback, private,
+/// carrier-grade NAT, link-local or unique-local).
+fn relay_is_public(url: &str) -> bool {
+    let Some(host) = url
+        .split("://")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+    else {
+        return false;
+    };
+    let Ok(addr) = host.parse::<std::net::SocketAddr>() else {
+        return false;
+    };
+    match addr.ip() {
+        std::net::IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            !(v4.is_private()
+                || v4.is_loopback()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || (a == 100 && (64..128).contains(&b)))
+        }
+        std::net::IpAddr::V6(v6) => {
+            !(v6.is_loopback()
+                || v6.is_unspecified()
+                || (v6.segments()[0] & 0xfe00) == 0xfc00
+                || (v6.segments()[0] & 0xffc0) == 0xfe80)
+        }
+    }
+}
+
+/// The address the selected path of `conn` reaches, if it is a direct one.
+fn selected_ip(conn: &Connection) -> Option<std::net::SocketAddr> {
+    let paths = conn.paths();
+    let path = paths.iter().find(|p| p.is_selected())?;
+    match path.remote_addr() {
+        iroh::TransportAddr::Ip(a) => Some(*a),
+        _ => None,
+    }
+}
+
+/// A member entry (without its id) from a node's hello.
+fn members_entry(hello: Hello) -> MemberAddr {
+    MemberAddr {
+        id: String::new(),
+        name: hello.name,
+        addrs: hello.addrs,
+        relays: hello.relays,
+        home_relay: hello.home_relay,
+    }
+}
+
+/// An IPv6 link-local address (not reachable as a relay address).
+fn is_link_local(ip: &std::net::IpAddr) -> bool {
+    match ip {
+        std::net::IpAddr::V4(v4) => v4.is_link_local(),
+        std::net::IpAddr::V6(v6) => (v6.segments()[0] & 0xffc0) == 0xfe80,
+    }
+}
+
 /// The first 10 digits of a node id, for logs.
 pub(crate) fn short(id: &str) -> &str {
     &id[..id.len().min(10)]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_public_relay_addresses_count_as_public() {
+        assert!(relay_is_public("http://198.51.100.10:8080/"));
+        assert!(relay_is_public("http://[2001:db8::1]:8080/"));
+        for private in [
+            "http://10.1.0.2:8080/",
+            "http://192.168.1.2:80/",
+            "http://100.100.0.1:80/",
+            "http://127.0.0.1:80/",
+            "http://[fd00::1]:80/",
+            "http://[fe80::1]:80/",
+            "not a url",
+            "http://host.example:80/",
+        ] {
+            assert!(!relay_is_public(private), "{private}");
+        }
+    }
 }

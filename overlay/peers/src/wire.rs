@@ -22,6 +22,8 @@ pub const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(30);
 pub enum Request {
     /// "This is me and where I can be reached." Answered with the same.
     Hello(Hello),
+    /// "Where can the other members be reached, as far as you know?"
+    Members,
     /// "Send me your records numbered after `since`."
     Pull {
         /// The last of the answering node's sequence numbers the asking
@@ -35,6 +37,8 @@ pub enum Request {
 pub enum Response {
     /// The answering node's own [`Hello`].
     Hello(Hello),
+    /// The members the answering node knows, with where they were reached.
+    Members(Vec<MemberAddr>),
     /// Records in the order of the answering node's sequence numbers.
     Records {
         /// At most one batch of them.
@@ -46,13 +50,20 @@ pub enum Response {
     Refused(String),
 }
 
-/// A node's name and the addresses it listens on.
+/// A node's name and where it can be reached.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Hello {
     /// Its friendly name.
     pub name: String,
     /// Its direct UDP addresses.
     pub addrs: Vec<SocketAddr>,
+    /// The relay URLs it serves (its HTTP front), for the other members.
+    pub relays: Vec<String>,
+    /// The relay it can be reached through now (its home relay).
+    pub home_relay: Option<String>,
+    /// In an answer: where the answering node sees the asking one come
+    /// from (its address outside its NAT, for hole punching).
+    pub observed: Option<SocketAddr>,
 }
 
 /// What a node that holds an invite sends (ALPN [`crate::JOIN_ALPN`]).
@@ -91,6 +102,10 @@ pub struct MemberAddr {
     pub name: String,
     /// Its last known direct addresses.
     pub addrs: Vec<SocketAddr>,
+    /// The relay URLs it serves.
+    pub relays: Vec<String>,
+    /// The relay it was last reachable through.
+    pub home_relay: Option<String>,
 }
 
 /// One versioned record (a user, a folder, a share, a member…): opaque to

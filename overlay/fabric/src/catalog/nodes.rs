@@ -17,6 +17,10 @@ pub struct NodeRow {
     pub last_seen: i64,
     /// Still heard from on the LAN.
     pub nearby: bool,
+    /// The relay URLs it serves.
+    pub relays: Vec<String>,
+    /// The relay it was last reachable through ("" if none).
+    pub home_relay: String,
 }
 
 impl Catalog {
@@ -59,11 +63,14 @@ impl Catalog {
 
     /// Records where a node was reached (or said it listens) without
     /// changing whether it is heard on the LAN; the same cap applies.
+    #[allow(clippy::too_many_arguments)]
     pub async fn node_reached(
         &self,
         id: &str,
         name: &str,
         addrs: &[String],
+        relays: &[String],
+        home_relay: &str,
         now: i64,
         cap: i64,
     ) -> Result<()> {
@@ -72,17 +79,21 @@ impl Catalog {
             .await?
             .try_get(0)?;
         let sql = if count >= cap {
-            "UPDATE nodes SET name = $2, addrs = $3, last_seen = $4 WHERE id = $1"
+            "UPDATE nodes SET name = $2, addrs = $3, last_seen = $4, relays = $5, home_relay = $6 \
+             WHERE id = $1"
         } else {
-            "INSERT INTO nodes (id, name, addrs, last_seen, nearby) VALUES ($1, $2, $3, $4, 0) \
+            "INSERT INTO nodes (id, name, addrs, last_seen, nearby, relays, home_relay) \
+             VALUES ($1, $2, $3, $4, 0, $5, $6) \
              ON CONFLICT (id) DO UPDATE SET name = excluded.name, addrs = excluded.addrs, \
-             last_seen = excluded.last_seen"
+             last_seen = excluded.last_seen, relays = excluded.relays, home_relay = excluded.home_relay"
         };
         sqlx::query(sql)
             .bind(id)
             .bind(name)
             .bind(addrs.join(","))
             .bind(now)
+            .bind(relays.join(","))
+            .bind(home_relay)
             .execute(&self.pool)
             .await?;
         Ok(())
@@ -110,13 +121,15 @@ impl Catalog {
     /// Every known node, nearby ones first, then by name.
     pub async fn nodes(&self) -> Result<Vec<NodeRow>> {
         let rows = sqlx::query(
-            "SELECT id, name, addrs, last_seen, nearby FROM nodes ORDER BY nearby DESC, name, id",
+            "SELECT id, name, addrs, last_seen, nearby, relays, home_relay FROM nodes \
+             ORDER BY nearby DESC, name, id",
         )
         .fetch_all(&self.pool)
         .await?;
         rows.iter()
             .map(|r| {
                 let addrs: String = r.try_get("addrs")?;
+                let relays: String = r.try_get("relays")?;
                 Ok(NodeRow {
                     id: r.try_get("id")?,
                     name: r.try_get("name")?,
@@ -127,6 +140,12 @@ impl Catalog {
                         .collect(),
                     last_seen: r.try_get("last_seen")?,
                     nearby: r.try_get::<i64, _>("nearby")? != 0,
+                    relays: relays
+                        .split(',')
+                        .filter(|a| !a.is_empty())
+                        .map(str::to_owned)
+                        .collect(),
+                    home_relay: r.try_get("home_relay")?,
                 })
             })
             .collect()

@@ -244,6 +244,17 @@ impl Catalog {
         Ok(done.rows_affected() == 1)
     }
 
+    /// Whether an invite is open (unused, not expired) at `now`.
+    pub async fn invite_open(&self, now: i64) -> Result<bool> {
+        let n: i64 =
+            sqlx::query("SELECT COUNT(*) FROM invites WHERE used_by IS NULL AND expires_at > $1")
+                .bind(now)
+                .fetch_one(&self.pool)
+                .await?
+                .try_get(0)?;
+        Ok(n > 0)
+    }
+
     /// Forgets invites that expired before `before`.
     pub async fn forget_invites_before(&self, before: i64) -> Result<()> {
         sqlx::query("DELETE FROM invites WHERE expires_at < $1")

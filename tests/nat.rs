@@ -1,0 +1,174 @@
+//! The network of nodes across NATs (the lab of `natlab.rs`): a public
+//! member relays for nodes behind routers; nodes behind two masquerading
+//! routers reach each other through it, then directly; behind two
+//! symmetric NATs they stay relayed and still work; a node whose router
+//! drops all UDP joins and works through the relay, over HTTP.
+
+use crate::fixtures::*;
+use crate::natlab::{Nat, NatLab, PUBLIC_IP};
+use crate::overlay::{glow_in, invite, node_list};
+
+/// `glow serve` of `env` in `ns` with HTTP on `ip`, the overlay on.
+fn serve_in(env: &Env, ns: &str, ip: &str, name: &str) -> Server {
+    let mut cmd = env.glow_in(ns);
+    cmd.arg("serve").args([
+        "--http",
+        &format!("{ip}:0"),
+        "--no-dlna",
+        "--no-sftp",
+        "--overlay",
+        "0.0.0.0:0",
+        "--name",
+        name,
+    ]);
+    Server::start(cmd)
+}
+
+/// A full invite from `env` (in `ns`) that carries its relay: the public
+/// member makes its own relay its home within seconds of starting.
+async fn invite_with_relay(env: &Env, ns: &str) -> String {
+    let mut full = String::new();
+    eventually(30, "the public member has a home relay", || {
+        let (ok, out) = glow_in(env, ns, &["node", "invite"]);
+        let has = ok && out.contains("through the relay http://");
+        if has {
+            full = invite(env, ns, &[]).1;
+        }
+        async move { has }
+    })
+    .await;
+    full
+}
+
+/// Joins `env` (in `ns`) with `full`.
+fn join(env: &Env, ns: &str, full: &str) {
+    let (ok, out) = glow_in(env, ns, &["node", "join", full]);
+    assert!(ok, "join in {ns}: {out}");
+}
+
+/// The LINK column of `other` in `env`'s node list (in `ns`), once it is
+/// a member with a link.
+fn link_to(env: &Env, ns: &str, other: &str) -> Option<String> {
+    node_list(env, ns)
+        .lines()
+        .find(|l| l.starts_with("member") && l.contains(other))
+        .and_then(|l| {
+            let link = l.split_whitespace().rev().take(3).collect::<Vec<_>>();
+            // "... direct 0.4 ms" or "... relayed 1.2 ms"
+            (link.len() == 3 && link[0] == "ms").then(|| link[2].to_owned())
+        })
+}
+
+fn banner_id(srv: &Server) -> String {
+    srv.banner
+        .lines()
+        .find_map(|l| l.split(" - node ").nth(1))
+        .unwrap_or_else(|| panic!("no node id in the banner:\n{}", srv.banner))
+        .trim()
+        .to_owned()
+}
+
+/// The public member, and two sites behind `nats` joined to its glow.
+async fn two_sites(nats: [Nat; 2]) -> (NatLab, [Env; 3], [Server; 3]) {
+    let lab = NatLab::new(&nats);
+    let envs = [
+        Env::new(Backend::Sqlite),
+        Env::new(Backend::Sqlite),
+        Env::new(Backend::Sqlite),
+    ];
+    let p = serve_in(&envs[0], &lab.public_ns, PUBLIC_IP, "vps");
+    let x1 = serve_in(
+        &envs[1],
+        &lab.sites[0].host_ns,
+        &lab.sites[0].host_ip,
+        "laptop",
+    );
+    let x2 = serve_in(
+        &envs[2],
+        &lab.sites[1].host_ns,
+        &lab.sites[1].host_ip,
+        "phone",
+    );
+    for (i, site) in lab.sites.iter().enumerate() {
+        let full = invite_with_relay(&envs[0], &lab.public_ns).await;
+        join(&envs[i + 1], &site.host_ns, &full);
+    }
+    (lab, envs, [p, x1, x2])
+}
+
+#[tokio::test]
+async fn behind_two_masquerading_routers_members_go_direct() {
+    let (lab, envs, srvs) = two_sites([Nat::Masquerade, Nat::Masquerade]).await;
+    let (h1, h2) = (&lab.sites[0].host_ns, &lab.sites[1].host_ns);
+    let id2 = banner_id(&srvs[2]);
+    // They learn of each other from the public member's records, meet
+    // through its relay and then find a direct path through both NATs.
+    eventually(90, "the laptop reaches the phone directly", || {
+        let ok = link_to(&envs[1], h1, &id2).as_deref() == Some("direct");
+        async move { ok }
+    })
+    .await;
+    // What one changes reaches the other.
+    envs[1].add_user("alice", "alice-password-1");
+    eventually(30, "alice reaches the phone", || {
+        let ok = glow_in(&envs[2], h2, &["user", "list"]).1.contains("alice");
+        async move { ok }
+    })
+    .await;
+    drop(srvs);
+}
+
+#[tokio::test]
+async fn behind_two_symmetric_nats_members_stay_relayed_and_work() {
+    let (lab, envs, srvs) = two_sites([Nat::RandomFully, Nat::RandomFully]).await;
+    let (h1, h2) = (&lab.sites[0].host_ns, &lab.sites[1].host_ns);
+    let id2 = banner_id(&srvs[2]);
+    eventually(90, "the laptop reaches the phone", || {
+        let ok = link_to(&envs[1], h1, &id2).is_some();
+        async move { ok }
+    })
+    .await;
+    envs[1].add_user("alice", "alice-password-1");
+    eventually(30, "alice reaches the phone through the relay", || {
+        let ok = glow_in(&envs[2], h2, &["user", "list"]).1.contains("alice");
+        async move { ok }
+    })
+    .await;
+    assert_eq!(
+        link_to(&envs[1], h1, &id2).as_deref(),
+        Some("relayed"),
+        "random ports on both sides leave no direct path to punch:\n{}",
+        node_list(&envs[1], h1)
+    );
+    drop(srvs);
+}
+
+#[tokio::test]
+async fn a_node_without_udp_joins_and_works_through_the_relay() {
+    let lab = NatLab::new(&[Nat::NoUdp]);
+    let (pe, xe) = (Env::new(Backend::Sqlite), Env::new(Backend::Sqlite));
+    let p = serve_in(&pe, &lab.public_ns, PUBLIC_IP, "vps");
+    let site = &lab.sites[0];
+    let x = serve_in(&xe, &site.host_ns, &site.host_ip, "office");
+    let full = invite_with_relay(&pe, &lab.public_ns).await;
+    join(&xe, &site.host_ns, &full);
+    let id_p = banner_id(&p);
+    eventually(60, "the office node links to the public one", || {
+        let ok = link_to(&xe, &site.host_ns, &id_p).is_some();
+        async move { ok }
+    })
+    .await;
+    assert_eq!(
+        link_to(&xe, &site.host_ns, &id_p).as_deref(),
+        Some("relayed")
+    );
+    pe.add_user("bob", "bob-password-1");
+    eventually(30, "bob reaches the office node", || {
+        let ok = glow_in(&xe, &site.host_ns, &["user", "list"])
+            .1
+            .contains("bob");
+        async move { ok }
+    })
+    .await;
+    drop((p, x));
+}

@@ -1,0 +1,208 @@
+//! A small Internet for the overlay tests: a "public" segment
+//! (`198.51.100.0/24`, a bridge in the public host's namespace, where the
+//! public host is `198.51.100.10`) and, per site, a router namespace
+//! (`198.51.100.1N` on the public side, `10.N.0.1` inside) doing NAT with
+//! nftables for a host namespace behind it (`10.N.0.2`, its default route
+//! through the router). Multicast is not routed: sites do not hear each
+//! other over mDNS. No latency or loss (this kernel has no netem).
+//! Everything is deleted, and whatever runs in it killed, on drop.
+
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// The public host's address.
+pub const PUBLIC_IP: &str = "198.51.100.10";
+
+/// How a site's router treats its host's traffic.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Nat {
+    /// Linux masquerade: the source port kept when it is free (endpoint-
+    /// independent mapping); replies only from where packets went.
+    Masquerade,
+    /// Masquerade with random ports for every new flow (`random-fully`):
+    /// behaves like a symmetric NAT.
+    RandomFully,
+    /// Masquerade, and every UDP packet dropped: only TCP (HTTP) goes out.
+    NoUdp,
+}
+
+/// One site: a router and the host behind it.
+pub struct Site {
+    /// The router's namespace.
+    pub router_ns: String,
+    /// The host's namespace.
+    pub host_ns: String,
+    /// The host's address.
+    pub host_ip: String,
+}
+
+/// The lab.
+pub struct NatLab {
+    /// The public host's namespace.
+    pub public_ns: String,
+    /// The sites, in the order asked.
+    pub sites: Vec<Site>,
+}
+
+static NEXT: AtomicU32 = AtomicU32::new(0);
+
+fn run(program: &str, args: &[&str]) {
+    let out = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("the NAT lab needs `{program}` (iproute2, nftables): {e}"));
+    assert!(
+        out.status.success(),
+        "{program} {} failed: {} (the NAT lab needs root)",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
+}
+
+fn ip(args: &[&str]) {
+    run("ip", args)
+}
+
+impl NatLab {
+    /// Makes the public segment and one site per entry of `nats`.
+    pub fn new(nats: &[Nat]) -> NatLab {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let tag = format!("{}n{n}", std::process::id() % 10_000);
+        let public_ns = format!("glow{tag}p");
+        ip(&["netns", "add", &public_ns]);
+        let mut lab = NatLab {
+            public_ns: public_ns.clone(),
+            sites: Vec::new(),
+        };
+        let p = public_ns.as_str();
+        ip(&["-n", p, "link", "set", "lo", "up"]);
+        ip(&["-n", p, "link", "add", "br0", "type", "bridge"]);
+        ip(&[
+            "-n",
+            p,
+            "addr",
+            "add",
+            &format!("{PUBLIC_IP}/24"),
+            "dev",
+            "br0",
+        ]);
+        ip(&["-n", p, "link", "set", "br0", "up"]);
+        // Multicast (mDNS) stays on the public segment.
+        ip(&["-n", p, "route", "add", "224.0.0.0/4", "dev", "br0"]);
+        for (i, nat) in nats.iter().enumerate() {
+            let i = i + 1;
+            let router_ns = format!("glow{tag}r{i}");
+            let host_ns = format!("glow{tag}h{i}");
+            ip(&["netns", "add", &router_ns]);
+            ip(&["netns", "add", &host_ns]);
+            // Record them at once: a failure below still cleans up.
+            lab.sites.push(Site {
+                router_ns: router_ns.clone(),
+                host_ns: host_ns.clone(),
+                host_ip: format!("10.{i}.0.2"),
+            });
+            let (r, h) = (router_ns.as_str(), host_ns.as_str());
+            let (wan, port) = (format!("gw{tag}{i}"), format!("gb{tag}{i}"));
+            let (lan, host_if) = (format!("gl{tag}{i}"), format!("gh{tag}{i}"));
+            ip(&[
+                "link", "add", &wan, "netns", r, "type", "veth", "peer", "name", &port, "netns", p,
+            ]);
+            ip(&["-n", p, "link", "set", &port, "master", "br0"]);
+            ip(&["-n", p, "link", "set", &port, "up"]);
+            ip(&[
+                "link", "add", &lan, "netns", r, "type", "veth", "peer", "name", &host_if, "netns",
+                h,
+            ]);
+            let wan_ip = format!("198.51.100.{}/24", 10 + i);
+            ip(&["-n", r, "addr", "add", &wan_ip, "dev", &wan]);
+            ip(&[
+                "-n",
+                r,
+                "addr",
+                "add",
+                &format!("10.{i}.0.1/24"),
+                "dev",
+                &lan,
+            ]);
+            ip(&[
+                "-n",
+                h,
+                "addr",
+                "add",
+                &format!("10.{i}.0.2/24"),
+                "dev",
+                &host_if,
+            ]);
+            for (ns, dev) in [(r, &wan), (r, &lan), (h, &host_if)] {
+                ip(&["-n", ns, "link", "set", dev, "up"]);
+            }
+            ip(&["-n", r, "link", "set", "lo", "up"]);
+            ip(&["-n", h, "link", "set", "lo", "up"]);
+            ip(&[
+                "-n",
+                h,
+                "route",
+                "add",
+                "default",
+                "via",
+                &format!("10.{i}.0.1"),
+            ]);
+            run(
+                "ip",
+                &["netns", "exec", r, "sysctl", "-qw", "net.ipv4.ip_forward=1"],
+            );
+            let masquerade = match nat {
+                Nat::RandomFully => "masquerade fully-random",
+                Nat::Masquerade | Nat::NoUdp => "masquerade",
+            };
+            // As every home router does: nothing unsolicited from the
+            // public side reaches the router itself. (Without it, a hole
+            // punch that arrives before the host's own probe leaves is
+            // delivered locally, its conntrack entry is kept, and the
+            // host's probe then gets another port: no router does that.)
+            let mut rules = format!(
+                "table ip nat {{\n chain post {{\n  type nat hook postrouting priority 100;\n  \
+                 oifname \"{wan}\" {masquerade}\n }}\n}}\n\
+                 table inet guard {{\n chain input {{\n  type filter hook input priority 0;\n  \
+                 iifname \"{wan}\" ct state new drop\n }}\n}}\n"
+            );
+            if *nat == Nat::NoUdp {
+                rules.push_str(
+                    "table inet filter {\n chain block {\n  type filter hook forward priority 0;\n  \
+                     meta l4proto udp drop\n }\n}\n",
+                );
+            }
+            let file = std::env::temp_dir().join(format!("glow-nat-{tag}-{i}.nft"));
+            std::fs::write(&file, rules).unwrap();
+            run(
+                "ip",
+                &["netns", "exec", r, "nft", "-f", file.to_str().unwrap()],
+            );
+            let _ = std::fs::remove_file(&file);
+        }
+        lab
+    }
+
+    fn namespaces(&self) -> Vec<&String> {
+        let mut all = vec![&self.public_ns];
+        for s in &self.sites {
+            all.push(&s.host_ns);
+            all.push(&s.router_ns);
+        }
+        all
+    }
+}
+
+impl Drop for NatLab {
+    fn drop(&mut self) {
+        for ns in self.namespaces() {
+            if let Ok(out) = Command::new("ip").args(["netns", "pids", ns]).output() {
+                for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+                    let _ = Command::new("kill").args(["-9", pid]).status();
+                }
+            }
+            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+        }
+    }
+}
