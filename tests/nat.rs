@@ -53,9 +53,9 @@ fn link_to(env: &Env, ns: &str, other: &str) -> Option<String> {
         .lines()
         .find(|l| l.starts_with("member") && l.contains(other))
         .and_then(|l| {
-            let link = l.split_whitespace().rev().take(3).collect::<Vec<_>>();
-            // "... direct 0.4 ms" or "... relayed 1.2 ms"
-            (link.len() == 3 && link[0] == "ms").then(|| link[2].to_owned())
+            let link = l.split_whitespace().rev().take(4).collect::<Vec<_>>();
+            // "... wan direct 0.4 ms": the class and the path.
+            (link.len() == 4 && link[0] == "ms").then(|| format!("{} {}", link[3], link[2]))
         })
 }
 
@@ -104,7 +104,7 @@ async fn behind_two_masquerading_routers_members_go_direct() {
     // They learn of each other from the public member's records, meet
     // through its relay and then find a direct path through both NATs.
     eventually(90, "the laptop reaches the phone directly", || {
-        let ok = link_to(&envs[1], h1, &id2).as_deref() == Some("direct");
+        let ok = link_to(&envs[1], h1, &id2).as_deref() == Some("wan direct");
         async move { ok }
     })
     .await;
@@ -136,7 +136,7 @@ async fn behind_two_symmetric_nats_members_stay_relayed_and_work() {
     .await;
     assert_eq!(
         link_to(&envs[1], h1, &id2).as_deref(),
-        Some("relayed"),
+        Some("wan relayed"),
         "random ports on both sides leave no direct path to punch:\n{}",
         node_list(&envs[1], h1)
     );
@@ -160,7 +160,7 @@ async fn a_node_without_udp_joins_and_works_through_the_relay() {
     .await;
     assert_eq!(
         link_to(&xe, &site.host_ns, &id_p).as_deref(),
-        Some("relayed")
+        Some("wan relayed")
     );
     pe.add_user("bob", "bob-password-1");
     eventually(30, "bob reaches the office node", || {

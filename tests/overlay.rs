@@ -290,7 +290,7 @@ async fn a_node_joins_with_an_invite_and_members_share_users() {
         eventually(30, &format!("{ns} links to the other member"), || {
             let list = node_list(env, ns);
             let ok = list.lines().any(|l| {
-                l.starts_with("member") && l.contains(other.as_str()) && l.contains("direct")
+                l.starts_with("member") && l.contains(other.as_str()) && l.contains("local direct")
             });
             async move { ok }
         })
@@ -370,6 +370,83 @@ async fn a_node_joins_with_an_invite_and_members_share_users() {
             .any(|l| l.starts_with("removed") && l.contains(&id_b)),
         "{list}"
     );
+    srv_b.terminate();
+    srv_a.terminate();
+}
+
+#[tokio::test]
+async fn a_member_that_was_away_catches_up_and_one_that_moved_is_found_again() {
+    let lan = Lan::new();
+    let (a, b) = (Env::new(Backend::Sqlite), Env::new(Backend::Sqlite));
+    let on = ["--overlay", "0.0.0.0:0"];
+    let mut srv_a = lan.serve(&a, &[&on[..], &["--name", "laptop"]].concat());
+    let srv_b = lan.serve_on_client(&b, &[&on[..], &["--name", "nas"]].concat());
+    let id_b = banner_id(&srv_b);
+    let (sa, sb) = (lan.server_ns.clone(), lan.client_ns.clone());
+    let (code, _) = invite(&a, &sa, &[]);
+    let (ok, out) = glow_in(&b, &sb, &["node", "join", &code]);
+    assert!(ok, "{out}");
+    let linked = |addr: &'static str| {
+        let (a, sa, id_b) = (&a, sa.clone(), id_b.clone());
+        move || {
+            let list = node_list(a, &sa);
+            let ok = list.lines().any(|l| {
+                l.starts_with("member")
+                    && l.contains(&id_b)
+                    && l.contains(addr)
+                    && l.ends_with("ms")
+            });
+            async move { ok }
+        }
+    };
+    eventually(30, "A links to B", linked("10.77.0.2:")).await;
+
+    // B dies (kill -9); A changes something while it is away.
+    drop(srv_b);
+    a.add_user("erin", "erin-password-1");
+
+    // B comes back on another address: it catches up, and A finds it
+    // again by itself.
+    for args in [
+        vec!["-n", &sb, "addr", "flush", "dev", &lan.client_if],
+        vec![
+            "-n",
+            &sb,
+            "addr",
+            "add",
+            "10.77.0.3/24",
+            "dev",
+            &lan.client_if,
+        ],
+    ] {
+        let st = std::process::Command::new("ip")
+            .args(&args)
+            .status()
+            .unwrap();
+        assert!(st.success(), "ip {args:?}");
+    }
+    let mut cmd = b.glow_in(&sb);
+    cmd.arg("serve").args([
+        "--http",
+        "10.77.0.3:0",
+        "--no-dlna",
+        "--no-sftp",
+        "--overlay",
+        "0.0.0.0:0",
+        "--name",
+        "nas",
+    ]);
+    let mut srv_b = Server::start(cmd);
+    eventually(
+        30,
+        "B catches up with what changed while it was away",
+        || {
+            let ok = glow_in(&b, &sb, &["user", "list"]).1.contains("erin");
+            async move { ok }
+        },
+    )
+    .await;
+    eventually(30, "A links to B at its new address", linked("10.77.0.3:")).await;
     srv_b.terminate();
     srv_a.terminate();
 }

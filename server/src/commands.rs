@@ -522,7 +522,8 @@ async fn node_list(fabric: &Fabric) -> anyhow::Result<()> {
         // The server keeps the links; a command sees what it last reported.
         let link = match &n.link {
             Some(l) => format!(
-                "{} {:.1} ms",
+                "{} {} {:.1} ms",
+                l.class.as_str(),
                 if l.direct { "direct" } else { "relayed" },
                 l.rtt_ms
             ),

@@ -376,11 +376,17 @@ fn report_links(fabric: Fabric, p: peers::Peers) {
                 .links()
                 .into_iter()
                 .filter_map(|l| {
+                    let rtt_ms = l.rtt.as_secs_f64() * 1000.0;
+                    let private = l
+                        .remote
+                        .parse::<SocketAddr>()
+                        .is_ok_and(|a| is_private(a.ip()));
                     Some((
                         l.id.parse::<NodeId>().ok()?,
                         fabric::LinkInfo {
                             direct: l.direct,
-                            rtt_ms: l.rtt.as_secs_f64() * 1000.0,
+                            rtt_ms,
+                            class: fabric::LinkClass::of(l.direct, rtt_ms, private),
                             remote: l.remote,
                         },
                     ))
@@ -392,6 +398,18 @@ fn report_links(fabric: Fabric, p: peers::Peers) {
             tokio::time::sleep(Duration::from_secs(2)).await;
         }
     });
+}
+
+/// A LAN's address: private IPv4, link-local, unique-local IPv6.
+fn is_private(ip: std::net::IpAddr) -> bool {
+    match ip {
+        std::net::IpAddr::V4(v4) => v4.is_private() || v4.is_link_local() || v4.is_loopback(),
+        std::net::IpAddr::V6(v6) => {
+            v6.is_loopback()
+                || (v6.segments()[0] & 0xfe00) == 0xfc00
+                || (v6.segments()[0] & 0xffc0) == 0xfe80
+        }
+    }
 }
 
 /// Keeps the catalog's note of this node's overlay addresses current (the

@@ -167,6 +167,8 @@ pub struct NodeInfo {
 /// A link to a member.
 #[derive(Serialize)]
 pub struct LinkJson {
+    /// `local`, `wan` or `control` (metadata only).
+    class: &'static str,
     /// `direct` or `relayed`.
     path: &'static str,
     rtt_ms: f64,
@@ -193,6 +195,7 @@ pub async fn nodes(
                 addrs: n.addrs,
                 last_seen_ms: n.last_seen_ms,
                 link: n.link.map(|l| LinkJson {
+                    class: l.class.as_str(),
                     path: if l.direct { "direct" } else { "relayed" },
                     rtt_ms: (l.rtt_ms * 10.0).round() / 10.0,
                     remote: l.remote,

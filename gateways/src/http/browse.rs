@@ -355,7 +355,8 @@ pub async fn devices_page(
             },
             link: match &n.link {
                 Some(l) => format!(
-                    "{} · {:.1} ms",
+                    "{} · {} · {:.1} ms",
+                    l.class.as_str(),
                     if l.direct { "direct" } else { "relayed" },
                     l.rtt_ms
                 ),

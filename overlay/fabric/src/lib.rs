@@ -40,7 +40,8 @@ pub use files::{
 pub use ids::{Causality, ContentHash, NODE_KEY_FILE, NodeId, NodeKey, VersionVector};
 pub use media::{MediaKind, is_servable_media, media_kind, media_mime};
 pub use nodes::{
-    KnownNode, LinkInfo, MAX_KNOWN_NODES, NODE_NAME_FILE, NodeState, NodeView, read_node_name,
+    KnownNode, LinkClass, LinkInfo, MAX_KNOWN_NODES, NODE_NAME_FILE, NodeState, NodeView,
+    read_node_name,
 };
 pub use path::{RelPath, is_os_metadata};
 pub use props::{Lock, Property, Quota};

@@ -67,6 +67,52 @@ pub struct LinkInfo {
     pub rtt_ms: f64,
     /// The selected path's address.
     pub remote: String,
+    /// What the link is good for (see [`LinkClass`]).
+    #[serde(default)]
+    pub class: LinkClass,
+}
+
+/// What a link is good for, as the mission's seed classes them: bulk
+/// transfer prefers `local`, then `wan` (direct before relayed); a
+/// `control` link carries metadata only.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LinkClass {
+    /// A direct path on the same network: a private address, a few ms.
+    Local,
+    /// Across the Internet (direct or relayed).
+    #[default]
+    Wan,
+    /// Slow: hundreds of ms round trip (metadata only).
+    Control,
+}
+
+impl LinkClass {
+    /// Round trips at or above this make a link `control`.
+    pub const CONTROL_RTT_MS: f64 = 300.0;
+    /// Direct round trips below this to a private address make it `local`.
+    pub const LOCAL_RTT_MS: f64 = 10.0;
+
+    /// The class of a path: `direct` or relayed, its round trip, and
+    /// whether the far end's address is private (a LAN's).
+    pub fn of(direct: bool, rtt_ms: f64, private_remote: bool) -> LinkClass {
+        if rtt_ms >= Self::CONTROL_RTT_MS {
+            LinkClass::Control
+        } else if direct && private_remote && rtt_ms < Self::LOCAL_RTT_MS {
+            LinkClass::Local
+        } else {
+            LinkClass::Wan
+        }
+    }
+
+    /// The word lists and the API show.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LinkClass::Local => "local",
+            LinkClass::Wan => "wan",
+            LinkClass::Control => "control",
+        }
+    }
 }
 
 /// A node as lists show it: this node, members, nearby and known ones.
@@ -357,5 +403,20 @@ impl Fabric {
                 })
             })
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod link_tests {
+    use super::LinkClass;
+
+    #[test]
+    fn links_are_classed_by_path_and_round_trip() {
+        assert_eq!(LinkClass::of(true, 0.4, true), LinkClass::Local);
+        assert_eq!(LinkClass::of(true, 40.0, true), LinkClass::Wan);
+        assert_eq!(LinkClass::of(true, 0.4, false), LinkClass::Wan);
+        assert_eq!(LinkClass::of(false, 0.4, true), LinkClass::Wan);
+        assert_eq!(LinkClass::of(true, 450.0, true), LinkClass::Control);
+        assert_eq!(LinkClass::of(false, 800.0, false), LinkClass::Control);
     }
 }

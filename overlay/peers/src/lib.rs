@@ -131,6 +131,8 @@ pub struct Peers {
     relay_port: Option<u16>,
     /// The other members' relays put in the endpoint's relay map so far.
     relays_in_map: Arc<Mutex<std::collections::HashSet<String>>>,
+    /// Per member: what wakes its link from back-off.
+    wakers: Arc<Mutex<HashMap<String, Arc<tokio::sync::Notify>>>>,
     /// Addresses members saw this node come from (outside its NAT).
     external: Arc<Mutex<std::collections::HashSet<SocketAddr>>>,
     nearby: Arc<Mutex<HashMap<String, Nearby>>>,
@@ -169,6 +171,7 @@ impl Peers {
             relay_port: cfg.relay_port,
             relays_in_map: Arc::default(),
             external: Arc::default(),
+            wakers: Arc::default(),
             nearby: Arc::default(),
             links: Arc::default(),
             events,

@@ -271,6 +271,9 @@ impl Peers {
                 let response = match request {
                     Request::Hello(hello) => {
                         host.heard(&id, hello).await;
+                        if !me.lock_links().contains_key(&id) {
+                            me.waker(&id).notify_one();
+                        }
                         Response::Hello(Hello {
                             observed: selected_ip(&conn),
                             ..me.hello()
@@ -332,6 +335,7 @@ impl Peers {
     /// every [`PULL_EVERY`]; dials again (backing off up to 30 s) when the
     /// link breaks.
     async fn link(&self, id: &str, host: Arc<dyn Host>) {
+        let wake = self.waker(id);
         let mut backoff = Duration::from_secs(1);
         loop {
             match self.link_once(id, &*host).await {
@@ -339,9 +343,24 @@ impl Peers {
                 Err(e) => tracing::debug!(node = %short(id), "link: {e}"),
             }
             self.lock_links().remove(id);
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(Duration::from_secs(30));
+            tokio::select! {
+                _ = tokio::time::sleep(backoff) => {
+                    backoff = (backoff * 2).min(Duration::from_secs(30));
+                }
+                // The member came back (it dialed this node): dial it now.
+                _ = wake.notified() => backoff = Duration::from_secs(1),
+            }
         }
+    }
+
+    /// What wakes the link to `id` from its back-off.
+    fn waker(&self, id: &str) -> Arc<tokio::sync::Notify> {
+        self.wakers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(id.to_owned())
+            .or_default()
+            .clone()
     }
 
     async fn link_once(&self, id: &str, host: &dyn Host) -> Result<(), WireError> {
