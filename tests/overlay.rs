@@ -262,8 +262,16 @@ async fn a_node_joins_with_an_invite_and_members_share_users() {
         Env::new(Backend::Sqlite),
     );
     let on = ["--overlay", "0.0.0.0:0"];
-    let mut srv_a = lan.serve(&a, &[&on[..], &["--name", "laptop"]].concat());
-    let mut srv_b = lan.serve_on_client(&b, &[&on[..], &["--name", "nas"]].concat());
+    // Each serves a folder `share` of its own (the same name on both).
+    let (share_a, share_b) = (a.share(), b.share());
+    let mut srv_a = lan.serve(
+        &a,
+        &[&on[..], &["--name", "laptop", share_a.to_str().unwrap()]].concat(),
+    );
+    let mut srv_b = lan.serve_on_client(
+        &b,
+        &[&on[..], &["--name", "nas", share_b.to_str().unwrap()]].concat(),
+    );
     let (id_a, id_b) = (banner_id(&srv_a), banner_id(&srv_b));
     let (sa, sb) = (lan.server_ns.clone(), lan.client_ns.clone());
 
@@ -336,6 +344,40 @@ async fn a_node_joins_with_an_invite_and_members_share_users() {
     })
     .await;
     assert!(signs_in(&lan, &srv_a.base, "carol", "carol-password-1"));
+
+    // A share link made on A opens on B (where the folder of the same
+    // name is); revoked on B, it is dead on A too.
+    let url = crate::share::share(&a, &srv_a, &["admin/share/hello.txt"], None);
+    let token = url
+        .trim_end_matches('/')
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_owned();
+    let status_of = |base: &str| {
+        let url = format!("{base}/s/{token}/");
+        lan.client(move || async move {
+            client()
+                .get(url)
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+                .unwrap_or(0)
+        })
+    };
+    assert_eq!(status_of(&srv_a.base), 200);
+    eventually(30, "the link made on A opens on B", || {
+        let ok = status_of(&srv_b.base) == 200;
+        async move { ok }
+    })
+    .await;
+    b.ok(&["share", "revoke", &token]);
+    assert_eq!(status_of(&srv_b.base), 410);
+    eventually(30, "the link revoked on B is dead on A", || {
+        let ok = status_of(&srv_a.base) == 410;
+        async move { ok }
+    })
+    .await;
 
     // An invite that expired is refused, even in full form.
     let (_, full) = invite(&a, &sa, &["--expires", "1s"]);

@@ -47,7 +47,7 @@ pub use path::{RelPath, is_os_metadata};
 pub use props::{Lock, Property, Quota};
 pub use records::{
     DEFAULT_INVITE_TTL, INVITE_SECRET_LEN, MAX_INVITE_TTL, MEMBER, Member, NodeStanding, Reach,
-    RecordChange, SharedRecord, USER,
+    RecordChange, SHARE, SharedRecord, USER,
 };
 pub use resource::{
     AppPassword, CopyPolicy, Entry, EntryKind, Folder, SMALL_FILE_LIMIT, SshKey, TrashItem, User,

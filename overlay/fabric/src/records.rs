@@ -26,6 +26,8 @@ use std::time::Duration;
 pub const MEMBER: &str = "member";
 /// Records of users (key: user name).
 pub const USER: &str = "user";
+/// Records of share links (key: the link's id).
+pub const SHARE: &str = "share";
 /// Bytes of an invite's secret.
 pub const INVITE_SECRET_LEN: usize = 10;
 /// How long an invite works unless told otherwise.
@@ -175,6 +177,24 @@ struct UserValue {
     app_passwords: Vec<AppValue>,
 }
 
+/// A share link as members pass it: its folder by owner and name (ids
+/// are each node's own), its token only as a digest. Opens and downloads
+/// are counted on each node.
+#[derive(Serialize, Deserialize)]
+struct ShareValue {
+    token_digest: String,
+    owner: String,
+    folder: String,
+    path: String,
+    kind: String,
+    permission: String,
+    expires_at: Option<i64>,
+    password_hash: Option<String>,
+    max_downloads: Option<i64>,
+    revoked: bool,
+    created_at: i64,
+}
+
 #[derive(Serialize, Deserialize)]
 struct KeyValue {
     id: String,
@@ -298,12 +318,44 @@ impl Fabric {
         self.publish(USER, name, json(&value), false, actor).await
     }
 
-    /// Gives every user that has none a record (a catalog from before
-    /// records, or a change made by an older binary). At start-up.
+    /// Publishes share link `id` as it is now in the catalog.
+    pub(crate) async fn publish_share(&self, id: &str, actor: &str) -> Result<()> {
+        let cat = &self.inner.catalog;
+        let Some(row) = cat.share_by_id_or_digest(id, "").await? else {
+            return Ok(());
+        };
+        let folders = cat.folders().await?;
+        let Some(folder) = folders.iter().find(|f| f.id == row.folder_id) else {
+            return Ok(());
+        };
+        let value = ShareValue {
+            token_digest: row.token_digest,
+            owner: folder.owner.clone(),
+            folder: folder.name.clone(),
+            path: row.path,
+            kind: row.kind,
+            permission: row.permission,
+            expires_at: row.expires_at,
+            password_hash: row.password_hash,
+            max_downloads: row.max_downloads,
+            revoked: row.revoked,
+            created_at: row.created_at,
+        };
+        self.publish(SHARE, id, json(&value), false, actor).await
+    }
+
+    /// Gives every user and share link that has none a record (a catalog
+    /// from before records, or a change made by an older binary). At
+    /// start-up.
     pub(crate) async fn ensure_records(&self) -> Result<()> {
         for user in self.inner.catalog.users().await? {
             if self.inner.catalog.record(USER, &user.name).await?.is_none() {
                 self.publish_user(&user.name, "system").await?;
+            }
+        }
+        for share in self.inner.catalog.shares(None).await? {
+            if self.inner.catalog.record(SHARE, &share.id).await?.is_none() {
+                self.publish_share(&share.id, "system").await?;
             }
         }
         Ok(())
@@ -473,6 +525,51 @@ impl Fabric {
                 cat.put_user_with_credentials(&row, &keys, &apps, now_ms())
                     .await?;
                 self.inner.cache.clear();
+                Ok(())
+            }
+            SHARE => {
+                let v: ShareValue =
+                    serde_json::from_str(&record.value).map_err(|e| bad_record(kind, key, e))?;
+                if record.deleted {
+                    cat.revoke_share(key).await?;
+                    return Ok(());
+                }
+                // The link's folder may not be on this node (yet): the
+                // record is kept and passed on; the link opens where the
+                // folder is.
+                let folders = cat.folders().await?;
+                let Some(folder) = folders
+                    .iter()
+                    .find(|f| f.owner == v.owner && f.name == v.folder)
+                else {
+                    return Ok(());
+                };
+                let path = crate::path::RelPath::parse(&v.path)
+                    .map_err(|_| bad_record(kind, key, "not a path"))?;
+                if !matches!(v.kind.as_str(), "file" | "dir")
+                    || !matches!(v.permission.as_str(), "read" | "upload" | "readwrite")
+                    || v.token_digest.len() != 64
+                {
+                    return Err(bad_record(kind, key, "not a link"));
+                }
+                cat.put_share(&crate::catalog::ShareRow {
+                    id: key.to_owned(),
+                    token_digest: v.token_digest,
+                    token_sealed: None,
+                    owner_id: folder.owner_id.clone(),
+                    folder_id: folder.id.clone(),
+                    path: path.as_str().to_owned(),
+                    kind: v.kind,
+                    permission: v.permission,
+                    expires_at: v.expires_at,
+                    password_hash: v.password_hash,
+                    max_downloads: v.max_downloads,
+                    served_millis: 0,
+                    uses: 0,
+                    revoked: v.revoked,
+                    created_at: v.created_at,
+                })
+                .await?;
                 Ok(())
             }
             MEMBER => {
@@ -750,7 +847,7 @@ impl Fabric {
         let mut out: Vec<RecordChange> = Vec::new();
         let kinds: Vec<&str> = match kind {
             Some(k) => vec![k],
-            None => vec![USER, MEMBER],
+            None => vec![USER, SHARE, MEMBER],
         };
         for k in kinds {
             for r in cat.records_of_kind(k).await? {

@@ -160,6 +160,8 @@ impl Fabric {
             created_at: now_ms(),
         };
         self.inner.catalog.insert_share(&row).await?;
+        self.publish_share(&row.id, &crate::records::actor_of(who))
+            .await?;
         self.share_from_row(row, Some(token)).await
     }
 
@@ -191,7 +193,8 @@ impl Fabric {
             .ok_or(FabricError::NotFound)?;
         authorize_namespace(who, &row.owner_id)?;
         self.inner.catalog.revoke_share(&row.id).await?;
-        Ok(())
+        self.publish_share(&row.id, &crate::records::actor_of(who))
+            .await
     }
 
     /// Looks a link up by token for a visitor: unknown tokens are

@@ -238,3 +238,59 @@ async fn invites_work_once_and_expire_and_a_new_member_adopts_the_glow() {
             .is_err()
     );
 }
+
+#[tokio::test]
+async fn share_links_travel_to_nodes_with_the_folder_and_their_revocation_too() {
+    let ((ta, a), (tb, b), (_tc, c)) = (node().await, node().await, node().await);
+    for (t, f) in [(&ta, &a), (&tb, &b)] {
+        let dir = t.path().join("docs");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("a.txt"), b"alpha").unwrap();
+        f.create_user("alice", "alice-password-1", false)
+            .await
+            .unwrap();
+        f.add_folder("alice", "docs", &dir, fabric::FolderOptions::default())
+            .await
+            .unwrap();
+    }
+    // C has no folder `alice/docs`: the record is kept, no link opens.
+    c.create_user("alice", "alice-password-1", false)
+        .await
+        .unwrap();
+    let alice_a = Principal::User {
+        id: a.user("alice").await.unwrap().id,
+        name: "alice".into(),
+    };
+    let share = a
+        .create_share(
+            &alice_a,
+            &fabric::Address::parse("alice/docs/a.txt").unwrap(),
+            fabric::ShareOptions {
+                permission: fabric::SharePermission::Read,
+                expires_at: None,
+                password: None,
+                max_downloads: None,
+            },
+        )
+        .await
+        .unwrap();
+    let token = share.token.clone().expect("the maker sees the token");
+    pull(&a, &b).await;
+    pull(&a, &c).await;
+    assert!(b.open_share(&token).await.is_ok(), "opens on B");
+    assert!(matches!(
+        c.open_share(&token).await,
+        Err(FabricError::NotFound)
+    ));
+    // Revoked on B (by its owner there), dead on A.
+    let alice_b = Principal::User {
+        id: b.user("alice").await.unwrap().id,
+        name: "alice".into(),
+    };
+    b.revoke_share(&alice_b, &share.id).await.unwrap();
+    pull(&b, &a).await;
+    assert!(matches!(
+        a.open_share(&token).await,
+        Err(FabricError::Gone(_))
+    ));
+}

@@ -92,6 +92,36 @@ impl Catalog {
         Ok(())
     }
 
+    /// Makes a share from another member what its record says: inserted
+    /// (without a sealed token: the URL is shown where it was made) or,
+    /// if this node has it, its terms updated. Counts stay this node's.
+    pub async fn put_share(&self, s: &ShareRow) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO shares (id, token_digest, token_sealed, owner_id, folder_id, path, kind, \
+             permission, expires_at, password_hash, max_downloads, served_millis, uses, revoked, \
+             created_at) \
+             VALUES ($1, $2, NULL, $3, $4, $5, $6, $7, $8, $9, $10, 0, 0, $11, $12) \
+             ON CONFLICT (id) DO UPDATE SET permission = excluded.permission, \
+             expires_at = excluded.expires_at, password_hash = excluded.password_hash, \
+             max_downloads = excluded.max_downloads, revoked = excluded.revoked",
+        )
+        .bind(&s.id)
+        .bind(&s.token_digest)
+        .bind(&s.owner_id)
+        .bind(&s.folder_id)
+        .bind(&s.path)
+        .bind(&s.kind)
+        .bind(&s.permission)
+        .bind(s.expires_at)
+        .bind(s.password_hash.as_deref())
+        .bind(s.max_downloads)
+        .bind(s.revoked as i64)
+        .bind(s.created_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     /// The share with this id or this token digest.
     pub async fn share_by_id_or_digest(&self, id: &str, digest: &str) -> Result<Option<ShareRow>> {
         let q = sqlx::AssertSqlSafe(format!(
