@@ -172,3 +172,56 @@ async fn a_node_without_udp_joins_and_works_through_the_relay() {
     .await;
     drop((p, x));
 }
+
+/// The benchmark behind `benches/overlay.sh`: for each pair of NAT types
+/// the lab builds, how long until two members behind them are linked
+/// (through the public member's relay or directly) and whether, and how
+/// soon, the link becomes direct. Prints a matrix; asserts only that
+/// every pair is linked (run with `--ignored --nocapture`).
+#[tokio::test]
+#[ignore = "a benchmark: benches/overlay.sh runs it"]
+async fn bench_direct_path_matrix() {
+    let kinds = [Nat::FullCone, Nat::Masquerade, Nat::RandomFully];
+    let mut rows = Vec::new();
+    for (i, a) in kinds.iter().enumerate() {
+        for b in &kinds[i..] {
+            let started = std::time::Instant::now();
+            let (lab, envs, srvs) = two_sites([*a, *b]).await;
+            let joined = started.elapsed();
+            let (h1, id2) = (lab.sites[0].host_ns.clone(), banner_id(&srvs[2]));
+            let t0 = std::time::Instant::now();
+            let mut linked = None;
+            let mut direct = None;
+            while t0.elapsed() < std::time::Duration::from_secs(40) {
+                match link_to(&envs[1], &h1, &id2) {
+                    Some(l) => {
+                        linked.get_or_insert(t0.elapsed());
+                        if l.ends_with("direct") {
+                            direct = Some(t0.elapsed());
+                            break;
+                        }
+                        if linked.is_some_and(|t| t0.elapsed() - t > std::time::Duration::from_secs(20)) {
+                            break;
+                        }
+                    }
+                    None => {}
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+            rows.push(format!(
+                "{:<11} {:<11} joined {:>5.1} s  linked {:>6}  direct {}",
+                a.name(),
+                b.name(),
+                joined.as_secs_f64(),
+                linked.map_or("never".into(), |t| format!("{:.1} s", t.as_secs_f64())),
+                direct.map_or("no (relayed)".into(), |t| format!("after {:.1} s", t.as_secs_f64())),
+            ));
+            assert!(linked.is_some(), "{} / {} never linked", a.name(), b.name());
+            drop((srvs, envs, lab));
+        }
+    }
+    println!("\nNAT pair                 time to join both  link  direct path");
+    for r in rows {
+        println!("{r}");
+    }
+}

@@ -24,6 +24,21 @@ pub enum Nat {
     RandomFully,
     /// Masquerade, and every UDP packet dropped: only TCP (HTTP) goes out.
     NoUdp,
+    /// Masquerade keeping ports, and every UDP packet from the public side
+    /// forwarded to the host (endpoint-independent filtering: full cone).
+    FullCone,
+}
+
+impl Nat {
+    /// The name the benchmark prints.
+    pub fn name(self) -> &'static str {
+        match self {
+            Nat::Masquerade => "masquerade",
+            Nat::RandomFully => "symmetric",
+            Nat::NoUdp => "no-udp",
+            Nat::FullCone => "full-cone",
+        }
+    }
 }
 
 /// One site: a router and the host behind it.
@@ -154,7 +169,7 @@ impl NatLab {
             );
             let masquerade = match nat {
                 Nat::RandomFully => "masquerade fully-random",
-                Nat::Masquerade | Nat::NoUdp => "masquerade",
+                Nat::Masquerade | Nat::NoUdp | Nat::FullCone => "masquerade",
             };
             // As every home router does: nothing unsolicited from the
             // public side reaches the router itself. (Without it, a hole
@@ -167,6 +182,12 @@ impl NatLab {
                  table inet guard {{\n chain input {{\n  type filter hook input priority 0;\n  \
                  iifname \"{wan}\" ct state new drop\n }}\n}}\n"
             );
+            if *nat == Nat::FullCone {
+                rules.push_str(&format!(
+                    "table ip cone {{\n chain pre {{\n  type nat hook prerouting priority -100;\n  \
+                     iifname \"{wan}\" meta l4proto udp dnat to 10.{i}.0.2\n }}\n}}\n"
+                ));
+            }
             if *nat == Nat::NoUdp {
                 rules.push_str(
                     "table inet filter {\n chain block {\n  type filter hook forward priority 0;\n  \

@@ -259,6 +259,11 @@ impl Peers {
         v
     }
 
+    /// Whether node `id` is heard on the LAN now.
+    pub fn is_nearby(&self, id: &str) -> bool {
+        self.lock().contains_key(id)
+    }
+
     /// Events from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<PeerEvent> {
         self.events.subscribe()

@@ -370,6 +370,11 @@ impl Peers {
             .into_iter()
             .find(|m| m.id == id)
             .unwrap_or_default();
+        if member.addrs.is_empty() && member.home_relay.is_none() && !self.is_nearby(id) {
+            // Nothing to dial yet: another member will say where it is
+            // (and wake this link), or the LAN will.
+            return Err(WireError::Connection("no address known yet".into()));
+        }
         let conn = self
             .dial(id, &member.addrs, member.home_relay.as_deref(), ALPN)
             .await?;
@@ -387,8 +392,14 @@ impl Peers {
         tracing::info!(node = %short(id), "linked to member");
         let mut round = 0u32;
         loop {
-            // Every few rounds: where the others are, as this member knows.
-            if round.is_multiple_of(5) {
+            // Where the others are, as this member knows: every few rounds,
+            // and every round while a member is nowhere to be found.
+            let lost = host
+                .members()
+                .await
+                .iter()
+                .any(|m| m.addrs.is_empty() && m.home_relay.is_none());
+            if lost || round.is_multiple_of(5) {
                 self.learn_members(id, &conn, host).await?;
             }
             round = round.wrapping_add(1);
@@ -475,6 +486,8 @@ impl Peers {
                 observed: None,
             };
             host.heard(&m.id, hello).await;
+            // Its link may be backing off for want of an address.
+            self.waker(&m.id).notify_one();
         }
         Ok(())
     }
