@@ -200,7 +200,9 @@ async fn bench_direct_path_matrix() {
                             direct = Some(t0.elapsed());
                             break;
                         }
-                        if linked.is_some_and(|t| t0.elapsed() - t > std::time::Duration::from_secs(20)) {
+                        if linked
+                            .is_some_and(|t| t0.elapsed() - t > std::time::Duration::from_secs(20))
+                        {
                             break;
                         }
                     }
@@ -214,7 +216,10 @@ async fn bench_direct_path_matrix() {
                 b.name(),
                 joined.as_secs_f64(),
                 linked.map_or("never".into(), |t| format!("{:.1} s", t.as_secs_f64())),
-                direct.map_or("no (relayed)".into(), |t| format!("after {:.1} s", t.as_secs_f64())),
+                direct.map_or("no (relayed)".into(), |t| format!(
+                    "after {:.1} s",
+                    t.as_secs_f64()
+                )),
             ));
             assert!(linked.is_some(), "{} / {} never linked", a.name(), b.name());
             drop((srvs, envs, lab));

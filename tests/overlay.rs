@@ -492,3 +492,78 @@ async fn a_member_that_was_away_catches_up_and_one_that_moved_is_found_again() {
     srv_b.terminate();
     srv_a.terminate();
 }
+
+#[tokio::test]
+async fn the_relay_admits_members_only_and_survives_half_open_connections() {
+    let lan = Lan::new();
+    let (a, stranger) = (Env::new(Backend::Sqlite), Env::new(Backend::Sqlite));
+    let mut srv_a = lan.serve(&a, &["--overlay", "0.0.0.0:0", "--name", "laptop"]);
+    let id_a = banner_id(&srv_a);
+    let relay = format!("{}/", srv_a.base);
+
+    // A stranger handed A's relay (an invite it forged, with no open
+    // invite on A) is refused by the relay, and the refusal is logged.
+    let mut inviter = [0u8; 32];
+    for (i, b) in inviter.iter_mut().enumerate() {
+        *b = u8::from_str_radix(&id_a[2 * i..2 * i + 2], 16).unwrap();
+    }
+    let forged = peers::Invite {
+        secret: [7; peers::invite::SECRET_LEN],
+        inviter: Some(inviter),
+        addrs: Vec::new(),
+        relay: Some(relay.clone()),
+    };
+    let (ok, out) = glow_in(&stranger, &lan.client_ns, &["node", "join", &forged.full()]);
+    assert!(!ok, "a forged invite must not join: {out}");
+    eventually(20, "A's relay refuses the stranger", || {
+        let ok = srv_a.logged("relay refused");
+        async move { ok }
+    })
+    .await;
+
+    // Connections that start like a relay request and stall, or say
+    // nothing, hold no one up; a relay request that is not a WebSocket
+    // upgrade gets an answer, not a hang.
+    let addr = srv_a.base.trim_start_matches("http://").to_owned();
+    let (health, bare) = lan.client(move || async move {
+        use std::io::Write;
+        let mut stalled = Vec::new();
+        for i in 0..40 {
+            let mut s = std::net::TcpStream::connect(&addr).unwrap();
+            if i % 2 == 0 {
+                s.write_all(b"GET /rel").unwrap();
+            }
+            stalled.push(s);
+        }
+        let health = client()
+            .get(format!("http://{addr}/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status();
+        let bare = raw_request(&addr, "GET /relay HTTP/1.1\r\nHost: x\r\n\r\n");
+        drop(stalled);
+        (health, bare)
+    });
+    assert_eq!(health, 200);
+    assert!(
+        (400..500).contains(&bare.0),
+        "a relay request without an upgrade: {}",
+        bare.1
+    );
+    assert_eq!(
+        lan.client({
+            let base = srv_a.base.clone();
+            move || async move {
+                client()
+                    .get(format!("{base}/ping"))
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+            }
+        }),
+        200
+    );
+    srv_a.terminate();
+}
