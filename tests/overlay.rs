@@ -345,6 +345,25 @@ async fn a_node_joins_with_an_invite_and_members_share_users() {
     .await;
     assert!(signs_in(&lan, &srv_a.base, "carol", "carol-password-1"));
 
+    // The Devices page shows the members and who changed what, where.
+    let base = srv_a.base.clone();
+    let page = lan.client(move || async move {
+        client()
+            .get(format!("{base}/devices"))
+            .header("authorization", admin_basic())
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    });
+    assert!(page.contains("member, connected"), "{page}");
+    assert!(
+        page.contains("user alice") && page.contains("<td>nas</td>"),
+        "the change to alice made on the nas:\n{page}"
+    );
+
     // A share link made on A opens on B (where the folder of the same
     // name is); revoked on B, it is dead on A too.
     let url = crate::share::share(&a, &srv_a, &["admin/share/hello.txt"], None);

@@ -367,8 +367,8 @@ pub async fn start_peers(
     })
 }
 
-/// Passes the overlay's links to the fabric every two seconds (lists and
-/// pages show them).
+/// Passes the overlay's links to the fabric every second (lists and pages
+/// show them).
 fn report_links(fabric: Fabric, p: peers::Peers) {
     tokio::spawn(async move {
         loop {
@@ -395,7 +395,7 @@ fn report_links(fabric: Fabric, p: peers::Peers) {
             if let Err(e) = fabric.set_links(&SYSTEM, links).await {
                 tracing::debug!("links not noted: {e}");
             }
-            tokio::time::sleep(Duration::from_secs(2)).await;
+            tokio::time::sleep(Duration::from_secs(1)).await;
         }
     });
 }

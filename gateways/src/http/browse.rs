@@ -108,6 +108,16 @@ struct DevicesPage {
     user: String,
     csrf: String,
     devices: Vec<DeviceRow>,
+    changes: Vec<ChangeRow>,
+}
+
+/// One change to what the glow shares, as the Devices page lists it.
+struct ChangeRow {
+    when: String,
+    what: String,
+    node: String,
+    who: String,
+    state: String,
 }
 
 struct DeviceRow {
@@ -335,6 +345,38 @@ pub async fn devices_page(
         Ok(n) => n,
         Err(e) => return HttpError::from(e).into_response(),
     };
+    let changes = match state.fabric.record_changes(&c.who, None, 30).await {
+        Ok(list) => list,
+        Err(e) => return HttpError::from(e).into_response(),
+    };
+    let name_of = |id: &str| {
+        nodes
+            .iter()
+            .find(|n| n.id.to_string() == id)
+            .map(|n| n.name.clone())
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| id[..id.len().min(10)].to_owned())
+    };
+    let changes: Vec<ChangeRow> = changes
+        .into_iter()
+        .map(|ch| ChangeRow {
+            when: ms_to_text(ch.changed_at),
+            what: match ch.kind.as_str() {
+                fabric::USER => format!("user {}", ch.key),
+                fabric::SHARE => format!("share link {}", &ch.key[..ch.key.len().min(8)]),
+                fabric::MEMBER => format!("member {}", name_of(&ch.key)),
+                other => format!("{other} {}", ch.key),
+            },
+            node: name_of(&ch.origin),
+            who: ch.changed_by,
+            state: match (ch.current, ch.deleted) {
+                (true, false) => "current".into(),
+                (true, true) => "deleted".into(),
+                (false, _) if ch.reason == "conflict" => "lost a conflict".into(),
+                (false, _) => "replaced".into(),
+            },
+        })
+        .collect();
     let devices = nodes
         .into_iter()
         .map(|n| DeviceRow {
@@ -376,6 +418,7 @@ pub async fn devices_page(
             user: c.who.actor().to_owned(),
             csrf: c.csrf(),
             devices,
+            changes,
         },
     )
 }

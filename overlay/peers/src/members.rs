@@ -35,6 +35,9 @@ use tokio::sync::Semaphore;
 
 /// How often a member asks each other member for new records.
 pub const PULL_EVERY: Duration = Duration::from_secs(2);
+/// How often the member list is read for members to link to (a node that
+/// just joined, one just removed).
+pub const MEMBERS_EVERY: Duration = Duration::from_secs(1);
 /// Records in one answer at most.
 pub const BATCH: usize = 200;
 /// Joining nodes served at once at most; more are turned away.
@@ -327,7 +330,7 @@ impl Peers {
                 let id = m.id.clone();
                 tasks.insert(m.id, tokio::spawn(async move { me.link(&id, host).await }));
             }
-            tokio::time::sleep(PULL_EVERY).await;
+            tokio::time::sleep(MEMBERS_EVERY).await;
         }
     }
 
