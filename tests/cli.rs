@@ -467,3 +467,23 @@ fn the_node_has_one_id_kept_in_its_data_dir() {
     );
     assert_eq!(std::fs::read(&key).unwrap(), b"not a key");
 }
+
+#[test]
+fn a_reader_that_stops_reading_ends_a_command_quietly() {
+    let env = Env::new(Backend::Sqlite);
+    env.ok(&["user", "list"]);
+    // `glow node invite | head -0`: the pipe is closed before the first line.
+    let mut child = env
+        .glow()
+        .args(["node", "invite"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(out.status.success(), "{stderr}");
+}

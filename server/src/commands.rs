@@ -161,6 +161,22 @@ async fn dispatch(fabric: &Fabric, cmd: Command) -> anyhow::Result<()> {
                 human_bytes(node.used),
                 human_bytes(node.budget)
             );
+            // Folders other members defined, with no replica here yet.
+            let here = fabric.folders(&system, None).await?;
+            let members = fabric.members(&system).await?;
+            for g in fabric.glow_folders(&system).await? {
+                if here.iter().any(|f| f.owner == g.owner && f.name == g.name) {
+                    continue;
+                }
+                let on = members
+                    .iter()
+                    .find(|m| m.id.to_string() == g.origin)
+                    .map_or_else(
+                        || g.origin[..g.origin.len().min(10)].to_owned(),
+                        |m| m.name.clone(),
+                    );
+                println!("{}/{}	(on {on}; no replica on this node)", g.owner, g.name);
+            }
         }
         Command::Folder(FolderCommand::Copies {
             address,

@@ -1,8 +1,6 @@
 //! `glow`: the binary. Thin on purpose: parse flags, run, print the error
 //! chain on one line and exit non-zero. Everything else is in the modules.
 
-mod cast;
-mod commands;
 mod config;
 mod flags;
 mod memory;
@@ -10,6 +8,27 @@ mod overlay;
 mod progress;
 mod serve;
 mod tls;
+
+/// `println!` for the commands' output: a reader that stopped reading
+/// (`glow node invite | head -2`) ends the command quietly, as in
+/// ripgrep, instead of std's panic on a broken pipe; any other failure
+/// (a full disk) is one line and exit status 1. The server's own modules
+/// above keep std's.
+macro_rules! println {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = writeln!(std::io::stdout(), $($arg)*) {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                std::process::exit(0);
+            }
+            eprintln!("glow: cannot write the output: {e}");
+            std::process::exit(1);
+        }
+    }};
+}
+
+mod cast;
+mod commands;
 
 use clap::Parser;
 use std::process::ExitCode;

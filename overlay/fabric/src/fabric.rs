@@ -631,6 +631,7 @@ impl Fabric {
         };
         self.inner.catalog.insert_folder(&folder, now_ms()).await?;
         self.reload_folders().await?;
+        self.publish_folder(owner, name, "operator").await?;
         Ok(folder)
     }
 

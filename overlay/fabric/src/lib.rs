@@ -46,8 +46,8 @@ pub use nodes::{
 pub use path::{RelPath, is_os_metadata};
 pub use props::{Lock, Property, Quota};
 pub use records::{
-    DEFAULT_INVITE_TTL, INVITE_SECRET_LEN, MAX_INVITE_TTL, MEMBER, Member, NodeStanding, Reach,
-    RecordChange, SHARE, SharedRecord, USER,
+    DEFAULT_INVITE_TTL, FOLDER, GlowFolder, INVITE_SECRET_LEN, MAX_INVITE_TTL, MEMBER, Member,
+    NodeStanding, Reach, RecordChange, SHARE, SharedRecord, USER,
 };
 pub use resource::{
     AppPassword, CopyPolicy, Entry, EntryKind, Folder, SMALL_FILE_LIMIT, SshKey, TrashItem, User,

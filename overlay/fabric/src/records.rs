@@ -18,6 +18,7 @@ use crate::catalog::{AppPasswordRow, RecordRow, UserRow, new_id};
 use crate::error::{FabricError, Result};
 use crate::fabric::Fabric;
 use crate::ids::{Causality, NodeId, VersionVector};
+use crate::path::RelPath;
 use crate::resource::{SshKey, now_ms};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -28,6 +29,10 @@ pub const MEMBER: &str = "member";
 pub const USER: &str = "user";
 /// Records of share links (key: the link's id).
 pub const SHARE: &str = "share";
+/// Records of folder definitions (key: `owner/name`). A definition says
+/// the folder exists in the glow; where its replicas are is each node's
+/// own (folder sync builds on it).
+pub const FOLDER: &str = "folder";
 /// Bytes of an invite's secret.
 pub const INVITE_SECRET_LEN: usize = 10;
 /// How long an invite works unless told otherwise.
@@ -175,6 +180,30 @@ struct UserValue {
     ssh_keys: Vec<KeyValue>,
     #[serde(default)]
     app_passwords: Vec<AppValue>,
+}
+
+/// A folder as members pass its definition.
+#[derive(Serialize, Deserialize)]
+struct FolderValue {
+    owner: String,
+    name: String,
+    #[serde(default)]
+    media: bool,
+}
+
+/// A folder of the glow, as its definition says.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GlowFolder {
+    /// Its owner's name.
+    pub owner: String,
+    /// Its name.
+    pub name: String,
+    /// Shown to TVs where it has a replica.
+    pub media: bool,
+    /// The node where it was defined.
+    pub origin: String,
+    /// When, ms.
+    pub defined_at: i64,
 }
 
 /// A share link as members pass it: its folder by owner and name (ids
@@ -344,6 +373,52 @@ impl Fabric {
         self.publish(SHARE, id, json(&value), false, actor).await
     }
 
+    /// Publishes the definition of folder `owner/name` (it has a replica
+    /// here).
+    pub(crate) async fn publish_folder(&self, owner: &str, name: &str, actor: &str) -> Result<()> {
+        let folders = self.inner.catalog.folders().await?;
+        let Some(f) = folders.iter().find(|f| f.owner == owner && f.name == name) else {
+            return Ok(());
+        };
+        let value = FolderValue {
+            owner: f.owner.clone(),
+            name: f.name.clone(),
+            media: f.media,
+        };
+        self.publish(
+            FOLDER,
+            &format!("{owner}/{name}"),
+            json(&value),
+            false,
+            actor,
+        )
+        .await
+    }
+
+    /// The folders of the glow, as their definitions say (with or without
+    /// a replica on this node).
+    pub async fn glow_folders(&self, who: &Principal) -> Result<Vec<GlowFolder>> {
+        self.admin_or_system(who).await?;
+        Ok(self
+            .inner
+            .catalog
+            .records_of_kind(FOLDER)
+            .await?
+            .into_iter()
+            .filter(|r| !r.deleted)
+            .filter_map(|r| {
+                let v: FolderValue = serde_json::from_str(&r.value).ok()?;
+                Some(GlowFolder {
+                    owner: v.owner,
+                    name: v.name,
+                    media: v.media,
+                    origin: r.origin,
+                    defined_at: r.changed_at,
+                })
+            })
+            .collect())
+    }
+
     /// Gives every user and share link that has none a record (a catalog
     /// from before records, or a change made by an older binary). At
     /// start-up.
@@ -351,6 +426,12 @@ impl Fabric {
         for user in self.inner.catalog.users().await? {
             if self.inner.catalog.record(USER, &user.name).await?.is_none() {
                 self.publish_user(&user.name, "system").await?;
+            }
+        }
+        for f in self.inner.catalog.folders().await? {
+            let key = format!("{}/{}", f.owner, f.name);
+            if self.inner.catalog.record(FOLDER, &key).await?.is_none() {
+                self.publish_folder(&f.owner, &f.name, "system").await?;
             }
         }
         for share in self.inner.catalog.shares(None).await? {
@@ -527,6 +608,18 @@ impl Fabric {
                 self.inner.cache.clear();
                 Ok(())
             }
+            FOLDER => {
+                let v: FolderValue =
+                    serde_json::from_str(&record.value).map_err(|e| bad_record(kind, key, e))?;
+                if key != format!("{}/{}", v.owner, v.name) {
+                    return Err(bad_record(kind, key, "names another folder"));
+                }
+                crate::fabric::check_user_name(&v.owner)?;
+                RelPath::from_components([v.name.as_str()])
+                    .map_err(|_| bad_record(kind, key, "not a folder name"))?;
+                // A definition only: no replica is made here (folder sync).
+                Ok(())
+            }
             SHARE => {
                 let v: ShareValue =
                     serde_json::from_str(&record.value).map_err(|e| bad_record(kind, key, e))?;
@@ -544,8 +637,8 @@ impl Fabric {
                 else {
                     return Ok(());
                 };
-                let path = crate::path::RelPath::parse(&v.path)
-                    .map_err(|_| bad_record(kind, key, "not a path"))?;
+                let path =
+                    RelPath::parse(&v.path).map_err(|_| bad_record(kind, key, "not a path"))?;
                 if !matches!(v.kind.as_str(), "file" | "dir")
                     || !matches!(v.permission.as_str(), "read" | "upload" | "readwrite")
                     || v.token_digest.len() != 64
@@ -847,7 +940,7 @@ impl Fabric {
         let mut out: Vec<RecordChange> = Vec::new();
         let kinds: Vec<&str> = match kind {
             Some(k) => vec![k],
-            None => vec![USER, SHARE, MEMBER],
+            None => vec![USER, FOLDER, SHARE, MEMBER],
         };
         for k in kinds {
             for r in cat.records_of_kind(k).await? {

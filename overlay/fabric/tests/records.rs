@@ -294,3 +294,30 @@ async fn share_links_travel_to_nodes_with_the_folder_and_their_revocation_too() 
         Err(FabricError::Gone(_))
     ));
 }
+
+#[tokio::test]
+async fn folder_definitions_travel_without_making_a_replica() {
+    let ((ta, a), (_tb, b)) = (node().await, node().await);
+    let dir = ta.path().join("photos");
+    std::fs::create_dir_all(&dir).unwrap();
+    for f in [&a, &b] {
+        f.create_user("alice", "alice-password-1", false)
+            .await
+            .unwrap();
+    }
+    a.add_folder("alice", "photos", &dir, fabric::FolderOptions::default())
+        .await
+        .unwrap();
+    pull(&a, &b).await;
+    let glow = b.glow_folders(&SYS).await.unwrap();
+    assert!(
+        glow.iter().any(|g| g.owner == "alice"
+            && g.name == "photos"
+            && g.origin == a.node_id().to_string()),
+        "{glow:?}"
+    );
+    assert!(
+        b.folders(&SYS, None).await.unwrap().is_empty(),
+        "a definition makes no replica"
+    );
+}
