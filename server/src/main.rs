@@ -41,7 +41,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let cli = flags::Cli::parse();
-    init_logging();
+    init_logging(matches!(cli.command, flags::Command::Serve(_)));
     memory::limit_arenas();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -73,15 +73,21 @@ async fn run(cli: flags::Cli) -> anyhow::Result<()> {
     }
 }
 
-fn init_logging() {
+fn init_logging(serving: bool) {
     use tracing_subscriber::EnvFilter;
+    // Glow's own events from `info`; other crates' only when they are
+    // errors, and for a command not at all (its error is its result; iroh
+    // logs an error when a command's short-lived endpoint closes): their
+    // warnings are for their developers (a metadata crate warned once per
+    // MP3 it estimated), and `GLOW_LOG=debug` shows everything.
+    let others = if serving { "error" } else { "off" };
     let filter = EnvFilter::try_from_env("GLOW_LOG")
         .or_else(|_| EnvFilter::try_from_default_env())
-        // Glow's own events from `info`; other crates' only when they are
-        // errors: their warnings are for their developers (a metadata
-        // crate warned once per MP3 it estimated), and `GLOW_LOG=debug`
-        // shows everything.
-        .unwrap_or_else(|_| EnvFilter::new("error,glow=info,fabric=info,gateways=info,peers=info"));
+        .unwrap_or_else(|_| {
+            EnvFilter::new(format!(
+                "{others},glow=info,fabric=info,gateways=info,peers=info"
+            ))
+        });
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
