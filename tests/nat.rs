@@ -225,3 +225,125 @@ async fn bench_direct_path_matrix() {
         println!("{r}");
     }
 }
+
+/// `glow serve` of `env` in `ns` with HTTP on `ip`, the overlay on, and
+/// the env's `share` directory as the folder `admin/share`.
+fn serve_share_in(env: &Env, ns: &str, ip: &str, name: &str) -> Server {
+    let mut cmd = env.glow_in(ns);
+    cmd.arg("serve").args([
+        "--http",
+        &format!("{ip}:0"),
+        "--no-dlna",
+        "--no-sftp",
+        "--overlay",
+        "0.0.0.0:0",
+        "--name",
+        name,
+        env.share().to_str().unwrap(),
+    ]);
+    Server::start(cmd)
+}
+
+#[tokio::test]
+async fn three_nodes_on_one_lan_share_users_and_links() {
+    let mut lab = NatLab::new(&[]);
+    let (ns_b, ip_b) = lab.add_host();
+    let (ns_c, ip_c) = lab.add_host();
+    let ns_a = lab.public_ns.clone();
+    let envs = [
+        Env::new(Backend::Sqlite),
+        Env::new(Backend::Sqlite),
+        Env::new(Backend::Sqlite),
+    ];
+    let started = std::time::Instant::now();
+    let a = serve_share_in(&envs[0], &ns_a, PUBLIC_IP, "laptop");
+    let b = serve_share_in(&envs[1], &ns_b, &ip_b, "nas");
+    let c = serve_share_in(&envs[2], &ns_c, &ip_c, "phone");
+    let ids = [banner_id(&a), banner_id(&b), banner_id(&c)];
+    // Discovery: each hears the other two, within 5 s of the start.
+    eventually(20, "all three hear each other", || {
+        let ok = [(&envs[0], &ns_a), (&envs[1], &ns_b), (&envs[2], &ns_c)]
+            .iter()
+            .enumerate()
+            .all(|(i, (env, ns))| {
+                let list = node_list(env, ns);
+                ids.iter()
+                    .enumerate()
+                    .filter(|(j, _)| *j != i)
+                    .all(|(_, id)| {
+                        list.lines()
+                            .any(|l| l.starts_with("nearby") && l.contains(id.as_str()))
+                    })
+            });
+        async move { ok }
+    })
+    .await;
+    let heard = started.elapsed();
+    assert!(heard.as_secs_f64() < 5.0 + 3.0, "heard after {heard:?}");
+
+    // B and C join A's glow with codes.
+    for (env, ns) in [(&envs[1], &ns_b), (&envs[2], &ns_c)] {
+        let (code, _) = invite(&envs[0], &ns_a, &[]);
+        let (ok, out) = glow_in(env, ns, &["node", "join", &code]);
+        assert!(ok, "{out}");
+    }
+    // A user added on A signs in on C.
+    envs[0].add_user("alice", "alice-password-1");
+    eventually(30, "alice reaches C", || {
+        let ok = glow_in(&envs[2], &ns_c, &["user", "list"])
+            .1
+            .contains("alice");
+        async move { ok }
+    })
+    .await;
+    let base_c = c.base.clone();
+    let signed_in = lab.run_in(&ns_c, move || async move {
+        client()
+            .get(format!("{base_c}/api/v1/me"))
+            .basic_auth("alice", Some("alice-password-1"))
+            .send()
+            .await
+            .unwrap()
+            .status()
+    });
+    assert_eq!(signed_in, 200);
+
+    // A link made on B opens on A; revoked on C, it is dead on A and B.
+    let url = crate::share::share(&envs[1], &b, &["admin/share/hello.txt"], None);
+    let token = url
+        .trim_end_matches('/')
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_owned();
+    let status = |base: &str| {
+        let url = format!("{base}/s/{token}/");
+        lab.run_in(&ns_a, move || async move {
+            client()
+                .get(url)
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+                .unwrap_or(0)
+        })
+    };
+    eventually(30, "B's link opens on A", || {
+        let ok = status(&a.base) == 200;
+        async move { ok }
+    })
+    .await;
+    eventually(30, "C has the link", || {
+        let ok = glow_in(&envs[2], &ns_c, &["node", "changes"])
+            .1
+            .contains(" share ");
+        async move { ok }
+    })
+    .await;
+    envs[2].ok(&["share", "revoke", &token]);
+    eventually(30, "revoked on C, dead on A and B", || {
+        let ok = status(&a.base) == 410 && status(&b.base) == 410;
+        async move { ok }
+    })
+    .await;
+    drop((a, b, c));
+}

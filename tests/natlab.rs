@@ -57,6 +57,9 @@ pub struct NatLab {
     pub public_ns: String,
     /// The sites, in the order asked.
     pub sites: Vec<Site>,
+    /// More hosts on the public segment (see [`NatLab::add_host`]).
+    pub hosts: Vec<(String, String)>,
+    tag: String,
 }
 
 static NEXT: AtomicU32 = AtomicU32::new(0);
@@ -89,6 +92,8 @@ impl NatLab {
         let mut lab = NatLab {
             public_ns: public_ns.clone(),
             sites: Vec::new(),
+            hosts: Vec::new(),
+            tag: tag.clone(),
         };
         let p = public_ns.as_str();
         ip(&["-n", p, "link", "set", "lo", "up"]);
@@ -205,8 +210,63 @@ impl NatLab {
         lab
     }
 
+    /// Runs `f` in namespace `ns`, on a runtime of its own, and returns
+    /// what it returns (a panic in it fails the test).
+    pub fn run_in<F, Fut, T>(&self, ns: &str, f: F) -> T
+    where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = T>,
+        T: Send + 'static,
+    {
+        use std::os::fd::AsFd;
+        let path = format!("/run/netns/{ns}");
+        let handle = std::thread::spawn(move || {
+            let ns = std::fs::File::open(&path).unwrap();
+            rustix::thread::move_into_link_name_space(
+                ns.as_fd(),
+                Some(rustix::thread::LinkNameSpaceType::Network),
+            )
+            .expect("setns into the lab's namespace");
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(f())
+        });
+        match handle.join() {
+            Ok(v) => v,
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+    }
+
+    /// Adds a host on the public segment, beside the public host (one LAN
+    /// on a bridge, multicast routed: mDNS works among them). Returns its
+    /// namespace and address.
+    pub fn add_host(&mut self) -> (String, String) {
+        let k = self.hosts.len() + 1;
+        let (tag, p) = (self.tag.clone(), self.public_ns.clone());
+        let ns = format!("glow{tag}l{k}");
+        ip(&["netns", "add", &ns]);
+        let addr = format!("198.51.100.{}", 20 + k);
+        self.hosts.push((ns.clone(), addr.clone()));
+        let (dev, port) = (format!("ge{tag}{k}"), format!("gp{tag}{k}"));
+        ip(&[
+            "link", "add", &dev, "netns", &ns, "type", "veth", "peer", "name", &port, "netns", &p,
+        ]);
+        ip(&["-n", &p, "link", "set", &port, "master", "br0"]);
+        ip(&["-n", &p, "link", "set", &port, "up"]);
+        ip(&["-n", &ns, "addr", "add", &format!("{addr}/24"), "dev", &dev]);
+        ip(&["-n", &ns, "link", "set", "lo", "up"]);
+        ip(&["-n", &ns, "link", "set", &dev, "up"]);
+        ip(&["-n", &ns, "route", "add", "224.0.0.0/4", "dev", &dev]);
+        (ns, addr)
+    }
+
     fn namespaces(&self) -> Vec<&String> {
         let mut all = vec![&self.public_ns];
+        for (ns, _) in &self.hosts {
+            all.push(ns);
+        }
         for s in &self.sites {
             all.push(&s.host_ns);
             all.push(&s.router_ns);

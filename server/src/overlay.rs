@@ -471,16 +471,6 @@ pub async fn join(fabric: &Fabric, text: &str, name: &str) -> anyhow::Result<Str
         None,
     )
     .await?;
-    if lan_only {
-        // Give the LAN a few seconds to answer.
-        for _ in 0..30 {
-            if !p.nearby().is_empty() {
-                tokio::time::sleep(Duration::from_millis(500)).await;
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    }
     let host = FabricHost::new(fabric.clone());
     let joined = p.join(&invite, &*host).await;
     p.close().await;

@@ -44,6 +44,8 @@ pub const BATCH: usize = 200;
 pub const MAX_JOINING: usize = 8;
 /// The longest a joining node may take to present its invite.
 pub const JOIN_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long a code is tried on the nodes heard on the LAN.
+pub const LAN_JOIN_WAIT: Duration = Duration::from_secs(8);
 /// The longest a dial may take.
 pub const DIAL_TIMEOUT: Duration = Duration::from_secs(10);
 /// Error code on a refused connection: not a member.
@@ -556,60 +558,74 @@ impl Peers {
     /// invite says where; a code is tried on every node heard on the LAN),
     /// presents the secret and, once welcomed, tells `host`.
     pub async fn join(&self, invite: &Invite, host: &dyn Host) -> Result<String, JoinError> {
-        let candidates: Vec<(String, Vec<std::net::SocketAddr>)> = match invite.inviter {
-            Some(key) => vec![(
-                EndpointId::from_bytes(&key)
-                    .map_err(|_| JoinError::Unreachable(": the invite names no valid node".into()))?
-                    .to_string(),
-                invite.addrs.clone(),
-            )],
-            None => self.nearby().into_iter().map(|n| (n.id, n.addrs)).collect(),
-        };
         if let Some(relay) = &invite.relay {
             self.use_relays(std::slice::from_ref(relay)).await;
         }
-        if candidates.is_empty() {
-            return Err(JoinError::Unreachable(
-                ": no Glow node heard on this network (use the full GLOW:… invite to join across networks)".into(),
-            ));
+        if let Some(key) = invite.inviter {
+            let id = EndpointId::from_bytes(&key)
+                .map_err(|_| JoinError::Unreachable(": the invite names no valid node".into()))?
+                .to_string();
+            return match self.try_join(&id, &invite.addrs, invite, host).await {
+                Ok(()) => Ok(id),
+                Err(e) => Err(e),
+            };
         }
-        let mut refused = None;
-        let mut unreachable = String::new();
-        for (id, addrs) in candidates {
-            let conn = match self
-                .dial(&id, &addrs, invite.relay.as_deref(), JOIN_ALPN)
-                .await
-            {
-                Ok(c) => c,
-                Err(e) => {
-                    unreachable = format!(" {}: {e}", short(&id));
+        // A code: the inviter is one of the nodes on this LAN. Each is
+        // tried once as it is heard, for up to LAN_JOIN_WAIT.
+        let deadline = tokio::time::Instant::now() + LAN_JOIN_WAIT;
+        let mut tried = std::collections::HashSet::new();
+        let mut last = None;
+        loop {
+            for n in self.nearby() {
+                if !tried.insert(n.id.clone()) {
                     continue;
                 }
-            };
-            let asked = wire::ask::<_, JoinResponse>(
-                &conn,
-                &JoinRequest {
-                    secret: invite.secret,
-                    hello: self.hello(),
-                },
-            )
-            .await;
-            conn.close(VarInt::from_u32(0), b"thanks");
-            match asked {
-                Ok(JoinResponse::Welcome(welcome)) => {
-                    host.welcomed(&id, welcome)
-                        .await
-                        .map_err(JoinError::Record)?;
-                    return Ok(id);
+                match self.try_join(&n.id, &n.addrs, invite, host).await {
+                    Ok(()) => return Ok(n.id),
+                    Err(e @ JoinError::Record(_)) => return Err(e),
+                    Err(e) => last = Some(e),
                 }
-                Ok(JoinResponse::Refused(why)) => refused = Some(why),
-                Err(e) => unreachable = format!(" {}: {e}", short(&id)),
             }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(last.unwrap_or_else(|| {
+                    JoinError::Unreachable(
+                        ": no Glow node heard on this network (use the full GLOW:… invite to join across networks)"
+                            .into(),
+                    )
+                }));
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        Err(match refused {
-            Some(why) => JoinError::Refused(why),
-            None => JoinError::Unreachable(unreachable),
-        })
+    }
+
+    /// Presents `invite` to node `id`.
+    async fn try_join(
+        &self,
+        id: &str,
+        addrs: &[std::net::SocketAddr],
+        invite: &Invite,
+        host: &dyn Host,
+    ) -> Result<(), JoinError> {
+        let conn = self
+            .dial(id, addrs, invite.relay.as_deref(), JOIN_ALPN)
+            .await
+            .map_err(|e| JoinError::Unreachable(format!(" {}: {e}", short(id))))?;
+        let asked = wire::ask::<_, JoinResponse>(
+            &conn,
+            &JoinRequest {
+                secret: invite.secret,
+                hello: self.hello(),
+            },
+        )
+        .await;
+        conn.close(VarInt::from_u32(0), b"thanks");
+        match asked {
+            Ok(JoinResponse::Welcome(welcome)) => {
+                host.welcomed(id, welcome).await.map_err(JoinError::Record)
+            }
+            Ok(JoinResponse::Refused(why)) => Err(JoinError::Refused(why)),
+            Err(e) => Err(JoinError::Unreachable(format!(" {}: {e}", short(id)))),
+        }
     }
 }
 
