@@ -72,7 +72,7 @@ async fn dispatch(fabric: &Fabric, cmd: Command) -> anyhow::Result<()> {
             println!(
                 "joined the glow of node {}: this node takes its users and settings \
                  within seconds while `glow serve` runs here",
-                &inviter[..inviter.len().min(10)]
+                head(&inviter, 10)
             );
         }
         Command::Node(NodeCommand::Remove { node }) => {
@@ -91,7 +91,7 @@ async fn dispatch(fabric: &Fabric, cmd: Command) -> anyhow::Result<()> {
             );
             for c in changes {
                 let key = if c.kind == fabric::MEMBER {
-                    c.key[..c.key.len().min(10)].to_owned()
+                    head(&c.key, 10)
                 } else {
                     c.key.clone()
                 };
@@ -104,7 +104,7 @@ async fn dispatch(fabric: &Fabric, cmd: Command) -> anyhow::Result<()> {
                     "{:<20}  {:<7}  {key:<24}  {:<10}  {:<12}  {state}",
                     format_ms(c.changed_at),
                     c.kind,
-                    &c.origin[..c.origin.len().min(10)],
+                    head(&c.origin, 10),
                     c.changed_by
                 );
             }
@@ -171,10 +171,7 @@ async fn dispatch(fabric: &Fabric, cmd: Command) -> anyhow::Result<()> {
                 let on = members
                     .iter()
                     .find(|m| m.id.to_string() == g.origin)
-                    .map_or_else(
-                        || g.origin[..g.origin.len().min(10)].to_owned(),
-                        |m| m.name.clone(),
-                    );
+                    .map_or_else(|| head(&g.origin, 10), |m| m.name.clone());
                 println!("{}/{}	(on {on}; no replica on this node)", g.owner, g.name);
             }
         }
@@ -557,6 +554,11 @@ async fn node_list(fabric: &Fabric) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// The first `n` characters of `text` (a cut by bytes could split one).
+fn head(text: &str, n: usize) -> String {
+    text.chars().take(n).collect()
 }
 
 #[cfg(test)]

@@ -355,7 +355,7 @@ pub async fn devices_page(
             .find(|n| n.id.to_string() == id)
             .map(|n| n.name.clone())
             .filter(|n| !n.is_empty())
-            .unwrap_or_else(|| id[..id.len().min(10)].to_owned())
+            .unwrap_or_else(|| head(id, 10))
     };
     let changes: Vec<ChangeRow> = changes
         .into_iter()
@@ -363,7 +363,7 @@ pub async fn devices_page(
             when: ms_to_text(ch.changed_at),
             what: match ch.kind.as_str() {
                 fabric::USER => format!("user {}", ch.key),
-                fabric::SHARE => format!("share link {}", &ch.key[..ch.key.len().min(8)]),
+                fabric::SHARE => format!("share link {}", head(&ch.key, 8)),
                 fabric::MEMBER => format!("member {}", name_of(&ch.key)),
                 other => format!("{other} {}", ch.key),
             },
@@ -688,6 +688,11 @@ pub async fn versions_page(
             versions,
         },
     ))
+}
+
+/// The first `n` characters of `text` (a cut by bytes could split one).
+fn head(text: &str, n: usize) -> String {
+    text.chars().take(n).collect()
 }
 
 #[cfg(test)]

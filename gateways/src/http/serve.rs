@@ -107,6 +107,7 @@ impl std::fmt::Debug for Takeover {
 async fn starts_with(stream: &tokio::net::TcpStream, prefix: &[u8]) -> std::io::Result<bool> {
     let mut buf = [0u8; 32];
     let want = prefix.len().min(buf.len());
+    let mut pause = Duration::from_millis(5);
     loop {
         let n = stream.peek(&mut buf[..want]).await?;
         if n == 0 || buf[..n] != prefix[..n] {
@@ -115,8 +116,10 @@ async fn starts_with(stream: &tokio::net::TcpStream, prefix: &[u8]) -> std::io::
         if n == want {
             return Ok(true);
         }
-        // A request cut into tiny packets: look again shortly.
-        tokio::time::sleep(Duration::from_millis(5)).await;
+        // A request cut into tiny packets: look again, less and less often
+        // (a client that stalls there costs little until the timeout).
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(200));
     }
 }
 

@@ -39,8 +39,11 @@ pub const INVITE_SECRET_LEN: usize = 10;
 pub const DEFAULT_INVITE_TTL: Duration = Duration::from_secs(15 * 60);
 /// The longest an invite may be made to work.
 pub const MAX_INVITE_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
-/// The largest record value accepted from a member.
-const MAX_VALUE: usize = 1 << 20;
+/// The largest record value accepted from a member (a batch of them stays
+/// well under the wire's largest message).
+const MAX_VALUE: usize = 16 << 10;
+/// The most nodes a record's version vector may name.
+const MAX_VECTOR: usize = 256;
 /// Meta key: the member whose records a node that just joined adopts.
 const ADOPT_FROM: &str = "adopt_records_from";
 
@@ -482,16 +485,31 @@ impl Fabric {
         more: bool,
     ) -> Result<()> {
         only_system(who)?;
+        // A node removed since its link was made gets nothing applied.
+        if self.node_standing(from).await? != NodeStanding::Member {
+            return Err(FabricError::Forbidden);
+        }
         let _one_at_a_time = self.inner.records_lock.lock().await;
         let cat = &self.inner.catalog;
         let from_text = from.to_string();
         let adopting = cat.meta(ADOPT_FROM).await?.as_deref() == Some(from_text.as_str());
         let mut last = None;
         for record in records {
-            last = Some(last.unwrap_or(0).max(record.sequence));
-            if let Err(e) = self.apply_one(&record, adopting).await {
-                tracing::warn!(from = %from.short(), "record from a member skipped: {e}");
+            match self.apply_one(&record, adopting).await {
+                Ok(()) => {}
+                Err(e @ FabricError::Invalid(_)) => {
+                    tracing::warn!(from = %from.short(), "record from a member skipped: {e}");
+                }
+                // A database that failed now may not later: the cursor
+                // stays before this record, which comes again.
+                Err(e) => {
+                    if let Some(done) = last {
+                        cat.set_peer_cursor(&from_text, done).await?;
+                    }
+                    return Err(e);
+                }
             }
+            last = Some(last.unwrap_or(0).max(record.sequence));
         }
         if let Some(last) = last {
             cat.set_peer_cursor(&from_text, last).await?;
@@ -510,6 +528,13 @@ impl Fabric {
         }
         if theirs.value.len() > MAX_VALUE {
             return Err(bad_record(kind, key, "too large"));
+        }
+        if theirs.origin.parse::<NodeId>().is_err()
+            || theirs.changed_by.len() > 64
+            || theirs.version.iter().count() > MAX_VECTOR
+            || key.chars().any(|c| c.is_control())
+        {
+            return Err(bad_record(kind, key, "malformed"));
         }
         let cat = &self.inner.catalog;
         let ours = cat.record(kind, key).await?.map(SharedRecord::of);
@@ -666,10 +691,19 @@ impl Fabric {
                 Ok(())
             }
             MEMBER => {
-                key.parse::<NodeId>()
+                let id = key
+                    .parse::<NodeId>()
                     .map_err(|_| bad_record(kind, key, "not a node id"))?;
-                serde_json::from_str::<MemberValue>(&record.value)
+                let v = serde_json::from_str::<MemberValue>(&record.value)
                     .map_err(|e| bad_record(kind, key, e))?;
+                // Removal is for good: no record brings a removed node back
+                // (records are not signed; a removed node could forge one).
+                if !v.revoked
+                    && !record.deleted
+                    && self.node_standing(&id).await? == NodeStanding::Revoked
+                {
+                    return Err(bad_record(kind, key, "that node was removed for good"));
+                }
                 Ok(())
             }
             // A kind a newer node knows: kept and passed on as it is.
@@ -707,6 +741,7 @@ impl Fabric {
             .into_iter()
             .map(|n| (n.id.clone(), n))
             .collect();
+        let adopting = cat.meta(ADOPT_FROM).await?;
         let mut out = Vec::new();
         for r in cat.records_of_kind(MEMBER).await? {
             let (Ok(id), Ok(v)) = (
@@ -726,10 +761,12 @@ impl Fabric {
                 home_relay: node.map(|n| n.home_relay.clone()).filter(|h| !h.is_empty()),
             });
         }
-        if out.is_empty()
-            && let Some(inviter) = cat.meta(ADOPT_FROM).await?
+        // While it adopts the glow's records, a node that just joined
+        // knows the inviter only (and pulls from no one else).
+        if let Some(inviter) = adopting
             && let Ok(id) = inviter.parse::<NodeId>()
         {
+            out.retain(|m| m.id == self.node_id());
             let node = nodes.get(&inviter);
             out.push(Member {
                 id,
@@ -836,6 +873,9 @@ impl Fabric {
         reach: &Reach,
     ) -> Result<()> {
         only_system(who)?;
+        if self.node_standing(node).await? == NodeStanding::Revoked {
+            return Err(FabricError::Forbidden);
+        }
         let digest = blake3::hash(secret).to_hex();
         if !self
             .inner
@@ -870,6 +910,12 @@ impl Fabric {
         members: &[(NodeId, Reach)],
     ) -> Result<()> {
         only_system(who)?;
+        // The glow this node was in before (if any) is left behind: its
+        // members would otherwise travel into the new one.
+        {
+            let _one_at_a_time = self.inner.records_lock.lock().await;
+            self.inner.catalog.leave_glow(now_ms()).await?;
+        }
         for (id, reach) in members {
             self.member_reached(id, reach).await?;
         }

@@ -17,6 +17,20 @@ async fn node() -> (tempfile::TempDir, Fabric) {
     (tmp, f)
 }
 
+/// Makes `b` a member of `a`'s glow, as an invite and a join do, and lets
+/// it adopt `a`'s records.
+async fn befriend(a: &Fabric, b: &Fabric) {
+    let secret = a
+        .create_invite(&SYS, Duration::from_secs(60))
+        .await
+        .unwrap();
+    a.redeem_invite(&SYS, &secret, &b.node_id(), &reach("b"))
+        .await
+        .unwrap();
+    b.joined(&SYS, &a.node_id(), &[]).await.unwrap();
+    pull(a, b).await;
+}
+
 /// `to` pulls everything new from `from`, as a link does.
 async fn pull(from: &Fabric, to: &Fabric) {
     loop {
@@ -48,6 +62,7 @@ async fn signs_in(f: &Fabric, user: &str, password: &str) -> bool {
 #[tokio::test]
 async fn changes_travel_and_concurrent_ones_converge() {
     let ((_ta, a), (_tb, b)) = (node().await, node().await);
+    befriend(&a, &b).await;
     a.create_user("alice", "alice-password-1", false)
         .await
         .unwrap();
@@ -104,6 +119,7 @@ async fn changes_travel_and_concurrent_ones_converge() {
 #[tokio::test]
 async fn app_passwords_and_keys_travel_with_their_user() {
     let ((_ta, a), (_tb, b)) = (node().await, node().await);
+    befriend(&a, &b).await;
     a.create_user("bob", "bob-password-1", false).await.unwrap();
     let (_, secret) = a.create_app_password("bob", "phone").await.unwrap();
     a.add_ssh_key(
@@ -124,6 +140,7 @@ async fn app_passwords_and_keys_travel_with_their_user() {
 #[tokio::test]
 async fn records_that_make_no_sense_are_skipped_not_fatal() {
     let ((_ta, a), (_tb, b)) = (node().await, node().await);
+    befriend(&a, &b).await;
     a.create_user("admin", "admin-password-1", true)
         .await
         .unwrap();
@@ -242,6 +259,9 @@ async fn invites_work_once_and_expire_and_a_new_member_adopts_the_glow() {
 #[tokio::test]
 async fn share_links_travel_to_nodes_with_the_folder_and_their_revocation_too() {
     let ((ta, a), (tb, b), (_tc, c)) = (node().await, node().await, node().await);
+    befriend(&a, &b).await;
+    befriend(&a, &c).await;
+    pull(&a, &b).await;
     for (t, f) in [(&ta, &a), (&tb, &b)] {
         let dir = t.path().join("docs");
         std::fs::create_dir_all(&dir).unwrap();
@@ -298,6 +318,7 @@ async fn share_links_travel_to_nodes_with_the_folder_and_their_revocation_too() 
 #[tokio::test]
 async fn folder_definitions_travel_without_making_a_replica() {
     let ((ta, a), (_tb, b)) = (node().await, node().await);
+    befriend(&a, &b).await;
     let dir = ta.path().join("photos");
     std::fs::create_dir_all(&dir).unwrap();
     for f in [&a, &b] {

@@ -320,7 +320,15 @@ impl Peers {
             tasks.retain(|id, task| {
                 let keep = members.iter().any(|m| &m.id == id);
                 if !keep {
+                    // Removed: its link goes, and its connection with it.
                     task.abort();
+                    if let Some(conn) = self.lock_links().remove(id) {
+                        conn.close(VarInt::from_u32(NOT_A_MEMBER), b"not a member");
+                    }
+                    self.wakers
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .remove(id);
                 }
                 keep && !task.is_finished()
             });
@@ -736,7 +744,8 @@ fn is_link_local(ip: &std::net::IpAddr) -> bool {
 
 /// The first 10 digits of a node id, for logs.
 pub(crate) fn short(id: &str) -> &str {
-    &id[..id.len().min(10)]
+    let end = id.char_indices().nth(10).map_or(id.len(), |(i, _)| i);
+    &id[..end]
 }
 
 #[cfg(test)]

@@ -208,6 +208,29 @@ impl Catalog {
         Ok(())
     }
 
+    /// Forgets the member list and every peer's cursor (a node joining
+    /// another glow leaves the old one behind; its history stays).
+    pub async fn leave_glow(&self, now: i64) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO record_history (kind, key, value, version_vector, origin, changed_at, \
+             changed_by, deleted, replaced_at, reason) \
+             SELECT kind, key, value, version_vector, origin, changed_at, changed_by, deleted, $1, 'left' \
+             FROM records WHERE kind = 'member'",
+        )
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM records WHERE kind = 'member'")
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM peer_cursors")
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Keeps a new invite (its secret's digest only).
     pub async fn insert_invite(
         &self,
