@@ -101,16 +101,30 @@ impl Host for FabricHost {
     fn redeem<'a>(
         &'a self,
         node: &'a str,
-        secret: [u8; peers::invite::SECRET_LEN],
+        proof: [u8; 32],
         hello: Hello,
     ) -> BoxFuture<'a, Result<Welcome, String>> {
         Box::pin(async move {
+            let refused = || "unknown, used or expired invite".to_owned();
             let id: NodeId = node.parse().map_err(|_| "not a node id".to_owned())?;
+            let me = self.fabric.node_id().to_string();
+            // The proof names this node and the joiner, keyed by the
+            // invite's digest: find the open invite it was made with.
+            let digest = self
+                .fabric
+                .open_invite_digests(&SYSTEM)
+                .await
+                .map_err(|e| e.to_string())?
+                .into_iter()
+                .find(|d| {
+                    peers::invite::same_proof(&proof, &peers::invite::join_proof(d, &me, node))
+                })
+                .ok_or_else(refused)?;
             self.fabric
-                .redeem_invite(&SYSTEM, &secret, &id, &reach_of(&hello))
+                .redeem_invite_digest(&SYSTEM, &digest, &id, &reach_of(&hello))
                 .await
                 .map_err(|e| match e {
-                    fabric::FabricError::Forbidden => "unknown, used or expired invite".to_owned(),
+                    fabric::FabricError::Forbidden => refused(),
                     other => other.to_string(),
                 })?;
             let members = self
@@ -123,6 +137,7 @@ impl Host for FabricHost {
                 .map(member_addr)
                 .collect();
             Ok(Welcome {
+                proof: peers::invite::welcome_proof(&digest, &me, node),
                 inviter: self.fabric.node_name().unwrap_or_default(),
                 members,
             })

@@ -872,11 +872,38 @@ impl Fabric {
         node: &NodeId,
         reach: &Reach,
     ) -> Result<()> {
+        let digest: [u8; 32] = *blake3::hash(secret).as_bytes();
+        self.redeem_invite_digest(who, &digest, node, reach).await
+    }
+
+    /// The digests of the invites open now (the overlay checks a joining
+    /// node's proof against each).
+    pub async fn open_invite_digests(&self, who: &Principal) -> Result<Vec<[u8; 32]>> {
+        only_system(who)?;
+        Ok(self
+            .inner
+            .catalog
+            .open_invites(now_ms())
+            .await?
+            .iter()
+            .filter_map(|d| d.parse::<crate::ids::ContentHash>().ok())
+            .map(|h| *h.as_bytes())
+            .collect())
+    }
+
+    /// [`Fabric::redeem_invite`] for the invite of this digest.
+    pub async fn redeem_invite_digest(
+        &self,
+        who: &Principal,
+        digest: &[u8; 32],
+        node: &NodeId,
+        reach: &Reach,
+    ) -> Result<()> {
         only_system(who)?;
         if self.node_standing(node).await? == NodeStanding::Revoked {
             return Err(FabricError::Forbidden);
         }
-        let digest = blake3::hash(secret).to_hex();
+        let digest = blake3::Hash::from_bytes(*digest).to_hex();
         if !self
             .inner
             .catalog

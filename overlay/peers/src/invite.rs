@@ -93,6 +93,40 @@ impl Invite {
     }
 }
 
+/// What the inviter keeps of an invite: the BLAKE3 digest of its secret.
+pub fn digest(secret: &[u8; SECRET_LEN]) -> [u8; 32] {
+    *blake3::hash(secret).as_bytes()
+}
+
+/// What a joining node sends instead of the secret: a MAC of both node
+/// ids keyed by the invite's digest. A node that is not the inviter (any
+/// node on the LAN hears a code's join attempt) learns nothing it could
+/// present elsewhere: the proof names the node it was sent to.
+pub fn join_proof(digest: &[u8; 32], inviter: &str, joiner: &str) -> [u8; 32] {
+    mac(digest, "glow-join", inviter, joiner)
+}
+
+/// What the inviter answers with: proof that it holds the invite, so a
+/// node that only pretends to be the inviter cannot welcome anyone.
+pub fn welcome_proof(digest: &[u8; 32], inviter: &str, joiner: &str) -> [u8; 32] {
+    mac(digest, "glow-welcome", inviter, joiner)
+}
+
+fn mac(digest: &[u8; 32], label: &str, inviter: &str, joiner: &str) -> [u8; 32] {
+    let mut h = blake3::Hasher::new_keyed(digest);
+    h.update(label.as_bytes());
+    h.update(&[0]);
+    h.update(inviter.as_bytes());
+    h.update(&[0]);
+    h.update(joiner.as_bytes());
+    *h.finalize().as_bytes()
+}
+
+/// Constant-time comparison of two proofs.
+pub fn same_proof(a: &[u8; 32], b: &[u8; 32]) -> bool {
+    blake3::Hash::from_bytes(*a) == blake3::Hash::from_bytes(*b)
+}
+
 /// The short code of `secret`.
 pub fn code_of(secret: &[u8; SECRET_LEN]) -> String {
     let text = BASE32_NOPAD.encode(secret);
@@ -140,6 +174,20 @@ mod tests {
             Invite::parse(&code.replace('-', " ").to_lowercase()).unwrap(),
             short
         );
+    }
+
+    #[test]
+    fn proofs_name_both_nodes_and_both_directions() {
+        let d = digest(&[7; SECRET_LEN]);
+        let p = join_proof(&d, "inviter", "joiner");
+        assert!(same_proof(&p, &join_proof(&d, "inviter", "joiner")));
+        assert!(!same_proof(&p, &join_proof(&d, "eavesdropper", "joiner")));
+        assert!(!same_proof(&p, &join_proof(&d, "inviter", "other")));
+        assert!(!same_proof(&p, &welcome_proof(&d, "inviter", "joiner")));
+        assert!(!same_proof(
+            &p,
+            &join_proof(&digest(&[8; SECRET_LEN]), "inviter", "joiner")
+        ));
     }
 
     #[test]

@@ -19,7 +19,7 @@
 //! nothing of what a record means: the [`Host`] (the fabric, wired by the
 //! server) stores, orders and applies them.
 
-use crate::invite::{Invite, SECRET_LEN};
+use crate::invite::{self, Invite};
 use crate::wire::{
     self, Hello, JoinRequest, JoinResponse, MemberAddr, Record, Request, Response, Welcome,
     WireError,
@@ -77,12 +77,13 @@ impl std::fmt::Display for Standing {
 pub trait Host: Send + Sync + 'static {
     /// What `node` is to this node.
     fn standing<'a>(&'a self, node: &'a str) -> BoxFuture<'a, Standing>;
-    /// `node` presents an invite's secret: `Ok` makes it a member (the
-    /// invite is used up) and says how to reach everyone.
+    /// `node` presents a proof of an invite ([`crate::invite::join_proof`]
+    /// with this node as the inviter): `Ok` makes it a member (the invite
+    /// is used up) and says how to reach everyone, with the welcome proof.
     fn redeem<'a>(
         &'a self,
         node: &'a str,
-        secret: [u8; SECRET_LEN],
+        proof: [u8; 32],
         hello: Hello,
     ) -> BoxFuture<'a, Result<Welcome, String>>;
     /// This node was welcomed into `inviter`'s glow.
@@ -618,10 +619,12 @@ impl Peers {
             .dial(id, addrs, invite.relay.as_deref(), JOIN_ALPN)
             .await
             .map_err(|e| JoinError::Unreachable(format!(" {}: {e}", short(id))))?;
+        let digest = invite::digest(&invite.secret);
+        let me = self.id();
         let asked = wire::ask::<_, JoinResponse>(
             &conn,
             &JoinRequest {
-                secret: invite.secret,
+                proof: invite::join_proof(&digest, id, &me),
                 hello: self.hello(),
             },
         )
@@ -629,6 +632,12 @@ impl Peers {
         conn.close(VarInt::from_u32(0), b"thanks");
         match asked {
             Ok(JoinResponse::Welcome(welcome)) => {
+                if !invite::same_proof(&welcome.proof, &invite::welcome_proof(&digest, id, &me)) {
+                    tracing::warn!(node = %short(id), "a node that does not hold the invite answered it");
+                    return Err(JoinError::Refused(
+                        "the node that answered did not write this invite".into(),
+                    ));
+                }
                 host.welcomed(id, welcome).await.map_err(JoinError::Record)
             }
             Ok(JoinResponse::Refused(why)) => Err(JoinError::Refused(why)),
@@ -645,7 +654,7 @@ async fn serve_join(conn: Connection, host: &dyn Host, my_id: String, me: Hello)
         let request: JoinRequest = wire::read_message(&mut recv)
             .await
             .map_err(|e| e.to_string())?;
-        let response = match host.redeem(&id, request.secret, request.hello).await {
+        let response = match host.redeem(&id, request.proof, request.hello).await {
             Ok(mut welcome) => {
                 // Where this node is reached now, as it knows it best.
                 welcome.members.retain(|m| m.id != my_id);

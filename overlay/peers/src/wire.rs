@@ -69,8 +69,9 @@ pub struct Hello {
 /// What a node that holds an invite sends (ALPN [`crate::JOIN_ALPN`]).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct JoinRequest {
-    /// The invite's secret.
-    pub secret: [u8; crate::invite::SECRET_LEN],
+    /// Proof of the invite ([`crate::invite::join_proof`]); the secret
+    /// itself never travels.
+    pub proof: [u8; 32],
     /// The joining node's name and addresses.
     pub hello: Hello,
 }
@@ -87,6 +88,9 @@ pub enum JoinResponse {
 /// What a new member is told: who invited it and how to reach everyone.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Welcome {
+    /// The inviter's proof that it holds the invite
+    /// ([`crate::invite::welcome_proof`]).
+    pub proof: [u8; 32],
     /// The inviting node's name.
     pub inviter: String,
     /// Every member the inviter knows of, itself included.

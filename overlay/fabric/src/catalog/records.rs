@@ -267,6 +267,16 @@ impl Catalog {
         Ok(done.rows_affected() == 1)
     }
 
+    /// The digests of the invites open (unused, not expired) at `now`.
+    pub async fn open_invites(&self, now: i64) -> Result<Vec<String>> {
+        let rows =
+            sqlx::query("SELECT digest FROM invites WHERE used_by IS NULL AND expires_at > $1")
+                .bind(now)
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
+    }
+
     /// Whether an invite is open (unused, not expired) at `now`.
     pub async fn invite_open(&self, now: i64) -> Result<bool> {
         let n: i64 =
