@@ -343,6 +343,17 @@ async fn nodes_heard_on_the_lan_are_kept_for_the_node_alone() {
         .unwrap();
     let all = w.fabric.known_nodes(&sys).await.unwrap();
     assert!(all.iter().any(|n| n.id == other && n.nearby));
+    // A member's address is kept even then: a stranger makes room.
+    let member = fabric::NodeKey::from_seed([42; 32]).id();
+    let reach = fabric::Reach {
+        name: "vps".into(),
+        addrs: vec!["203.0.113.9:7410".into()],
+        ..Default::default()
+    };
+    w.fabric.member_reached(&member, &reach).await.unwrap();
+    let all = w.fabric.known_nodes(&sys).await.unwrap();
+    assert_eq!(all.len() as i64, fabric::MAX_KNOWN_NODES);
+    assert!(all.iter().any(|n| n.id == member && n.addrs == reach.addrs));
 
     // Users do not read or write the node's own view of the LAN.
     for who in [&w.alice, &Principal::LanMedia] {

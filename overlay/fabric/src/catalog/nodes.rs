@@ -61,8 +61,9 @@ impl Catalog {
         Ok(())
     }
 
-    /// Records where a node was reached (or said it listens) without
-    /// changing whether it is heard on the LAN; the same cap applies.
+    /// Records where a member was reached (or said it listens) without
+    /// changing whether it is heard on the LAN. At the cap, the stalest
+    /// node that is not a member is forgotten to make room.
     #[allow(clippy::too_many_arguments)]
     pub async fn node_reached(
         &self,
@@ -74,19 +75,29 @@ impl Catalog {
         now: i64,
         cap: i64,
     ) -> Result<()> {
-        let count: i64 = sqlx::query("SELECT COUNT(*) FROM nodes")
+        let (known, count): (i64, i64) = {
+            let r = sqlx::query(
+                "SELECT (SELECT COUNT(*) FROM nodes WHERE id = $1), (SELECT COUNT(*) FROM nodes)",
+            )
+            .bind(id)
             .fetch_one(&self.pool)
-            .await?
-            .try_get(0)?;
-        let sql = if count >= cap {
-            "UPDATE nodes SET name = $2, addrs = $3, last_seen = $4, relays = $5, home_relay = $6 \
-             WHERE id = $1"
-        } else {
-            "INSERT INTO nodes (id, name, addrs, last_seen, nearby, relays, home_relay) \
+            .await?;
+            (r.try_get(0)?, r.try_get(1)?)
+        };
+        if known == 0 && count >= cap {
+            // Members come first: the stalest node that is not one makes
+            // room (strangers heard on the LAN cannot keep a member out).
+            sqlx::query(
+                "DELETE FROM nodes WHERE id = (SELECT id FROM nodes WHERE id NOT IN \
+                 (SELECT key FROM records WHERE kind = 'member') ORDER BY last_seen LIMIT 1)",
+            )
+            .execute(&self.pool)
+            .await?;
+        }
+        let sql = "INSERT INTO nodes (id, name, addrs, last_seen, nearby, relays, home_relay) \
              VALUES ($1, $2, $3, $4, 0, $5, $6) \
              ON CONFLICT (id) DO UPDATE SET name = excluded.name, addrs = excluded.addrs, \
-             last_seen = excluded.last_seen, relays = excluded.relays, home_relay = excluded.home_relay"
-        };
+             last_seen = excluded.last_seen, relays = excluded.relays, home_relay = excluded.home_relay";
         sqlx::query(sql)
             .bind(id)
             .bind(name)
