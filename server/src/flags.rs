@@ -79,7 +79,7 @@ pub enum Command {
     /// Play on a TV: find renderers on the LAN and tell one what to play
     #[command(subcommand)]
     Cast(CastCommand),
-    /// This node's identity (and, with the overlay, the other nodes)
+    /// This node, its glow (the nodes that trust each other) and the nodes it knows of
     #[command(subcommand)]
     Node(NodeCommand),
 }
@@ -113,7 +113,7 @@ pub enum NodeCommand {
         /// Its name, its id or the first digits of its id
         node: String,
     },
-    /// Who changed which shared record (users, members), where and when
+    /// Who changed which shared record (users, folders, share links, members), where and when
     Changes {
         /// Show at most this many
         #[arg(long, default_value_t = 50)]
