@@ -170,6 +170,17 @@ async fn a_node_without_udp_joins_and_works_through_the_relay() {
         async move { ok }
     })
     .await;
+    // Removed, it loses the relay too (it reached nothing else).
+    pe.ok(&["node", "remove", "office"]);
+    eventually(
+        30,
+        "the public node's relay cuts the removed node off",
+        || {
+            let ok = p.logged("relay connection cut");
+            async move { ok }
+        },
+    )
+    .await;
     drop((p, x));
 }
 
