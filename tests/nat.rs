@@ -6,21 +6,32 @@
 
 use crate::fixtures::*;
 use crate::natlab::{Nat, NatLab, PUBLIC_IP};
-use crate::overlay::{glow_in, invite, node_list};
+use crate::overlay::{banner_id, glow_in, invite, node_list};
 
 /// `glow serve` of `env` in `ns` with HTTP on `ip`, the overlay on.
 fn serve_in(env: &Env, ns: &str, ip: &str, name: &str) -> Server {
+    serve_with(env, ns, ip, name, &[])
+}
+
+/// The same, serving the env's `share` directory as `admin/share`.
+fn serve_share_in(env: &Env, ns: &str, ip: &str, name: &str) -> Server {
+    serve_with(env, ns, ip, name, &[env.share().to_str().unwrap()])
+}
+
+fn serve_with(env: &Env, ns: &str, ip: &str, name: &str, dirs: &[&str]) -> Server {
     let mut cmd = env.glow_in(ns);
-    cmd.arg("serve").args([
-        "--http",
-        &format!("{ip}:0"),
-        "--no-dlna",
-        "--no-sftp",
-        "--overlay",
-        "0.0.0.0:0",
-        "--name",
-        name,
-    ]);
+    cmd.arg("serve")
+        .args([
+            "--http",
+            &format!("{ip}:0"),
+            "--no-dlna",
+            "--no-sftp",
+            "--overlay",
+            "0.0.0.0:0",
+            "--name",
+            name,
+        ])
+        .args(dirs);
     Server::start(cmd)
 }
 
@@ -57,15 +68,6 @@ fn link_to(env: &Env, ns: &str, other: &str) -> Option<String> {
             // "... wan direct 0.4 ms": the class and the path.
             (link.len() == 4 && link[0] == "ms").then(|| format!("{} {}", link[3], link[2]))
         })
-}
-
-fn banner_id(srv: &Server) -> String {
-    srv.banner
-        .lines()
-        .find_map(|l| l.split(" - node ").nth(1))
-        .unwrap_or_else(|| panic!("no node id in the banner:\n{}", srv.banner))
-        .trim()
-        .to_owned()
 }
 
 /// The public member, and two sites behind `nats` joined to its glow.
@@ -235,24 +237,6 @@ async fn bench_direct_path_matrix() {
     for r in rows {
         println!("{r}");
     }
-}
-
-/// `glow serve` of `env` in `ns` with HTTP on `ip`, the overlay on, and
-/// the env's `share` directory as the folder `admin/share`.
-fn serve_share_in(env: &Env, ns: &str, ip: &str, name: &str) -> Server {
-    let mut cmd = env.glow_in(ns);
-    cmd.arg("serve").args([
-        "--http",
-        &format!("{ip}:0"),
-        "--no-dlna",
-        "--no-sftp",
-        "--overlay",
-        "0.0.0.0:0",
-        "--name",
-        name,
-        env.share().to_str().unwrap(),
-    ]);
-    Server::start(cmd)
 }
 
 #[tokio::test]

@@ -18,7 +18,7 @@ pub(crate) fn node_list(env: &Env, ns: &str) -> String {
 }
 
 /// The node id a server's banner shows.
-fn banner_id(srv: &Server) -> String {
+pub(crate) fn banner_id(srv: &Server) -> String {
     srv.banner
         .lines()
         .find_map(|l| l.split(" - node ").nth(1))

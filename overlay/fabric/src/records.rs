@@ -426,19 +426,29 @@ impl Fabric {
     /// from before records, or a change made by an older binary). At
     /// start-up.
     pub(crate) async fn ensure_records(&self) -> Result<()> {
-        for user in self.inner.catalog.users().await? {
-            if self.inner.catalog.record(USER, &user.name).await?.is_none() {
+        // One read per kind (every command opens the fabric), a write only
+        // for what lacks a record.
+        let cat = &self.inner.catalog;
+        let keys = |rows: Vec<RecordRow>| {
+            rows.into_iter()
+                .map(|r| r.key)
+                .collect::<std::collections::HashSet<String>>()
+        };
+        let users = keys(cat.records_of_kind(USER).await?);
+        for user in cat.users().await? {
+            if !users.contains(&user.name) {
                 self.publish_user(&user.name, "system").await?;
             }
         }
-        for f in self.inner.catalog.folders().await? {
-            let key = format!("{}/{}", f.owner, f.name);
-            if self.inner.catalog.record(FOLDER, &key).await?.is_none() {
+        let folders = keys(cat.records_of_kind(FOLDER).await?);
+        for f in cat.folders().await? {
+            if !folders.contains(&format!("{}/{}", f.owner, f.name)) {
                 self.publish_folder(&f.owner, &f.name, "system").await?;
             }
         }
-        for share in self.inner.catalog.shares(None).await? {
-            if self.inner.catalog.record(SHARE, &share.id).await?.is_none() {
+        let shares = keys(cat.records_of_kind(SHARE).await?);
+        for share in cat.shares(None).await? {
+            if !shares.contains(&share.id) {
                 self.publish_share(&share.id, "system").await?;
             }
         }
@@ -750,16 +760,13 @@ impl Fabric {
             ) else {
                 continue;
             };
-            let node = nodes.get(&r.key);
-            out.push(Member {
+            out.push(member_at(
                 id,
-                name: v.name,
-                revoked: v.revoked || r.deleted,
-                changed_at: r.changed_at,
-                addrs: node.map(|n| n.addrs.clone()).unwrap_or_default(),
-                relays: node.map(|n| n.relays.clone()).unwrap_or_default(),
-                home_relay: node.map(|n| n.home_relay.clone()).filter(|h| !h.is_empty()),
-            });
+                v.name,
+                v.revoked || r.deleted,
+                r.changed_at,
+                nodes.get(&r.key),
+            ));
         }
         // While it adopts the glow's records, a node that just joined
         // knows the inviter only (and pulls from no one else).
@@ -768,15 +775,8 @@ impl Fabric {
         {
             out.retain(|m| m.id == self.node_id());
             let node = nodes.get(&inviter);
-            out.push(Member {
-                id,
-                name: node.map(|n| n.name.clone()).unwrap_or_default(),
-                revoked: false,
-                changed_at: 0,
-                addrs: node.map(|n| n.addrs.clone()).unwrap_or_default(),
-                relays: node.map(|n| n.relays.clone()).unwrap_or_default(),
-                home_relay: node.map(|n| n.home_relay.clone()).filter(|h| !h.is_empty()),
-            });
+            let name = node.map(|n| n.name.clone()).unwrap_or_default();
+            out.push(member_at(id, name, false, 0, node));
         }
         Ok(out)
     }
@@ -1044,6 +1044,26 @@ impl Fabric {
         out.sort_by_key(|c| std::cmp::Reverse(c.changed_at));
         out.truncate(limit);
         Ok(out)
+    }
+}
+
+/// A member as [`Fabric::members`] lists it, with where `node` (this
+/// node's row for it, if any) says it was last reached.
+fn member_at(
+    id: NodeId,
+    name: String,
+    revoked: bool,
+    changed_at: i64,
+    node: Option<&crate::catalog::NodeRow>,
+) -> Member {
+    Member {
+        id,
+        name,
+        revoked,
+        changed_at,
+        addrs: node.map(|n| n.addrs.clone()).unwrap_or_default(),
+        relays: node.map(|n| n.relays.clone()).unwrap_or_default(),
+        home_relay: node.map(|n| n.home_relay.clone()).filter(|h| !h.is_empty()),
     }
 }
 

@@ -24,6 +24,17 @@ pub struct NodeRow {
 }
 
 impl Catalog {
+    /// Whether `id` is known (0 or 1), and how many nodes are.
+    async fn node_counts(&self, id: &str) -> Result<(i64, i64)> {
+        let r = sqlx::query(
+            "SELECT (SELECT COUNT(*) FROM nodes WHERE id = $1), (SELECT COUNT(*) FROM nodes)",
+        )
+        .bind(id)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok((r.try_get(0)?, r.try_get(1)?))
+    }
+
     /// Records that a node was heard from on the LAN now; a node not yet
     /// known is added only while fewer than `cap` are.
     pub async fn node_heard(
@@ -34,15 +45,7 @@ impl Catalog {
         now: i64,
         cap: i64,
     ) -> Result<()> {
-        let (known, count): (i64, i64) = {
-            let r = sqlx::query(
-                "SELECT (SELECT COUNT(*) FROM nodes WHERE id = $1), (SELECT COUNT(*) FROM nodes)",
-            )
-            .bind(id)
-            .fetch_one(&self.pool)
-            .await?;
-            (r.try_get(0)?, r.try_get(1)?)
-        };
+        let (known, count) = self.node_counts(id).await?;
         if known == 0 && count >= cap {
             tracing::debug!("node not recorded: {cap} nodes are known already");
             return Ok(());
@@ -75,15 +78,7 @@ impl Catalog {
         now: i64,
         cap: i64,
     ) -> Result<()> {
-        let (known, count): (i64, i64) = {
-            let r = sqlx::query(
-                "SELECT (SELECT COUNT(*) FROM nodes WHERE id = $1), (SELECT COUNT(*) FROM nodes)",
-            )
-            .bind(id)
-            .fetch_one(&self.pool)
-            .await?;
-            (r.try_get(0)?, r.try_get(1)?)
-        };
+        let (known, count) = self.node_counts(id).await?;
         if known == 0 && count >= cap {
             // Members come first: the stalest node that is not one makes
             // room (strangers heard on the LAN cannot keep a member out).
