@@ -19,6 +19,7 @@ mod load;
 mod nat;
 mod natlab;
 mod overlay;
+mod pairing;
 mod security;
 mod sftp;
 mod share;

@@ -50,7 +50,7 @@ fn world() -> &'static World {
                 )
                 .await
                 .unwrap();
-            gateways::http::app(fabric, false, None)
+            gateways::http::app(fabric, false, None, None)
         });
         World { rt, app, tmp }
     })

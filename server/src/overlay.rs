@@ -251,6 +251,57 @@ impl Host for FabricHost {
     fn invite_open(&self) -> BoxFuture<'_, bool> {
         Box::pin(async move { self.fabric.invite_open().await.unwrap_or(false) })
     }
+
+    fn invite(&self, ttl: Duration) -> BoxFuture<'_, Result<peers::Invite, String>> {
+        Box::pin(async move { invite(&self.fabric, ttl).await.map_err(|e| e.to_string()) })
+    }
+}
+
+/// The Devices page's "Add", done by the overlay's endpoint.
+pub struct PagePairing(pub peers::Peers);
+
+impl gateways::http::pairing::DevicePairing for PagePairing {
+    fn pairings(&self) -> Vec<gateways::http::pairing::PairingView> {
+        self.0
+            .pairings()
+            .into_iter()
+            .map(|p| {
+                let name = if p.peer_name.is_empty() {
+                    p.peer.chars().take(10).collect()
+                } else {
+                    p.peer_name.clone()
+                };
+                let (state, detail) = match p.state {
+                    peers::PairState::Confirm => {
+                        ("confirm", format!("check that {name} shows the same code"))
+                    }
+                    peers::PairState::Waiting => {
+                        ("waiting", format!("waiting for {name} to say yes"))
+                    }
+                    peers::PairState::Joining => ("joining", "joining…".to_owned()),
+                    peers::PairState::Done(how) => ("done", how),
+                    peers::PairState::Failed(why) => ("failed", why),
+                };
+                gateways::http::pairing::PairingView {
+                    id: p.id,
+                    node: p.peer,
+                    name,
+                    code: p.code,
+                    outgoing: p.outgoing,
+                    state,
+                    detail,
+                }
+            })
+            .collect()
+    }
+
+    fn offer<'a>(&'a self, node: &'a str) -> BoxFuture<'a, Result<u64, String>> {
+        Box::pin(async move { self.0.pair(node).await.map_err(|e| e.to_string()) })
+    }
+
+    fn decide(&self, id: u64, accept: bool) -> bool {
+        self.0.decide(id, accept)
+    }
 }
 
 /// The overlay as the server runs it.

@@ -165,6 +165,10 @@ pub async fn run(settings: Settings, args: ServeArgs) -> anyhow::Result<()> {
         fabric.clone(),
         tls_config.is_some(),
         dlna_banner.as_ref().map(|(a, _)| *a),
+        overlay.as_ref().map(|o| {
+            Arc::new(crate::overlay::PagePairing(o.peers.clone()))
+                as Arc<dyn gateways::http::pairing::DevicePairing>
+        }),
     );
     let mut opts = ServeOptions {
         tls: tls_config,

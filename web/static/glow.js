@@ -115,6 +115,14 @@
           document.getElementById("cast-state").textContent =
             { pause: "Paused on ", resume: "Playing on ", stop: "Stopped on " }[b.dataset.control] + b.dataset.name;
           break;
+        case "pair":
+          b.disabled = true;
+          b.textContent = "Asking…";
+          await api("pairings", { node: b.dataset.node }); location.reload();
+          break;
+        case "pair-decide":
+          await api("pairings/decide", { id: Number(b.dataset.id), accept: !!b.dataset.accept }); location.reload();
+          break;
         case "revoke":
           if (confirm("Revoke this link? Nobody will be able to open it any more.")) { await api("shares/revoke", { id: b.dataset.id }); location.reload(); }
           break;
@@ -153,6 +161,21 @@
     for (const [label, control] of [["Pause", "pause"], ["Resume", "resume"], ["Stop", "stop"]]) {
       castBox.appendChild(button(label, { action: "cast-control", control, renderer, name }));
     }
+  }
+
+  // Devices page: a pairing offered by another device, or an answer
+  // given there, shows without a reload by hand.
+  const pairBox = document.getElementById("pairings");
+  if (pairBox && pairBox.dataset.watch) {
+    const sig = (list) => list.map((p) => p.id + ":" + p.state).join(",");
+    let seen = null;
+    setInterval(async () => {
+      const r = await fetch("/api/v1/pairings", { credentials: "same-origin" }).catch(() => null);
+      if (!r || !r.ok) return;
+      const now = sig(await r.json());
+      if (seen !== null && now !== seen) location.reload();
+      seen = now;
+    }, 2000);
   }
 
   document.addEventListener("submit", async (e) => {

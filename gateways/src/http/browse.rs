@@ -109,6 +109,9 @@ struct DevicesPage {
     csrf: String,
     devices: Vec<DeviceRow>,
     changes: Vec<ChangeRow>,
+    pairings: Vec<super::pairing::PairingView>,
+    /// The overlay runs: nearby devices can be added from here.
+    can_pair: bool,
 }
 
 /// One change to what the glow shares, as the Devices page lists it.
@@ -128,6 +131,8 @@ struct DeviceRow {
     link: String,
     addrs: String,
     seen: String,
+    /// Heard on this LAN and not a member: it can be added.
+    addable: bool,
 }
 
 #[derive(Template)]
@@ -410,6 +415,7 @@ pub async fn devices_page(
                 n.addrs.join(", ")
             },
             seen: n.last_seen_ms.map_or("now".into(), ms_to_text),
+            addable: n.state == fabric::NodeState::Nearby,
         })
         .collect();
     html(
@@ -419,6 +425,12 @@ pub async fn devices_page(
             csrf: c.csrf(),
             devices,
             changes,
+            pairings: state
+                .pairing
+                .as_deref()
+                .map(|p| p.pairings())
+                .unwrap_or_default(),
+            can_pair: state.pairing.is_some(),
         },
     )
 }

@@ -10,6 +10,7 @@ mod error;
 pub(crate) mod files;
 pub(crate) mod headers;
 mod pages;
+pub mod pairing;
 mod range;
 mod serve;
 mod share;
@@ -39,11 +40,19 @@ pub struct AppState {
     pub dlna: Option<std::net::SocketAddr>,
     /// The renderers found by the last search.
     pub renderers: cast::Renderers,
+    /// The overlay's device pairing, when the server runs the overlay.
+    pub pairing: Option<std::sync::Arc<dyn pairing::DevicePairing>>,
 }
 
 /// The HTTP front's routes. Tests may call it with `oneshot`. `dlna` is the
-/// LAN media front's address, if it runs.
-pub fn app(fabric: Fabric, tls: bool, dlna: Option<std::net::SocketAddr>) -> Router {
+/// LAN media front's address, if it runs; `pairing`, the overlay's device
+/// pairing, if it runs.
+pub fn app(
+    fabric: Fabric,
+    tls: bool,
+    dlna: Option<std::net::SocketAddr>,
+    pairing: Option<std::sync::Arc<dyn pairing::DevicePairing>>,
+) -> Router {
     let dav = crate::webdav::Dav::new(fabric.clone());
     let state = AppState {
         fabric,
@@ -51,6 +60,7 @@ pub fn app(fabric: Fabric, tls: bool, dlna: Option<std::net::SocketAddr>) -> Rou
         dav,
         dlna,
         renderers: cast::Renderers::default(),
+        pairing,
     };
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
@@ -67,6 +77,8 @@ pub fn app(fabric: Fabric, tls: bool, dlna: Option<std::net::SocketAddr>) -> Rou
         .route("/api/v1/me", get(api::me))
         .route("/api/v1/folders", get(api::folders))
         .route("/api/v1/nodes", get(api::nodes))
+        .route("/api/v1/pairings", get(pairing::list).post(pairing::offer))
+        .route("/api/v1/pairings/decide", post(pairing::decide))
         .route("/api/v1/list", get(api::list))
         .route("/api/v1/mkdir", post(api::mkdir))
         .route("/api/v1/move", post(api::move_))

@@ -19,12 +19,14 @@
 
 pub mod invite;
 pub mod members;
+pub mod pair;
 pub mod relay;
 pub mod wire;
 
 pub use futures_util::future::BoxFuture;
 pub use invite::Invite;
 pub use members::{Host, JoinError, Link, Standing};
+pub use pair::{PairError, PairState, Pairing};
 pub use relay::Relay;
 pub use wire::{Hello, MemberAddr, Record, Welcome};
 
@@ -138,6 +140,10 @@ pub struct Peers {
     nearby: Arc<Mutex<HashMap<String, Nearby>>>,
     links: Arc<Mutex<HashMap<String, iroh::endpoint::Connection>>>,
     events: broadcast::Sender<PeerEvent>,
+    /// What this node serves for (none: a command's endpoint).
+    host: Option<Arc<dyn Host>>,
+    /// Devices being added from a page, or offered to join.
+    pairings: pair::Pairings,
 }
 
 impl Peers {
@@ -149,7 +155,11 @@ impl Peers {
             .map_err(|e| PeersError::Endpoint(e.to_string()))?;
         let builder = Endpoint::builder(presets::Minimal)
             .secret_key(SecretKey::from_bytes(&cfg.seed))
-            .alpns(vec![ALPN.to_vec(), JOIN_ALPN.to_vec()])
+            .alpns(vec![
+                ALPN.to_vec(),
+                JOIN_ALPN.to_vec(),
+                pair::PAIR_ALPN.to_vec(),
+            ])
             // No public relay: the members' own relays are added as they
             // are heard of.
             .relay_mode(iroh::RelayMode::Custom(iroh::RelayMap::empty()))
@@ -175,6 +185,8 @@ impl Peers {
             nearby: Arc::default(),
             links: Arc::default(),
             events,
+            host: host.clone(),
+            pairings: pair::Pairings::default(),
         };
         if cfg.mdns {
             peers.start_mdns(cfg.announce)?;

@@ -112,6 +112,9 @@ pub trait Host: Send + Sync + 'static {
     /// Whether an invite is open now (a node that may be joining is let
     /// through this node's relay).
     fn invite_open(&self) -> BoxFuture<'_, bool>;
+    /// Writes an invite to this node's glow that works once for `ttl` (for
+    /// a device added from a page, [`crate::pair`]).
+    fn invite(&self, ttl: Duration) -> BoxFuture<'_, Result<Invite, String>>;
 }
 
 /// Why joining failed.
@@ -172,7 +175,9 @@ impl Peers {
                                 return;
                             }
                         };
-                    if conn.alpn() == JOIN_ALPN {
+                    if conn.alpn() == crate::pair::PAIR_ALPN {
+                        me.serve_pair(conn, host).await;
+                    } else if conn.alpn() == JOIN_ALPN {
                         let Ok(_permit) = joining.try_acquire() else {
                             conn.close(VarInt::from_u32(503), b"busy");
                             return;
@@ -508,7 +513,7 @@ impl Peers {
 
     /// Dials node `id` on `alpn`, at `addrs` and wherever the LAN lookup
     /// says it is.
-    async fn dial(
+    pub(crate) async fn dial(
         &self,
         id: &str,
         addrs: &[std::net::SocketAddr],
