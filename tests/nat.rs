@@ -72,12 +72,23 @@ fn link_to(env: &Env, ns: &str, other: &str) -> Option<String> {
 
 /// The public member, and two sites behind `nats` joined to its glow.
 async fn two_sites(nats: [Nat; 2]) -> (NatLab, [Env; 3], [Server; 3]) {
+    two_sites_mapping(nats, [false, false]).await
+}
+
+/// [`two_sites`], with the routers of the sites flagged in `map` mapping
+/// ports on request (UPnP, NAT-PMP, PCP), started before the nodes.
+async fn two_sites_mapping(nats: [Nat; 2], map: [bool; 2]) -> (NatLab, [Env; 3], [Server; 3]) {
     let lab = NatLab::new(&nats);
     let envs = [
         Env::new(Backend::Sqlite),
         Env::new(Backend::Sqlite),
         Env::new(Backend::Sqlite),
     ];
+    for (i, on) in map.iter().enumerate() {
+        if *on {
+            lab.map_ports(i, &envs[i + 1].path("miniupnpd.log"));
+        }
+    }
     let p = serve_in(&envs[0], &lab.public_ns, PUBLIC_IP, "vps");
     let x1 = serve_in(
         &envs[1],
@@ -146,6 +157,38 @@ async fn behind_two_symmetric_nats_members_stay_relayed_and_work() {
 }
 
 #[tokio::test]
+async fn a_router_that_maps_ports_lets_members_behind_symmetric_nats_go_direct() {
+    // Both routers give every flow a random port (as a carrier NAT does);
+    // the laptop's router maps a port on request (UPnP / NAT-PMP / PCP, as
+    // home routers do), the phone's does not. The laptop asks for one, and
+    // the phone reaches it there: the pair that stays relayed without
+    // mapping goes direct.
+    let (lab, envs, srvs) =
+        two_sites_mapping([Nat::RandomFully, Nat::RandomFully], [true, false]).await;
+    let (h1, h2) = (&lab.sites[0].host_ns, &lab.sites[1].host_ns);
+    let id1 = banner_id(&srvs[1]);
+    let mapped = || std::fs::read_to_string(envs[1].path("miniupnpd.log")).unwrap_or_default();
+    eventually(90, "the phone reaches the laptop directly", || {
+        let ok = link_to(&envs[2], h2, &id1).as_deref() == Some("wan direct");
+        async move { ok }
+    })
+    .await;
+    let log = mapped();
+    assert_eq!(
+        log.matches("protocol UDP for: iroh-portmap").count(),
+        1,
+        "the laptop's node (not the join command) asked its router for one mapping:\n{log}"
+    );
+    envs[2].add_user("alice", "alice-password-1");
+    eventually(30, "alice reaches the laptop", || {
+        let ok = glow_in(&envs[1], h1, &["user", "list"]).1.contains("alice");
+        async move { ok }
+    })
+    .await;
+    drop(srvs);
+}
+
+#[tokio::test]
 async fn a_node_without_udp_joins_and_works_through_the_relay() {
     let lab = NatLab::new(&[Nat::NoUdp]);
     let (pe, xe) = (Env::new(Backend::Sqlite), Env::new(Backend::Sqlite));
@@ -195,45 +238,52 @@ async fn a_node_without_udp_joins_and_works_through_the_relay() {
 #[ignore = "a benchmark: benches/overlay.sh runs it"]
 async fn bench_direct_path_matrix() {
     let kinds = [Nat::FullCone, Nat::Masquerade, Nat::RandomFully];
-    let mut rows = Vec::new();
+    let mut pairs = Vec::new();
     for (i, a) in kinds.iter().enumerate() {
         for b in &kinds[i..] {
-            let started = std::time::Instant::now();
-            let (lab, envs, srvs) = two_sites([*a, *b]).await;
-            let joined = started.elapsed();
-            let (h1, id2) = (lab.sites[0].host_ns.clone(), banner_id(&srvs[2]));
-            let t0 = std::time::Instant::now();
-            let mut linked = None;
-            let mut direct = None;
-            while t0.elapsed() < std::time::Duration::from_secs(40) {
-                if let Some(l) = link_to(&envs[1], &h1, &id2) {
-                    let first = *linked.get_or_insert(t0.elapsed());
-                    if l.ends_with("direct") {
-                        direct = Some(t0.elapsed());
-                        break;
-                    }
-                    if t0.elapsed() - first > std::time::Duration::from_secs(20) {
-                        break;
-                    }
-                }
-                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-            }
-            rows.push(format!(
-                "{:<11} {:<11} joined {:>5.1} s  linked {:>6}  direct {}",
-                a.name(),
-                b.name(),
-                joined.as_secs_f64(),
-                linked.map_or("never".into(), |t| format!("{:.1} s", t.as_secs_f64())),
-                direct.map_or("no (relayed)".into(), |t| format!(
-                    "after {:.1} s",
-                    t.as_secs_f64()
-                )),
-            ));
-            assert!(linked.is_some(), "{} / {} never linked", a.name(), b.name());
-            drop((srvs, envs, lab));
+            pairs.push((*a, *b, false));
         }
     }
-    println!("\nNAT pair                 time to join both  link  direct path");
+    // The hard pairs again, the first router mapping ports (UPnP).
+    pairs.push((Nat::RandomFully, Nat::Masquerade, true));
+    pairs.push((Nat::RandomFully, Nat::RandomFully, true));
+    let mut rows = Vec::new();
+    for (a, b, map) in pairs {
+        let started = std::time::Instant::now();
+        let (lab, envs, srvs) = two_sites_mapping([a, b], [map, false]).await;
+        let joined = started.elapsed();
+        let (h1, id2) = (lab.sites[0].host_ns.clone(), banner_id(&srvs[2]));
+        let t0 = std::time::Instant::now();
+        let mut linked = None;
+        let mut direct = None;
+        while t0.elapsed() < std::time::Duration::from_secs(40) {
+            if let Some(l) = link_to(&envs[1], &h1, &id2) {
+                let first = *linked.get_or_insert(t0.elapsed());
+                if l.ends_with("direct") {
+                    direct = Some(t0.elapsed());
+                    break;
+                }
+                if t0.elapsed() - first > std::time::Duration::from_secs(20) {
+                    break;
+                }
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+        rows.push(format!(
+            "{:<16} {:<11} joined {:>5.1} s  linked {:>6}  direct {}",
+            format!("{}{}", a.name(), if map { "+upnp" } else { "" }),
+            b.name(),
+            joined.as_secs_f64(),
+            linked.map_or("never".into(), |t| format!("{:.1} s", t.as_secs_f64())),
+            direct.map_or("no (relayed)".into(), |t| format!(
+                "after {:.1} s",
+                t.as_secs_f64()
+            )),
+        ));
+        assert!(linked.is_some(), "{} / {} never linked", a.name(), b.name());
+        drop((srvs, envs, lab));
+    }
+    println!("\nNAT pair                      time to join both  link  direct path");
     for r in rows {
         println!("{r}");
     }

@@ -1,17 +1,26 @@
 //! A small Internet for the overlay tests: a "public" segment
-//! (`198.51.100.0/24`, a bridge in the public host's namespace, where the
-//! public host is `198.51.100.10`) and, per site, a router namespace
-//! (`198.51.100.1N` on the public side, `10.N.0.1` inside) doing NAT with
+//! (`172.32.0.0/24`, a bridge in the public host's namespace, where the
+//! public host is `172.32.0.10`) and, per site, a router namespace
+//! (`172.32.0.1N` on the public side, `10.N.0.1` inside) doing NAT with
 //! nftables for a host namespace behind it (`10.N.0.2`, its default route
 //! through the router). Multicast is not routed: sites do not hear each
 //! other over mDNS. No latency or loss (this kernel has no netem).
+//! A router can also map ports on request ([`NatLab::map_ports`]: UPnP
+//! IGD, NAT-PMP and PCP, by miniupnpd).
+//!
+//! The public segment is just past the private 172.16.0.0/12: a range that
+//! is neither private nor reserved, as a router's outside address must be
+//! for miniupnpd to map ports (it refuses the documentation ranges). It
+//! exists only inside the lab's namespaces, which have no route out.
 //! Everything is deleted, and whatever runs in it killed, on drop.
 
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 /// The public host's address.
-pub const PUBLIC_IP: &str = "198.51.100.10";
+pub const PUBLIC_IP: &str = "172.32.0.10";
+/// The public segment's first three octets.
+const PUBLIC_NET: &str = "172.32.0";
 
 /// How a site's router treats its host's traffic.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -134,7 +143,7 @@ impl NatLab {
                 "link", "add", &lan, "netns", r, "type", "veth", "peer", "name", &host_if, "netns",
                 h,
             ]);
-            let wan_ip = format!("198.51.100.{}/24", 10 + i);
+            let wan_ip = format!("{PUBLIC_NET}.{}/24", 10 + i);
             ip(&["-n", r, "addr", "add", &wan_ip, "dev", &wan]);
             ip(&[
                 "-n",
@@ -239,6 +248,85 @@ impl NatLab {
         }
     }
 
+    /// Makes site `i`'s router map ports for its host on request, as a
+    /// home router with UPnP on does: miniupnpd (UPnP IGD, NAT-PMP, PCP)
+    /// on the inside, its forwards in nftables chains of their own that
+    /// run before the site's masquerade. Its log goes to `log`.
+    pub fn map_ports(&self, i: usize, log: &std::path::Path) {
+        let site = &self.sites[i];
+        let n = i + 1;
+        let (wan, lan) = (format!("gw{}{n}", self.tag), format!("gl{}{n}", self.tag));
+        // The table and chain names are miniupnpd's defaults.
+        let rules = "table inet filter {
+              chain forward {
+  type filter hook forward priority 0; policy accept;
+  jump miniupnpd
+ }
+              chain miniupnpd {
+ }
+              chain prerouting {
+  type nat hook prerouting priority -100; policy accept;
+  jump prerouting_miniupnpd
+ }
+              chain postrouting {
+  type nat hook postrouting priority 99; policy accept;
+  jump postrouting_miniupnpd
+ }
+              chain prerouting_miniupnpd {
+ }
+              chain postrouting_miniupnpd {
+ }
+}
+";
+        let file = std::env::temp_dir().join(format!("glow-upnp-{}-{n}.nft", self.tag));
+        std::fs::write(&file, rules).unwrap();
+        run(
+            "ip",
+            &[
+                "netns",
+                "exec",
+                &site.router_ns,
+                "nft",
+                "-f",
+                file.to_str().unwrap(),
+            ],
+        );
+        let conf = std::env::temp_dir().join(format!("glow-upnp-{}-{n}.conf", self.tag));
+        // A lease file of its own: another lab's mappings are not loaded.
+        let leases = log.with_extension("leases");
+        std::fs::write(
+            &conf,
+            [
+                format!("ext_ifname={wan}"),
+                format!("listening_ip={lan}"),
+                "port=0".into(),
+                "enable_natpmp=yes".into(),
+                "enable_upnp=yes".into(),
+                "secure_mode=yes".into(),
+                "system_uptime=yes".into(),
+                format!("lease_file={}", leases.display()),
+                format!("allow 1024-65535 10.{n}.0.0/24 1024-65535"),
+                "deny 0-65535 0.0.0.0/0 0-65535\n".into(),
+            ]
+            .join("\n"),
+        )
+        .unwrap();
+        let out = std::fs::File::create(log).unwrap();
+        let daemon = if std::path::Path::new("/usr/sbin/miniupnpd").exists() {
+            "/usr/sbin/miniupnpd"
+        } else {
+            "miniupnpd"
+        };
+        Command::new("ip")
+            .args(["netns", "exec", &site.router_ns, daemon, "-d", "-f"])
+            .arg(&conf)
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .unwrap_or_else(|e| panic!("port mapping needs miniupnpd (miniupnpd-nftables): {e}"));
+    }
+
     /// Adds a host on the public segment, beside the public host (one LAN
     /// on a bridge, multicast routed: mDNS works among them). Returns its
     /// namespace and address.
@@ -247,7 +335,7 @@ impl NatLab {
         let (tag, p) = (self.tag.clone(), self.public_ns.clone());
         let ns = format!("glow{tag}l{k}");
         ip(&["netns", "add", &ns]);
-        let addr = format!("198.51.100.{}", 20 + k);
+        let addr = format!("{PUBLIC_NET}.{}", 20 + k);
         self.hosts.push((ns.clone(), addr.clone()));
         let (dev, port) = (format!("ge{tag}{k}"), format!("gp{tag}{k}"));
         ip(&[

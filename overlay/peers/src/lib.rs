@@ -6,7 +6,10 @@
 //! the node id of the banner and of version vectors. It starts from iroh's
 //! `Minimal` preset: none of n0's public relays or DNS discovery is used;
 //! nodes on a LAN find each other over mDNS (service `_glow._udp.local`),
-//! each announcing its addresses and its friendly name.
+//! each announcing its addresses and its friendly name. A serving node also
+//! asks its router for a port mapping (UPnP IGD, NAT-PMP, PCP): a node
+//! behind a NAT that gives every flow a new port is then still reached
+//! directly.
 //!
 //! Nodes that trust each other form a *glow*: [`members`] admits only
 //! members on Glow's protocol, welcomes a node that presents an invite
@@ -79,8 +82,9 @@ pub struct PeersConfig {
     pub bind: SocketAddr,
     /// Whether to look for other nodes on the LAN.
     pub mdns: bool,
-    /// Whether to announce this node on the LAN too (a command's
-    /// short-lived endpoint only listens).
+    /// Whether to announce this node on the LAN too, and ask the router
+    /// for a port mapping (UPnP IGD, NAT-PMP or PCP, when it offers one);
+    /// a command's short-lived endpoint does neither.
     pub announce: bool,
     /// The port of the plain-HTTP front that serves this node's relay (the
     /// other members are told `http://ADDRESS:PORT/` for each of its
@@ -164,6 +168,11 @@ impl Peers {
             // are heard of.
             .relay_mode(iroh::RelayMode::Custom(iroh::RelayMap::empty()))
             .user_data_for_address_lookup(name)
+            .portmapper_config(if cfg.announce {
+                iroh::endpoint::PortmapperConfig::default()
+            } else {
+                iroh::endpoint::PortmapperConfig::Disabled
+            })
             .clear_ip_transports()
             .bind_addr(cfg.bind)
             .map_err(|e| PeersError::Bind {
