@@ -24,6 +24,7 @@ mod security;
 mod sftp;
 mod share;
 mod sshfs;
+mod sync;
 mod traversal;
 mod versions;
 mod web;

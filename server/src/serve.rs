@@ -126,6 +126,10 @@ pub async fn run(settings: Settings, args: ServeArgs) -> anyhow::Result<()> {
             Some(crate::overlay::start_peers(&fabric, &text, &peer_name, relay_port).await?)
         }
     };
+    // Folder sync: this node's replicas kept in step with the members'.
+    let syncer = overlay
+        .as_ref()
+        .map(|o| sync::start(fabric.clone(), o.peers.clone()));
     let sftp_banner = match &sftp {
         Some((l, key)) => Some((l.local_addr()?, key.fingerprint())),
         None => None,
@@ -238,6 +242,9 @@ pub async fn run(settings: Settings, args: ServeArgs) -> anyhow::Result<()> {
     }
     upkeep.abort();
     trimmer.abort();
+    if let Some(s) = syncer {
+        s.abort();
+    }
     if let Some(o) = &overlay {
         o.peers.close().await;
         // A stopped node hears nothing: `glow node list` must not show

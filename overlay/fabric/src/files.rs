@@ -1241,7 +1241,7 @@ impl Fabric {
 
 /// Streams `body` into `file`, hashing it, both on the blocking pool a
 /// chunk at a time; fsyncs. Returns the BLAKE3 hash.
-async fn stream_to_file(
+pub(crate) async fn stream_to_file(
     mut body: impl AsyncRead + Unpin + Send,
     file: Arc<fs::File>,
     space: local::SpaceGuard,

@@ -24,6 +24,7 @@ pub mod resource;
 pub mod scan;
 pub mod shares;
 pub mod store;
+pub mod sync;
 pub mod thumbs;
 mod tickets;
 mod versions;

@@ -28,6 +28,7 @@ pub mod wire;
 
 pub use futures_util::future::BoxFuture;
 pub use invite::Invite;
+pub use iroh::endpoint::{Connection, RecvStream, SendStream};
 pub use members::{Host, JoinError, Link, Standing};
 pub use pair::{PairError, PairState, Pairing};
 pub use relay::Relay;
@@ -148,6 +149,21 @@ pub struct Peers {
     host: Option<Arc<dyn Host>>,
     /// Devices being added from a page, or offered to join.
     pairings: pair::Pairings,
+    /// The protocols the layer above serves to members, by ALPN.
+    protocols: Arc<Mutex<HashMap<Vec<u8>, Arc<dyn Protocol>>>>,
+}
+
+/// A protocol the layer above serves to members on an ALPN of its own
+/// (folder sync): this crate admits members only, then hands the
+/// connection over.
+pub trait Protocol: Send + Sync + 'static {
+    /// Serves one connection of member `member` (64 hex digits).
+    fn serve(&self, conn: Connection, member: String) -> BoxFuture<'static, ()>;
+}
+
+/// The ALPNs this crate serves itself.
+fn own_alpns() -> Vec<Vec<u8>> {
+    vec![ALPN.to_vec(), JOIN_ALPN.to_vec(), pair::PAIR_ALPN.to_vec()]
 }
 
 impl Peers {
@@ -159,11 +175,7 @@ impl Peers {
             .map_err(|e| PeersError::Endpoint(e.to_string()))?;
         let builder = Endpoint::builder(presets::Minimal)
             .secret_key(SecretKey::from_bytes(&cfg.seed))
-            .alpns(vec![
-                ALPN.to_vec(),
-                JOIN_ALPN.to_vec(),
-                pair::PAIR_ALPN.to_vec(),
-            ])
+            .alpns(own_alpns())
             // No public relay: the members' own relays are added as they
             // are heard of.
             .relay_mode(iroh::RelayMode::Custom(iroh::RelayMap::empty()))
@@ -196,6 +208,7 @@ impl Peers {
             events,
             host: host.clone(),
             pairings: pair::Pairings::default(),
+            protocols: Arc::default(),
         };
         if cfg.mdns {
             peers.start_mdns(cfg.announce)?;
@@ -288,6 +301,24 @@ impl Peers {
     /// Events from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<PeerEvent> {
         self.events.subscribe()
+    }
+
+    /// Serves `protocol` to members on `alpn` from now on.
+    pub fn serve_protocol(&self, alpn: &[u8], protocol: Arc<dyn Protocol>) {
+        let mut protocols = self.protocols.lock().unwrap_or_else(|e| e.into_inner());
+        protocols.insert(alpn.to_vec(), protocol);
+        let mut alpns = own_alpns();
+        alpns.extend(protocols.keys().cloned());
+        self.endpoint.set_alpns(alpns);
+    }
+
+    /// The protocol served on `alpn`, if any.
+    pub(crate) fn protocol(&self, alpn: &[u8]) -> Option<Arc<dyn Protocol>> {
+        self.protocols
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(alpn)
+            .cloned()
     }
 
     /// Tells peers this node is leaving and closes the endpoint.

@@ -175,7 +175,16 @@ impl Peers {
                                 return;
                             }
                         };
-                    if conn.alpn() == crate::pair::PAIR_ALPN {
+                    if let Some(protocol) = me.protocol(conn.alpn()) {
+                        let id = conn.remote_id().to_string();
+                        let standing = host.standing(&id).await;
+                        if standing != Standing::Member {
+                            tracing::warn!(node = %short(&id), "overlay connection refused: {standing}");
+                            conn.close(VarInt::from_u32(NOT_A_MEMBER), b"not a member");
+                            return;
+                        }
+                        protocol.serve(conn, id).await;
+                    } else if conn.alpn() == crate::pair::PAIR_ALPN {
                         me.serve_pair(conn, host).await;
                     } else if conn.alpn() == JOIN_ALPN {
                         let Ok(_permit) = joining.try_acquire() else {
@@ -540,6 +549,38 @@ impl Peers {
 
     fn lock_links(&self) -> std::sync::MutexGuard<'_, HashMap<String, Connection>> {
         self.links.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Dials member `id` on `alpn` (a protocol of the layer above), where
+    /// its link reaches it. Only members are dialed.
+    pub async fn connect(&self, id: &str, alpn: &[u8]) -> Result<Connection, WireError> {
+        let host = self
+            .host
+            .clone()
+            .ok_or_else(|| WireError::Connection("this node serves no glow".into()))?;
+        if host.standing(id).await != Standing::Member {
+            return Err(WireError::Connection(format!(
+                "{} is not a member",
+                short(id)
+            )));
+        }
+        let member = host
+            .members()
+            .await
+            .into_iter()
+            .find(|m| m.id == id)
+            .unwrap_or_default();
+        self.dial(id, &member.addrs, member.home_relay.as_deref(), alpn)
+            .await
+    }
+
+    /// Whether node `id` is a member now (checked again on every request
+    /// of a protocol of the layer above: a removal cuts it off).
+    pub async fn is_member(&self, id: &str) -> bool {
+        match &self.host {
+            Some(host) => host.standing(id).await == Standing::Member,
+            None => false,
+        }
     }
 
     /// The members this node has a link to now, with each link's selected

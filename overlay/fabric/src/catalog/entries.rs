@@ -26,6 +26,9 @@ pub struct EntryRow {
     pub sequence: i64,
     /// Tombstone.
     pub deleted: bool,
+    /// The node that made the current content (empty: recorded before
+    /// folder sync).
+    pub modified_by: String,
 }
 
 impl<'r> FromRow<'r, sqlx::any::AnyRow> for EntryRow {
@@ -44,6 +47,7 @@ impl<'r> FromRow<'r, sqlx::any::AnyRow> for EntryRow {
             sequence: row.try_get("sequence")?,
             // Flags are 0/1 integers: the Any driver has no SQLite booleans.
             deleted: row.try_get::<i64, _>("deleted")? != 0,
+            modified_by: row.try_get("modified_by")?,
         })
     }
 }
@@ -55,7 +59,57 @@ impl EntryRow {
     }
 }
 
-const ENTRY_COLUMNS: &str = "path, kind, size, mtime_ns, hash, version_vector, sequence, deleted";
+/// An entry to store, with its version vector as given.
+pub struct NewEntry<'a> {
+    /// Path inside the folder.
+    pub path: &'a str,
+    /// File or directory.
+    pub kind: EntryKind,
+    /// Size in bytes.
+    pub size: i64,
+    /// Modification time, ns.
+    pub mtime_ns: i64,
+    /// BLAKE3 of the content (files).
+    pub hash: Option<&'a ContentHash>,
+    /// Its version vector.
+    pub version: &'a VersionVector,
+    /// The node that made this content.
+    pub modified_by: &'a str,
+    /// Tombstone.
+    pub deleted: bool,
+}
+
+/// Writes `e` as the entry of its path with sequence `seq`.
+pub(crate) async fn upsert_entry(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    folder_id: &str,
+    e: &NewEntry<'_>,
+    seq: i64,
+) -> FabricResult<()> {
+    sqlx::query(
+        "INSERT INTO entries (folder_id, path, kind, size, mtime_ns, hash, version_vector, sequence, deleted, modified_by) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+         ON CONFLICT (folder_id, path) DO UPDATE SET kind = excluded.kind, size = excluded.size, \
+         mtime_ns = excluded.mtime_ns, hash = excluded.hash, version_vector = excluded.version_vector, \
+         sequence = excluded.sequence, deleted = excluded.deleted, modified_by = excluded.modified_by",
+    )
+    .bind(folder_id)
+    .bind(e.path)
+    .bind(e.kind.as_str())
+    .bind(e.size)
+    .bind(e.mtime_ns)
+    .bind(e.hash.map(|h| h.to_string()))
+    .bind(e.version.to_string())
+    .bind(seq)
+    .bind(e.deleted as i64)
+    .bind(e.modified_by)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+pub(crate) const ENTRY_COLUMNS: &str =
+    "path, kind, size, mtime_ns, hash, version_vector, sequence, deleted, modified_by";
 
 impl Catalog {
     /// One entry, tombstones included.
@@ -138,24 +192,17 @@ impl Catalog {
         .await?;
         let mut vv = VersionVector::parse(old.as_deref().unwrap_or(""));
         vv.bump(node);
-        sqlx::query(
-            "INSERT INTO entries (folder_id, path, kind, size, mtime_ns, hash, version_vector, sequence, deleted) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
-             ON CONFLICT (folder_id, path) DO UPDATE SET kind = excluded.kind, size = excluded.size, \
-             mtime_ns = excluded.mtime_ns, hash = excluded.hash, version_vector = excluded.version_vector, \
-             sequence = excluded.sequence, deleted = excluded.deleted",
-        )
-        .bind(folder_id)
-        .bind(path)
-        .bind(kind.as_str())
-        .bind(size)
-        .bind(mtime_ns)
-        .bind(hash.map(|h| h.to_string()))
-        .bind(vv.to_string())
-        .bind(seq)
-        .bind(deleted as i64)
-        .execute(&mut *tx)
-        .await?;
+        let row = NewEntry {
+            path,
+            kind,
+            size,
+            mtime_ns,
+            hash,
+            version: &vv,
+            modified_by: &node.to_string(),
+            deleted,
+        };
+        upsert_entry(&mut tx, folder_id, &row, seq).await?;
         tx.commit().await?;
         Ok(())
     }

@@ -82,6 +82,7 @@ impl Catalog {
             "DELETE FROM copies WHERE folder_id = $1",
             "DELETE FROM trash WHERE folder_id = $1",
             "DELETE FROM entries WHERE folder_id = $1",
+            "DELETE FROM sync_cursors WHERE folder_id = $1",
         ] {
             sqlx::query(sql).bind(folder_id).execute(&mut *tx).await?;
         }

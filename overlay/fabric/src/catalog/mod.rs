@@ -16,9 +16,10 @@ mod nodes;
 mod properties;
 mod records;
 mod shares;
+mod sync;
 mod users;
 
-pub use entries::EntryRow;
+pub use entries::{EntryRow, NewEntry};
 pub use history::{NewVersion, TrashRow};
 pub use locks::LockRow;
 pub use nodes::NodeRow;

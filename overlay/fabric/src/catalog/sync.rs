@@ -1,0 +1,95 @@
+//! Folder sync's queries: a folder's index in sequence order, entries
+//! stored with another replica's version vector, and how far each peer's
+//! index has been read.
+
+use super::Catalog;
+use super::entries::{ENTRY_COLUMNS, EntryRow, NewEntry, upsert_entry};
+use crate::error::Result;
+
+impl Catalog {
+    /// Entries of a folder changed after sequence `since`, in order, at
+    /// most `limit`.
+    pub async fn entries_since(
+        &self,
+        folder_id: &str,
+        since: i64,
+        limit: i64,
+    ) -> Result<Vec<EntryRow>> {
+        let q = sqlx::AssertSqlSafe(format!(
+            "SELECT {ENTRY_COLUMNS} FROM entries WHERE folder_id = $1 AND sequence > $2 \
+             ORDER BY sequence LIMIT $3"
+        ));
+        Ok(sqlx::query_as(q)
+            .bind(folder_id)
+            .bind(since)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    /// Live files of a folder whose content has hash `hash`.
+    pub async fn live_entries_with_hash(
+        &self,
+        folder_id: &str,
+        hash: &crate::ids::ContentHash,
+    ) -> Result<Vec<EntryRow>> {
+        let q = sqlx::AssertSqlSafe(format!(
+            "SELECT {ENTRY_COLUMNS} FROM entries WHERE hash = $1 AND folder_id = $2 \
+             AND deleted = 0 AND kind = 'file' LIMIT 8"
+        ));
+        Ok(sqlx::query_as(q)
+            .bind(hash.to_string())
+            .bind(folder_id)
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    /// Stores `e` as it is (its version vector is another replica's, not
+    /// bumped here) with the folder's next sequence number.
+    pub async fn put_entry(&self, folder_id: &str, e: &NewEntry<'_>) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        let seq: i64 = sqlx::query_scalar(
+            "UPDATE folders SET sequence = sequence + 1 WHERE id = $1 RETURNING sequence",
+        )
+        .bind(folder_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        upsert_entry(&mut tx, folder_id, e, seq).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Where this node is in `peer`'s index of a folder: the index id and
+    /// the last sequence applied.
+    pub async fn sync_cursor(&self, folder_id: &str, peer: &str) -> Result<Option<(String, i64)>> {
+        Ok(sqlx::query_as(
+            "SELECT index_id, sequence FROM sync_cursors WHERE folder_id = $1 AND peer = $2",
+        )
+        .bind(folder_id)
+        .bind(peer)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    /// Remembers where this node is in `peer`'s index of a folder.
+    pub async fn set_sync_cursor(
+        &self,
+        folder_id: &str,
+        peer: &str,
+        index_id: &str,
+        sequence: i64,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO sync_cursors (folder_id, peer, index_id, sequence) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (folder_id, peer) DO UPDATE SET index_id = excluded.index_id, \
+             sequence = excluded.sequence",
+        )
+        .bind(folder_id)
+        .bind(peer)
+        .bind(index_id)
+        .bind(sequence)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,310 @@
+//! The asking side of `glow/sync/1`: every [`PULL_EVERY`], for every
+//! member linked now and every folder this node holds a replica of, read
+//! that member's index after the last sequence applied and take what is
+//! new: content this node already has (a renamed file, a kept version) is
+//! copied here; the rest is fetched from that member.
+
+use crate::SYNC_ALPN;
+use crate::serve::short;
+use crate::wire::{self, SyncRequest, SyncResponse, WireEntry, WireError};
+use fabric::sync::{Applied, INDEX_BATCH, Need, RemoteEntry};
+use fabric::{ContentHash, EntryKind, Fabric, VersionVector};
+use peers::{Connection, Peers};
+use std::collections::HashMap;
+use std::time::Duration;
+use tokio::io::AsyncReadExt;
+
+/// How often each member's index of each folder is read.
+pub const PULL_EVERY: Duration = Duration::from_secs(2);
+/// The longest path an entry may name.
+const MAX_PATH: usize = 4096;
+/// The most nodes a version vector may name.
+const MAX_VECTOR: usize = 256;
+
+/// Pulls from every linked member, for as long as the node runs.
+pub(crate) async fn run(fabric: Fabric, peers: Peers) {
+    let mut conns: HashMap<String, Connection> = HashMap::new();
+    loop {
+        let replicas = fabric.replicas();
+        let members: Vec<String> = peers.links().into_iter().map(|l| l.id).collect();
+        conns.retain(|id, c| members.contains(id) && c.close_reason().is_none());
+        if !replicas.is_empty() {
+            for member in &members {
+                let conn = match conns.get(member) {
+                    Some(c) => c.clone(),
+                    None => match peers.connect(member, SYNC_ALPN).await {
+                        Ok(c) => {
+                            conns.insert(member.clone(), c.clone());
+                            c
+                        }
+                        Err(e) => {
+                            tracing::debug!(node = %short(member), "sync: cannot connect: {e}");
+                            continue;
+                        }
+                    },
+                };
+                for r in &replicas {
+                    if let Err(e) = pull_folder(&fabric, &conn, member, &r.key).await {
+                        tracing::info!(node = %short(member), folder = %r.key, "sync: {e}");
+                    }
+                }
+            }
+        }
+        tokio::time::sleep(PULL_EVERY).await;
+    }
+}
+
+/// Why a pull stopped.
+#[derive(Debug, thiserror::Error)]
+enum PullError {
+    #[error(transparent)]
+    Wire(#[from] WireError),
+    #[error(transparent)]
+    Fabric(#[from] fabric::FabricError),
+    #[error("refused: {0}")]
+    Refused(String),
+}
+
+/// Reads `member`'s index of folder `key` after the cursor, batch after
+/// batch, and applies it.
+async fn pull_folder(
+    fabric: &Fabric,
+    conn: &Connection,
+    member: &str,
+    key: &str,
+) -> Result<(), PullError> {
+    loop {
+        let cursor = fabric.sync_cursor(key, member).await?;
+        let since = cursor.as_ref().map_or(0, |c| c.1);
+        let asked = ask(
+            conn,
+            &SyncRequest::Index {
+                folder: key.to_owned(),
+                since: u64::try_from(since).unwrap_or(0),
+            },
+        )
+        .await?;
+        let (index_id, entries) = match asked {
+            SyncResponse::Index { index_id, entries } => (index_id, entries),
+            SyncResponse::NotFound => return Ok(()),
+            SyncResponse::Refused(why) => return Err(PullError::Refused(why)),
+            other => {
+                return Err(WireError::Malformed(format!("{other:?} to an index request")).into());
+            }
+        };
+        if let Some((known, seq)) = &cursor
+            && *known != index_id
+            && *seq > 0
+        {
+            // The member made its replica again: read it from the start.
+            fabric.set_sync_cursor(key, member, &index_id, 0).await?;
+            continue;
+        }
+        let full = entries.len() as i64 >= INDEX_BATCH;
+        let last = apply_batch(fabric, conn, member, key, entries, since).await;
+        fabric
+            .set_sync_cursor(key, member, &index_id, last.max(since))
+            .await?;
+        if !full || last <= since {
+            return Ok(());
+        }
+    }
+}
+
+/// Applies one batch; returns the sequence up to which every entry was
+/// handled (the next pull starts after it, so a failed entry is tried
+/// again).
+async fn apply_batch(
+    fabric: &Fabric,
+    conn: &Connection,
+    member: &str,
+    key: &str,
+    entries: Vec<WireEntry>,
+    since: i64,
+) -> i64 {
+    let mut last = since;
+    let mut failed: Option<i64> = None;
+    // Live entries first (parents come before children in the index), then
+    // deleted files, then deleted directories, deepest first: a directory
+    // goes once what was in it is gone.
+    let mut order: Vec<&WireEntry> = entries.iter().filter(|e| !e.deleted).collect();
+    order.extend(entries.iter().filter(|e| e.deleted && !e.dir));
+    let mut dirs: Vec<&WireEntry> = entries.iter().filter(|e| e.deleted && e.dir).collect();
+    dirs.sort_by_key(|e| std::cmp::Reverse(e.path.matches('/').count()));
+    order.extend(dirs);
+    for w in order {
+        let seq = i64::try_from(w.sequence).unwrap_or(i64::MAX);
+        last = last.max(seq);
+        let e = match from_wire(w) {
+            Ok(e) => e,
+            Err(why) => {
+                tracing::warn!(node = %short(member), folder = %key, "sync: entry refused: {why}");
+                continue;
+            }
+        };
+        if let Err(err) = apply_one(fabric, conn, key, &e).await {
+            tracing::info!(node = %short(member), folder = %key, path = %e.path, "sync: not applied: {err}");
+            failed = Some(failed.map_or(seq, |f| f.min(seq)));
+        }
+    }
+    match failed {
+        Some(f) => (f - 1).max(since),
+        None => last,
+    }
+}
+
+/// Applies one remote entry, with its content from here or from the
+/// member.
+async fn apply_one(
+    fabric: &Fabric,
+    conn: &Connection,
+    key: &str,
+    e: &RemoteEntry,
+) -> Result<(), PullError> {
+    let applied = match fabric.remote_need(key, e).await? {
+        Need::Nothing => return Ok(()),
+        Need::Apply => fabric.apply_remote(key, e, None).await?,
+        Need::Content => {
+            let hash = e.hash.expect("a file that needs content has a hash");
+            let mut done = None;
+            if let Some((file, _)) = fabric.local_content(key, &hash).await? {
+                // Already here (a rename, a copy, a kept version): no
+                // transfer. If the disk changed since, fetch it instead.
+                let body = Box::new(tokio::fs::File::from_std(file));
+                match fabric.apply_remote(key, e, Some(body)).await {
+                    Ok(a) => done = Some(a),
+                    Err(err) => tracing::debug!(path = %e.path, "sync: local copy unusable: {err}"),
+                }
+            }
+            match done {
+                Some(a) => a,
+                None => fetch_and_apply(fabric, conn, key, e, &hash).await?,
+            }
+        }
+    };
+    match &applied {
+        Applied::Conflict(copy) => tracing::info!(
+            folder = %key, path = %e.path, copy = %copy,
+            "sync: changed on two nodes at once; both kept"
+        ),
+        Applied::Changed => tracing::debug!(folder = %key, path = %e.path, "sync: applied"),
+        Applied::Recorded | Applied::Skipped => {}
+    }
+    Ok(())
+}
+
+/// Fetches content from the member and applies the entry with it.
+async fn fetch_and_apply(
+    fabric: &Fabric,
+    conn: &Connection,
+    key: &str,
+    e: &RemoteEntry,
+    hash: &ContentHash,
+) -> Result<Applied, PullError> {
+    let (mut send, mut recv) = conn
+        .open_bi()
+        .await
+        .map_err(|err| WireError::Connection(err.to_string()))?;
+    wire::send_message(
+        &mut send,
+        &SyncRequest::Content {
+            folder: key.to_owned(),
+            hash: *hash.as_bytes(),
+        },
+    )
+    .await?;
+    match wire::read_header(&mut recv).await? {
+        SyncResponse::Content { size } => {
+            let body = Box::new(recv.take(size));
+            Ok(fabric.apply_remote(key, e, Some(body)).await?)
+        }
+        SyncResponse::NotFound => Err(PullError::Refused(format!(
+            "{}: its content is no longer there",
+            e.path
+        ))),
+        SyncResponse::Refused(why) => Err(PullError::Refused(why)),
+        other => Err(WireError::Malformed(format!("{other:?} to a content request")).into()),
+    }
+}
+
+/// Asks one question on a new stream and reads the whole answer.
+async fn ask(conn: &Connection, q: &SyncRequest) -> Result<SyncResponse, WireError> {
+    let exchange = async {
+        let (mut send, mut recv) = conn
+            .open_bi()
+            .await
+            .map_err(|e| WireError::Connection(e.to_string()))?;
+        wire::send_message(&mut send, q).await?;
+        wire::read_message(&mut recv).await
+    };
+    tokio::time::timeout(Duration::from_secs(60), exchange)
+        .await
+        .map_err(|_| WireError::Connection("no answer within 60 s".into()))?
+}
+
+/// A wire entry checked: a path of reasonable length, a vector of
+/// reasonable size, a hash on every live file.
+fn from_wire(w: &WireEntry) -> Result<RemoteEntry, String> {
+    if w.path.len() > MAX_PATH {
+        return Err(format!("a path of {} bytes", w.path.len()));
+    }
+    if w.version.is_empty() || w.version.len() > MAX_VECTOR {
+        return Err(format!("a version vector of {} nodes", w.version.len()));
+    }
+    if !w.dir && !w.deleted && w.hash.is_none() {
+        return Err(format!("{}: a file without a hash", w.path));
+    }
+    if fabric::RelPath::parse(&w.path).is_err() {
+        return Err(format!("{:?} is not a path inside a folder", w.path));
+    }
+    Ok(RemoteEntry {
+        path: w.path.clone(),
+        kind: if w.dir {
+            EntryKind::Dir
+        } else {
+            EntryKind::File
+        },
+        size: i64::try_from(w.size).map_err(|_| "a size beyond 2^63".to_owned())?,
+        mtime_ns: w.mtime_ns,
+        hash: w.hash.map(ContentHash::from_bytes),
+        version: w.version.iter().cloned().collect::<VersionVector>(),
+        modified_by: w.modified_by.chars().take(64).collect(),
+        deleted: w.deleted,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(path: &str) -> WireEntry {
+        WireEntry {
+            path: path.into(),
+            dir: false,
+            size: 1,
+            mtime_ns: 0,
+            hash: Some([1; 32]),
+            version: vec![("a".into(), 1)],
+            modified_by: "a".into(),
+            deleted: false,
+            sequence: 1,
+        }
+    }
+
+    #[test]
+    fn entries_that_name_outside_the_folder_or_lack_a_hash_are_refused() {
+        assert!(from_wire(&entry("docs/a.txt")).is_ok());
+        for bad in ["../etc/passwd", "/etc/passwd", "a/../../b", "a//b", ""] {
+            assert!(from_wire(&entry(bad)).is_err(), "{bad:?}");
+        }
+        let mut e = entry("a");
+        e.hash = None;
+        assert!(from_wire(&e).is_err());
+        let mut e = entry("a");
+        e.version = Vec::new();
+        assert!(from_wire(&e).is_err());
+        let mut e = entry("a");
+        e.version = (0..300).map(|i| (format!("n{i}"), 1)).collect();
+        assert!(from_wire(&e).is_err());
+    }
+}

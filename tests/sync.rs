@@ -1,0 +1,192 @@
+//! Folder sync between two nodes on one LAN (two namespaces): both serve
+//! a folder `admin/share` of their own and join one glow; from then on
+//! the two replicas hold the same files, whichever side changes them, on
+//! disk or through a front.
+
+use crate::fixtures::*;
+use crate::lan::Lan;
+use crate::overlay::{banner_id, glow_in, invite, node_list};
+use std::path::Path;
+
+/// Waits until `path` holds exactly `want`.
+async fn until_file(path: &Path, want: &[u8], what: &str) {
+    eventually(60, what, || {
+        let ok = std::fs::read(path).is_ok_and(|got| got == want);
+        async move { ok }
+    })
+    .await;
+}
+
+/// Waits until `path` is gone.
+async fn until_gone(path: &Path, what: &str) {
+    eventually(60, what, || {
+        let ok = !path.exists();
+        async move { ok }
+    })
+    .await;
+}
+
+/// The names in `dir` that contain `part`.
+fn names_with(dir: &Path, part: &str) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(part))
+        .collect();
+    v.sort();
+    v
+}
+
+/// Starts the two nodes, each serving its `share`, and joins them.
+async fn two_replicas(lan: &Lan, a: &Env, b: &Env) -> (Server, Server) {
+    let on = ["--overlay", "0.0.0.0:0"];
+    let srv_a = lan.serve(
+        a,
+        &[&on[..], &["--name", "laptop", a.share().to_str().unwrap()]].concat(),
+    );
+    let srv_b = lan.serve_on_client(
+        b,
+        &[&on[..], &["--name", "nas", b.share().to_str().unwrap()]].concat(),
+    );
+    let (code, _) = invite(a, &lan.server_ns, &[]);
+    let (ok, out) = glow_in(b, &lan.client_ns, &["node", "join", &code]);
+    assert!(ok, "join: {out}");
+    let id_a = banner_id(&srv_a);
+    eventually(30, "the nas links to the laptop", || {
+        let ok = node_list(b, &lan.client_ns)
+            .lines()
+            .any(|l| l.starts_with("member") && l.contains(&id_a) && l.contains("direct"));
+        async move { ok }
+    })
+    .await;
+    (srv_a, srv_b)
+}
+
+#[tokio::test]
+async fn two_replicas_keep_the_same_files_both_ways() {
+    let lan = Lan::new();
+    let (a, b) = (Env::new(Backend::Sqlite), Env::new(Backend::Sqlite));
+    let (da, db) = (a.share(), b.share());
+    // Before they meet: a file only on each side, and one on both.
+    std::fs::write(da.join("only-a.txt"), b"from the laptop").unwrap();
+    std::fs::write(db.join("only-b.txt"), b"from the nas").unwrap();
+    std::fs::write(da.join("both.txt"), b"the same on both").unwrap();
+    std::fs::write(db.join("both.txt"), b"the same on both").unwrap();
+    let (mut srv_a, srv_b) = two_replicas(&lan, &a, &b).await;
+
+    until_file(
+        &db.join("only-a.txt"),
+        b"from the laptop",
+        "a's file reaches b",
+    )
+    .await;
+    until_file(
+        &da.join("only-b.txt"),
+        b"from the nas",
+        "b's file reaches a",
+    )
+    .await;
+    assert!(
+        names_with(&da, "sync-conflict").is_empty() && names_with(&db, "sync-conflict").is_empty(),
+        "identical files are recognised, not conflicts"
+    );
+
+    // Uploaded through the laptop's HTTP front, in new nested folders with
+    // awkward names: byte-exact on the NAS.
+    let big: Vec<u8> = (0..3_000_000u32).map(|i| (i * 7 + i / 251) as u8).collect();
+    std::fs::create_dir_all(da.join("docs/été 2026")).unwrap();
+    let url = srv_a.file("docs/été%202026/Ünïcode%20%26%20co%20%231.bin");
+    let body = big.clone();
+    let status = lan.client(move || async move { put_admin(&url, body).await.status() });
+    assert!(status.is_success(), "{status}");
+    until_file(
+        &db.join("docs/été 2026/Ünïcode & co #1.bin"),
+        &big,
+        "the upload reaches b",
+    )
+    .await;
+
+    // Edited on the NAS's disk behind Glow's back: the laptop has it, and
+    // keeps the content it replaced as a version.
+    std::fs::write(db.join("only-a.txt"), b"edited on the nas").unwrap();
+    until_file(
+        &da.join("only-a.txt"),
+        b"edited on the nas",
+        "b's edit reaches a",
+    )
+    .await;
+    let versions = {
+        let url = format!("{}/api/v1/versions?path=admin/share/only-a.txt", srv_a.base);
+        lan.client(move || async move { get_admin(&url).await.text().await.unwrap() })
+    };
+    assert!(
+        versions.contains("\"size\":15"),
+        "the replaced content is a version on the laptop too: {versions}"
+    );
+
+    // A rename moves the file on the other side too.
+    std::fs::rename(
+        da.join("docs/été 2026/Ünïcode & co #1.bin"),
+        da.join("docs/renamed.bin"),
+    )
+    .unwrap();
+    until_file(&db.join("docs/renamed.bin"), &big, "the rename reaches b").await;
+    until_gone(
+        &db.join("docs/été 2026/Ünïcode & co #1.bin"),
+        "the old name goes",
+    )
+    .await;
+
+    // Deleted on the laptop: gone on the NAS, and in its trash.
+    let url = srv_a.file("only-b.txt");
+    let status = lan.client(move || async move {
+        admin(reqwest::Method::DELETE, &url)
+            .send()
+            .await
+            .unwrap()
+            .status()
+    });
+    assert!(status.is_success(), "{status}");
+    until_gone(&db.join("only-b.txt"), "the delete reaches b").await;
+    let trash = {
+        let url = format!("{}/api/v1/trash", srv_b.base);
+        lan.client(move || async move { get_admin(&url).await.text().await.unwrap() })
+    };
+    assert!(trash.contains("only-b.txt"), "in b's trash: {trash}");
+
+    // Both change the same file while the laptop is off: both contents
+    // are kept, the same way on both nodes.
+    srv_a.terminate();
+    std::fs::write(da.join("both.txt"), b"laptop's version").unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    std::fs::write(db.join("both.txt"), b"nas's version, later").unwrap();
+    let on = ["--overlay", "0.0.0.0:0"];
+    let srv_a = lan.serve(
+        &a,
+        &[&on[..], &["--name", "laptop", da.to_str().unwrap()]].concat(),
+    );
+    until_file(
+        &da.join("both.txt"),
+        b"nas's version, later",
+        "the later edit wins on a",
+    )
+    .await;
+    eventually(60, "a conflict copy of the laptop's edit on both", || {
+        let (ca, cb) = (
+            names_with(&da, "both.sync-conflict-"),
+            names_with(&db, "both.sync-conflict-"),
+        );
+        let ok = ca.len() == 1 && ca == cb;
+        async move { ok }
+    })
+    .await;
+    let copy = names_with(&da, "both.sync-conflict-").remove(0);
+    assert!(copy.ends_with(".txt"), "{copy}");
+    assert_eq!(std::fs::read(db.join(&copy)).unwrap(), b"laptop's version");
+    assert_eq!(
+        std::fs::read(db.join("both.txt")).unwrap(),
+        b"nas's version, later"
+    );
+    drop((srv_a, srv_b));
+}
