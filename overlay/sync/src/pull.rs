@@ -254,8 +254,11 @@ fn from_wire(w: &WireEntry) -> Result<RemoteEntry, String> {
     if !w.dir && !w.deleted && w.hash.is_none() {
         return Err(format!("{}: a file without a hash", w.path));
     }
-    if fabric::RelPath::parse(&w.path).is_err() {
-        return Err(format!("{:?} is not a path inside a folder", w.path));
+    // Only the canonical form: relative, no empty, `.` or `..` part, not
+    // the folder itself.
+    match fabric::RelPath::parse(&w.path) {
+        Ok(p) if !p.is_root() && p.as_str() == w.path => {}
+        _ => return Err(format!("{:?} is not a path inside a folder", w.path)),
     }
     Ok(RemoteEntry {
         path: w.path.clone(),
