@@ -213,6 +213,66 @@ async fn dispatch(fabric: &Fabric, cmd: Command) -> anyhow::Result<()> {
                 println!("{a} is hidden from TVs");
             }
         }
+        Command::Folder(FolderCommand::Replicate { address, path }) => {
+            let a = Address::parse(&address)?;
+            let defined = fabric
+                .glow_folders(&system)
+                .await?
+                .into_iter()
+                .find(|g| g.owner == a.user && g.name == a.folder);
+            let Some(def) = defined else {
+                anyhow::bail!(
+                    "no folder {}/{} in this glow; `glow folder list` shows them",
+                    a.user,
+                    a.folder
+                );
+            };
+            std::fs::create_dir_all(&path)
+                .with_context(|| format!("cannot make {}", path.display()))?;
+            let opts = FolderOptions {
+                copies: CopyPolicy::default(),
+                media: def.media,
+            };
+            let f = fabric.add_folder(&a.user, &a.folder, &path, opts).await?;
+            println!(
+                "replica of {}/{} at {}: its files arrive from the members that have it (`glow folder status`)",
+                f.owner,
+                f.name,
+                f.path.display()
+            );
+        }
+        Command::Folder(FolderCommand::Status { address }) => {
+            let members = fabric.members(&system).await?;
+            let me = fabric.node_id().to_string();
+            let now = fabric::resource::now_ms();
+            let keys: Vec<String> = match address {
+                Some(a) => vec![a.trim_matches('/').to_owned()],
+                None => fabric.replicas().into_iter().map(|r| r.key).collect(),
+            };
+            if keys.is_empty() {
+                println!("no folder on this node");
+            }
+            for key in keys {
+                let states = fabric.sync_status(&system, &key).await?;
+                println!("{key}");
+                let others: Vec<_> = members
+                    .iter()
+                    .filter(|m| !m.revoked && m.id.to_string() != me)
+                    .collect();
+                if others.is_empty() {
+                    println!("  no other member: nothing to sync with (`glow node invite`)");
+                }
+                for m in others {
+                    let id = m.id.to_string();
+                    let name = if m.name.is_empty() { head(&id, 10) } else { m.name.clone() };
+                    let line = match states.iter().find(|s| s.peer == id) {
+                        None => "not reached yet".to_owned(),
+                        Some(s) => sync_line(s, now),
+                    };
+                    println!("  {name:<16} {line}");
+                }
+            }
+        }
         Command::Folder(FolderCommand::Remove { address }) => {
             let a = Address::parse(&address)?;
             fabric.remove_folder(&a.user, &a.folder).await?;
@@ -470,6 +530,27 @@ fn read_password_line() -> anyhow::Result<String> {
 }
 
 /// A UTC timestamp for listings.
+/// One member's line of `glow folder status`.
+fn sync_line(s: &fabric::catalog::SyncStateRow, now: i64) -> String {
+    let ago = (now - s.checked_at).max(0) / 1000;
+    let when = format!("checked {ago} s ago");
+    if s.checked_at == 0 {
+        "not reached yet".to_owned()
+    } else if ago > 60 {
+        format!("not reached since {}", format_ms(s.checked_at))
+    } else if !s.error.is_empty() && s.left_files == 0 {
+        format!("failing: {} ({when})", s.error)
+    } else if s.left_files > 0 {
+        format!(
+            "syncing: {} files, {} left ({when})",
+            s.left_files,
+            human_bytes(u64::try_from(s.left_bytes).unwrap_or(0))
+        )
+    } else {
+        format!("in sync ({when})")
+    }
+}
+
 fn format_ms(ms: i64) -> String {
     // Civil-from-days (Howard Hinnant's algorithm): no date crate for one line.
     let secs = ms.div_euclid(1000);

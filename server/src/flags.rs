@@ -356,6 +356,21 @@ pub enum FolderCommand {
     },
     /// List folders
     List,
+    /// Keep a replica of a folder of this glow in PATH (made if missing):
+    /// its files arrive from the members that have it, and changes made
+    /// here reach them
+    Replicate {
+        /// The folder, as USER/FOLDER (`glow folder list` shows the glow's)
+        address: String,
+        /// Directory on this node; files already there that match are kept
+        path: PathBuf,
+    },
+    /// How each folder stands with the members it syncs with: in sync,
+    /// syncing (what is left) or failing (why)
+    Status {
+        /// The folder, as USER/FOLDER [default: every folder here]
+        address: Option<String>,
+    },
     /// Compare a folder's catalog with its directory; exit 1 if they differ
     Verify {
         /// The folder, as USER/FOLDER

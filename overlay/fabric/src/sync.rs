@@ -230,6 +230,47 @@ impl Fabric {
             .await
     }
 
+    /// Notes how a pull of folder `key` from `peer` went: what is left of
+    /// the batch read, and why it failed (empty: it did not).
+    pub async fn note_sync(
+        &self,
+        key: &str,
+        peer: &str,
+        left_files: i64,
+        left_bytes: i64,
+        error: &str,
+    ) -> Result<()> {
+        let folder = self.replica(key)?;
+        let error: String = error.chars().take(300).collect();
+        self.inner
+            .catalog
+            .set_sync_state(
+                &folder.id,
+                peer,
+                crate::resource::now_ms(),
+                (left_files, left_bytes),
+                &error,
+            )
+            .await
+    }
+
+    /// How this node's replica of `key` stands with each peer it pulls
+    /// from (administrators and the folder's owner).
+    pub async fn sync_status(
+        &self,
+        who: &crate::access::Principal,
+        key: &str,
+    ) -> Result<Vec<crate::catalog::SyncStateRow>> {
+        let folder = self.replica(key)?;
+        match who {
+            crate::access::Principal::System => {}
+            crate::access::Principal::User { name, .. } if *name == folder.owner => {}
+            crate::access::Principal::User { name, .. } if self.user(name).await?.is_admin => {}
+            _ => return Err(FabricError::NotFound),
+        }
+        self.inner.catalog.sync_states(&folder.id).await
+    }
+
     /// What remote entry `e` of folder `key` needs here.
     pub async fn remote_need(&self, key: &str, e: &RemoteEntry) -> Result<Need> {
         let folder = self.replica(key)?;
@@ -474,6 +515,11 @@ impl Fabric {
                     if let Some(s) = staged {
                         let to = conflict_name(rel, e.mtime_ns, &e.modified_by)?;
                         self.write_staged(folder, &to, s).await?;
+                        // A new file of this node's, as a copy made here.
+                        let (path, t2) = (folder.path.clone(), to.clone());
+                        let entry =
+                            blocking(move || Root::open(&path)?.parent(&t2)?.entry(&t2)).await?;
+                        self.record(folder, &entry, Some(&s.hash), false).await?;
                         copy = Some(to);
                     }
                     self.put(

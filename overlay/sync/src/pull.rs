@@ -39,13 +39,32 @@ pub(crate) async fn run(fabric: Fabric, peers: Peers) {
                         }
                         Err(e) => {
                             tracing::debug!(node = %short(member), "sync: cannot connect: {e}");
+                            for r in &replicas {
+                                let why = format!("cannot connect: {e}");
+                                let _ = fabric.note_sync(&r.key, member, 0, 0, &why).await;
+                            }
                             continue;
                         }
                     },
                 };
+                let others: Vec<Connection> = conns
+                    .iter()
+                    .filter(|(id, _)| *id != member)
+                    .map(|(_, c)| c.clone())
+                    .collect();
                 for r in &replicas {
-                    if let Err(e) = pull_folder(&fabric, &conn, member, &r.key).await {
-                        tracing::info!(node = %short(member), folder = %r.key, "sync: {e}");
+                    let noted = match pull_folder(&fabric, &conn, &others, member, &r.key).await {
+                        Ok((files, bytes)) => {
+                            let why = if files > 0 { "some changes could not be applied yet" } else { "" };
+                            fabric.note_sync(&r.key, member, files, bytes, why).await
+                        }
+                        Err(e) => {
+                            tracing::info!(node = %short(member), folder = %r.key, "sync: {e}");
+                            fabric.note_sync(&r.key, member, 0, 0, &e.to_string()).await
+                        }
+                    };
+                    if let Err(e) = noted {
+                        tracing::debug!(folder = %r.key, "sync state not noted: {e}");
                     }
                 }
             }
@@ -66,13 +85,15 @@ enum PullError {
 }
 
 /// Reads `member`'s index of folder `key` after the cursor, batch after
-/// batch, and applies it.
+/// batch, and applies it. Returns what could not be applied (entries,
+/// bytes).
 async fn pull_folder(
     fabric: &Fabric,
     conn: &Connection,
+    others: &[Connection],
     member: &str,
     key: &str,
-) -> Result<(), PullError> {
+) -> Result<(i64, i64), PullError> {
     loop {
         let cursor = fabric.sync_cursor(key, member).await?;
         let since = cursor.as_ref().map_or(0, |c| c.1);
@@ -86,7 +107,7 @@ async fn pull_folder(
         .await?;
         let (index_id, entries) = match asked {
             SyncResponse::Index { index_id, entries } => (index_id, entries),
-            SyncResponse::NotFound => return Ok(()),
+            SyncResponse::NotFound => return Ok((0, 0)),
             SyncResponse::Refused(why) => return Err(PullError::Refused(why)),
             other => {
                 return Err(WireError::Malformed(format!("{other:?} to an index request")).into());
@@ -101,29 +122,40 @@ async fn pull_folder(
             continue;
         }
         let full = entries.len() as i64 >= INDEX_BATCH;
-        let last = apply_batch(fabric, conn, member, key, entries, since).await;
+        if !entries.is_empty() {
+            // What this batch may bring, for `glow folder status` while it
+            // is applied.
+            let files = entries.iter().filter(|e| !e.deleted && !e.dir);
+            let bytes = files.clone().map(|e| e.size as i64).sum();
+            fabric
+                .note_sync(key, member, files.count() as i64, bytes, "")
+                .await?;
+        }
+        let (last, left) = apply_batch(fabric, conn, others, member, key, entries, since).await;
         fabric
             .set_sync_cursor(key, member, &index_id, last.max(since))
             .await?;
         if !full || last <= since {
-            return Ok(());
+            return Ok(left);
         }
     }
 }
 
 /// Applies one batch; returns the sequence up to which every entry was
 /// handled (the next pull starts after it, so a failed entry is tried
-/// again).
+/// again), and the entries and bytes that failed.
 async fn apply_batch(
     fabric: &Fabric,
     conn: &Connection,
+    others: &[Connection],
     member: &str,
     key: &str,
     entries: Vec<WireEntry>,
     since: i64,
-) -> i64 {
+) -> (i64, (i64, i64)) {
     let mut last = since;
     let mut failed: Option<i64> = None;
+    let mut left = (0i64, 0i64);
     // Live entries first (parents come before children in the index), then
     // deleted files, then deleted directories, deepest first: a directory
     // goes once what was in it is gone.
@@ -142,22 +174,26 @@ async fn apply_batch(
                 continue;
             }
         };
-        if let Err(err) = apply_one(fabric, conn, key, &e).await {
+        if let Err(err) = apply_one(fabric, conn, others, key, &e).await {
             tracing::info!(node = %short(member), folder = %key, path = %e.path, "sync: not applied: {err}");
             failed = Some(failed.map_or(seq, |f| f.min(seq)));
+            left = (left.0 + 1, left.1 + e.size);
         }
     }
-    match failed {
+    let last = match failed {
         Some(f) => (f - 1).max(since),
         None => last,
-    }
+    };
+    (last, left)
 }
 
-/// Applies one remote entry, with its content from here or from the
-/// member.
+/// Applies one remote entry, with its content from here, from the member,
+/// or (if it no longer has it, or sends content that does not match its
+/// hash) from another member.
 async fn apply_one(
     fabric: &Fabric,
     conn: &Connection,
+    others: &[Connection],
     key: &str,
     e: &RemoteEntry,
 ) -> Result<(), PullError> {
@@ -178,7 +214,15 @@ async fn apply_one(
             }
             match done {
                 Some(a) => a,
-                None => fetch_and_apply(fabric, conn, key, e, &hash).await?,
+                None => {
+                    let mut result = fetch_and_apply(fabric, conn, key, e, &hash).await;
+                    for other in others {
+                        let Err(err) = &result else { break };
+                        tracing::info!(path = %e.path, "sync: {err}; asking another member");
+                        result = fetch_and_apply(fabric, other, key, e, &hash).await;
+                    }
+                    result?
+                }
             }
         }
     };

@@ -5,6 +5,24 @@
 use super::Catalog;
 use super::entries::{ENTRY_COLUMNS, EntryRow, NewEntry, upsert_entry};
 use crate::error::Result;
+use sqlx::FromRow;
+
+/// How this node's pulls from one peer of one folder stand.
+#[derive(Clone, Debug, PartialEq, Eq, FromRow)]
+pub struct SyncStateRow {
+    /// The peer's node id.
+    pub peer: String,
+    /// The last of its sequence numbers applied here.
+    pub sequence: i64,
+    /// When its index was last read, ms (0: never).
+    pub checked_at: i64,
+    /// Entries of the last batch read that are not applied yet.
+    pub left_files: i64,
+    /// Their bytes.
+    pub left_bytes: i64,
+    /// Why the last pull failed (empty: it did not).
+    pub error: String,
+}
 
 impl Catalog {
     /// Entries of a folder changed after sequence `since`, in order, at
@@ -68,6 +86,43 @@ impl Catalog {
         .bind(folder_id)
         .bind(peer)
         .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    /// Notes how a pull from `peer` went.
+    pub async fn set_sync_state(
+        &self,
+        folder_id: &str,
+        peer: &str,
+        checked_at: i64,
+        left: (i64, i64),
+        error: &str,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO sync_cursors (folder_id, peer, index_id, sequence, checked_at, left_files, left_bytes, error) \
+             VALUES ($1, $2, '', 0, $3, $4, $5, $6) \
+             ON CONFLICT (folder_id, peer) DO UPDATE SET checked_at = excluded.checked_at, \
+             left_files = excluded.left_files, left_bytes = excluded.left_bytes, error = excluded.error",
+        )
+        .bind(folder_id)
+        .bind(peer)
+        .bind(checked_at)
+        .bind(left.0)
+        .bind(left.1)
+        .bind(error)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// How the pulls of a folder from each peer stand.
+    pub async fn sync_states(&self, folder_id: &str) -> Result<Vec<SyncStateRow>> {
+        Ok(sqlx::query_as(
+            "SELECT peer, sequence, checked_at, left_files, left_bytes, error FROM sync_cursors \
+             WHERE folder_id = $1 ORDER BY peer",
+        )
+        .bind(folder_id)
+        .fetch_all(&self.pool)
         .await?)
     }
 
