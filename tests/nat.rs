@@ -18,7 +18,7 @@ fn serve_share_in(env: &Env, ns: &str, ip: &str, name: &str) -> Server {
     serve_with(env, ns, ip, name, &[env.share().to_str().unwrap()])
 }
 
-fn serve_with(env: &Env, ns: &str, ip: &str, name: &str, dirs: &[&str]) -> Server {
+pub(crate) fn serve_with(env: &Env, ns: &str, ip: &str, name: &str, dirs: &[&str]) -> Server {
     let mut cmd = env.glow_in(ns);
     cmd.arg("serve")
         .args([

@@ -190,3 +190,73 @@ async fn two_replicas_keep_the_same_files_both_ways() {
     );
     drop((srv_a, srv_b));
 }
+
+#[tokio::test]
+async fn a_node_that_was_away_catches_up_from_whichever_member_is_up() {
+    // Three hosts on one LAN (the NAT lab's public segment).
+    let mut lab = crate::natlab::NatLab::new(&[]);
+    let (ns_b, ip_b) = lab.add_host();
+    let (ns_c, ip_c) = lab.add_host();
+    let ns_a = lab.public_ns.clone();
+    let ip_a = crate::natlab::PUBLIC_IP;
+    let (a, b, c) = (
+        Env::new(Backend::Sqlite),
+        Env::new(Backend::Sqlite),
+        Env::new(Backend::Sqlite),
+    );
+    let (da, db, dc) = (a.share(), b.share(), c.path("phone-share"));
+    std::fs::write(da.join("f1.txt"), b"one").unwrap();
+    std::fs::write(da.join("f2.txt"), b"two").unwrap();
+    let serve_a = || crate::nat::serve_with(&a, &ns_a, ip_a, "laptop", &[da.to_str().unwrap()]);
+    let serve_b = || crate::nat::serve_with(&b, &ns_b, &ip_b, "nas", &[db.to_str().unwrap()]);
+    let srv_a = serve_a();
+    let srv_b = serve_b();
+    let srv_c = crate::nat::serve_with(&c, &ns_c, &ip_c, "phone", &[]);
+    for (env, ns) in [(&b, &ns_b), (&c, &ns_c)] {
+        let (code, _) = invite(&a, &ns_a, &[]);
+        let (ok, out) = glow_in(env, ns, &["node", "join", &code]);
+        assert!(ok, "{out}");
+    }
+    until_file(&db.join("f1.txt"), b"one", "the nas has the laptop's files").await;
+
+    // The phone has no replica: it makes one, and the files arrive.
+    eventually(30, "the phone knows the folder", || {
+        let ok = glow_in(&c, &ns_c, &["folder", "list"]).1.contains("admin/share");
+        async move { ok }
+    })
+    .await;
+    let (ok, out) = glow_in(
+        &c,
+        &ns_c,
+        &["folder", "replicate", "admin/share", dc.to_str().unwrap()],
+    );
+    assert!(ok, "{out}");
+    assert!(out.contains("replica of admin/share"), "{out}");
+    let (ok, out) = glow_in(&c, &ns_c, &["folder", "replicate", "admin/nothing", "/tmp/x"]);
+    assert!(!ok && out.contains("no folder admin/nothing"), "{out}");
+    until_file(&dc.join("f2.txt"), b"two", "the phone's replica fills").await;
+    eventually(30, "the phone is in sync with both", || {
+        let out = glow_in(&c, &ns_c, &["folder", "status"]).1;
+        let ok = out.contains("laptop") && out.contains("nas") && out.matches("in sync").count() == 2;
+        async move { ok }
+    })
+    .await;
+
+    // The nas goes away; the laptop and the phone both change things.
+    drop(srv_b);
+    std::fs::write(da.join("f1.txt"), b"one, edited on the laptop").unwrap();
+    std::fs::write(dc.join("f2.txt"), b"two, edited on the phone").unwrap();
+    std::fs::write(dc.join("f3.txt"), b"three, new on the phone").unwrap();
+    until_file(&dc.join("f1.txt"), b"one, edited on the laptop", "the phone has f1").await;
+    until_file(&da.join("f2.txt"), b"two, edited on the phone", "the laptop has f2").await;
+    // Then the laptop goes away too, and the nas comes back: it catches up
+    // from the phone alone.
+    drop(srv_a);
+    let srv_b = serve_b();
+    until_file(&db.join("f1.txt"), b"one, edited on the laptop", "the nas catches up f1").await;
+    until_file(&db.join("f2.txt"), b"two, edited on the phone", "the nas catches up f2").await;
+    until_file(&db.join("f3.txt"), b"three, new on the phone", "the nas catches up f3").await;
+    let status = glow_in(&b, &ns_b, &["folder", "status"]).1;
+    assert!(status.contains("phone"), "{status}");
+    drop((srv_b, srv_c, lab));
+}

@@ -16,7 +16,7 @@ mod files;
 mod hostile;
 mod lan;
 mod load;
-mod nat;
+pub(crate) mod nat;
 mod natlab;
 mod overlay;
 mod pairing;
