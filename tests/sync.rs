@@ -221,7 +221,9 @@ async fn a_node_that_was_away_catches_up_from_whichever_member_is_up() {
 
     // The phone has no replica: it makes one, and the files arrive.
     eventually(30, "the phone knows the folder", || {
-        let ok = glow_in(&c, &ns_c, &["folder", "list"]).1.contains("admin/share");
+        let ok = glow_in(&c, &ns_c, &["folder", "list"])
+            .1
+            .contains("admin/share");
         async move { ok }
     })
     .await;
@@ -232,12 +234,17 @@ async fn a_node_that_was_away_catches_up_from_whichever_member_is_up() {
     );
     assert!(ok, "{out}");
     assert!(out.contains("replica of admin/share"), "{out}");
-    let (ok, out) = glow_in(&c, &ns_c, &["folder", "replicate", "admin/nothing", "/tmp/x"]);
+    let (ok, out) = glow_in(
+        &c,
+        &ns_c,
+        &["folder", "replicate", "admin/nothing", "/tmp/x"],
+    );
     assert!(!ok && out.contains("no folder admin/nothing"), "{out}");
     until_file(&dc.join("f2.txt"), b"two", "the phone's replica fills").await;
     eventually(30, "the phone is in sync with both", || {
         let out = glow_in(&c, &ns_c, &["folder", "status"]).1;
-        let ok = out.contains("laptop") && out.contains("nas") && out.matches("in sync").count() == 2;
+        let ok =
+            out.contains("laptop") && out.contains("nas") && out.matches("in sync").count() == 2;
         async move { ok }
     })
     .await;
@@ -247,15 +254,40 @@ async fn a_node_that_was_away_catches_up_from_whichever_member_is_up() {
     std::fs::write(da.join("f1.txt"), b"one, edited on the laptop").unwrap();
     std::fs::write(dc.join("f2.txt"), b"two, edited on the phone").unwrap();
     std::fs::write(dc.join("f3.txt"), b"three, new on the phone").unwrap();
-    until_file(&dc.join("f1.txt"), b"one, edited on the laptop", "the phone has f1").await;
-    until_file(&da.join("f2.txt"), b"two, edited on the phone", "the laptop has f2").await;
+    until_file(
+        &dc.join("f1.txt"),
+        b"one, edited on the laptop",
+        "the phone has f1",
+    )
+    .await;
+    until_file(
+        &da.join("f2.txt"),
+        b"two, edited on the phone",
+        "the laptop has f2",
+    )
+    .await;
     // Then the laptop goes away too, and the nas comes back: it catches up
     // from the phone alone.
     drop(srv_a);
     let srv_b = serve_b();
-    until_file(&db.join("f1.txt"), b"one, edited on the laptop", "the nas catches up f1").await;
-    until_file(&db.join("f2.txt"), b"two, edited on the phone", "the nas catches up f2").await;
-    until_file(&db.join("f3.txt"), b"three, new on the phone", "the nas catches up f3").await;
+    until_file(
+        &db.join("f1.txt"),
+        b"one, edited on the laptop",
+        "the nas catches up f1",
+    )
+    .await;
+    until_file(
+        &db.join("f2.txt"),
+        b"two, edited on the phone",
+        "the nas catches up f2",
+    )
+    .await;
+    until_file(
+        &db.join("f3.txt"),
+        b"three, new on the phone",
+        "the nas catches up f3",
+    )
+    .await;
     let status = glow_in(&b, &ns_b, &["folder", "status"]).1;
     assert!(status.contains("phone"), "{status}");
     drop((srv_b, srv_c, lab));

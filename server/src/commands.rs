@@ -264,7 +264,11 @@ async fn dispatch(fabric: &Fabric, cmd: Command) -> anyhow::Result<()> {
                 }
                 for m in others {
                     let id = m.id.to_string();
-                    let name = if m.name.is_empty() { head(&id, 10) } else { m.name.clone() };
+                    let name = if m.name.is_empty() {
+                        head(&id, 10)
+                    } else {
+                        m.name.clone()
+                    };
                     let line = match states.iter().find(|s| s.peer == id) {
                         None => "not reached yet".to_owned(),
                         Some(s) => sync_line(s, now),

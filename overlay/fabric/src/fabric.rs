@@ -211,6 +211,9 @@ pub(crate) struct Inner {
     /// The overlay's links to members now (see `Fabric::set_links`).
     /// When they were last noted in the catalog (0: never, in this process).
     pub links: Mutex<(i64, Vec<(crate::ids::NodeId, crate::nodes::LinkInfo)>)>,
+    /// Each folder's sync ignore rules, with the stamp of the file they
+    /// were read from (see `ignore`).
+    pub ignores: Mutex<HashMap<String, crate::ignore::Cached>>,
 }
 
 /// Glow's fabric on this node. Cloning is cheap (an `Arc`).
@@ -269,6 +272,7 @@ impl Fabric {
                 data_dir,
                 folders: RwLock::default(),
                 folder_locks: Mutex::default(),
+                ignores: Mutex::default(),
                 limiter: RateLimiter::default(),
                 cache: CredentialCache::default(),
                 media: Default::default(),

@@ -15,6 +15,7 @@ mod error;
 mod fabric;
 pub mod files;
 mod ids;
+pub mod ignore;
 pub mod media;
 mod nodes;
 pub mod path;

@@ -81,6 +81,20 @@ impl From<&EntryRow> for RemoteEntry {
     }
 }
 
+/// One batch of a replica's index.
+#[derive(Clone, Debug)]
+pub struct IndexBatch {
+    /// The replica's index id (its folder id: a replica made again starts
+    /// a new index, and peers read it from the start).
+    pub index_id: String,
+    /// The entries, in sequence order, ignored ones left out.
+    pub entries: Vec<EntryRow>,
+    /// The last sequence looked at (past ignored entries too).
+    pub until: i64,
+    /// More entries follow.
+    pub more: bool,
+}
+
 /// What a remote entry needs here.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Need {
@@ -197,16 +211,28 @@ impl Fabric {
     }
 
     /// The entries of this node's replica of `key` changed after sequence
-    /// `since`, in order, at most [`INDEX_BATCH`], with the replica's
-    /// index id.
-    pub async fn index_since(&self, key: &str, since: i64) -> Result<(String, Vec<EntryRow>)> {
+    /// `since`, in order, at most [`INDEX_BATCH`] looked at, without those
+    /// its ignore rules leave out ([`crate::ignore`]).
+    pub async fn index_since(&self, key: &str, since: i64) -> Result<IndexBatch> {
         let folder = self.replica(key)?;
         let rows = self
             .inner
             .catalog
             .entries_since(&folder.id, since, INDEX_BATCH)
             .await?;
-        Ok((folder.id.clone(), rows))
+        let more = rows.len() as i64 >= INDEX_BATCH;
+        let until = rows.last().map_or(since, |r| r.sequence);
+        let rules = self.ignore_rules(&folder).await;
+        let entries = rows
+            .into_iter()
+            .filter(|r| !rules.ignores(&r.path, r.kind() == EntryKind::Dir))
+            .collect();
+        Ok(IndexBatch {
+            index_id: folder.id.clone(),
+            entries,
+            until,
+            more,
+        })
     }
 
     /// Where this node is in `peer`'s index of folder `key`.
@@ -275,7 +301,12 @@ impl Fabric {
     pub async fn remote_need(&self, key: &str, e: &RemoteEntry) -> Result<Need> {
         let folder = self.replica(key)?;
         let rel = RelPath::parse(&e.path)?;
-        if rel.is_root() {
+        if rel.is_root()
+            || self
+                .ignore_rules(&folder)
+                .await
+                .ignores(rel.as_str(), e.kind == EntryKind::Dir)
+        {
             return Ok(Need::Nothing);
         }
         let local = self.inner.catalog.entry(&folder.id, rel.as_str()).await?;
@@ -350,7 +381,12 @@ impl Fabric {
     ) -> Result<Applied> {
         let folder = self.replica(key)?;
         let rel = RelPath::parse(&e.path)?;
-        if rel.is_root() {
+        if rel.is_root()
+            || self
+                .ignore_rules(&folder)
+                .await
+                .ignores(rel.as_str(), e.kind == EntryKind::Dir)
+        {
             return Ok(Applied::Skipped);
         }
         // The content first, outside the lock: it may take long.

@@ -45,15 +45,15 @@ async fn write(n: &Node, path: &str, body: &[u8]) {
 /// `from`'s disk). Returns what each entry did.
 async fn sync(from: &Node, to: &Node) -> Vec<Applied> {
     let peer = from.f.node_id().to_string();
-    let since = to
-        .f
-        .sync_cursor(KEY, &peer)
-        .await
-        .unwrap()
-        .map_or(0, |c| c.1);
-    let (index_id, rows) = from.f.index_since(KEY, since).await.unwrap();
+    let since =
+        to.f.sync_cursor(KEY, &peer)
+            .await
+            .unwrap()
+            .map_or(0, |c| c.1);
+    let batch = from.f.index_since(KEY, since).await.unwrap();
+    let (index_id, rows) = (batch.index_id, batch.entries);
     let mut out = Vec::new();
-    let mut last = since;
+    let mut last = batch.until;
     for row in &rows {
         last = last.max(row.sequence);
         let e = RemoteEntry::from(row);
@@ -114,7 +114,7 @@ async fn content_that_does_not_match_its_hash_changes_nothing() {
     write(&a, "x.bin", b"good content").await;
     sync(&a, &b).await;
     write(&a, "x.bin", b"new content").await;
-    let (_, rows) = a.f.index_since(KEY, 0).await.unwrap();
+    let rows = a.f.index_since(KEY, 0).await.unwrap().entries;
     let e = RemoteEntry::from(rows.iter().find(|r| r.path == "x.bin").unwrap());
     assert_eq!(b.f.remote_need(KEY, &e).await.unwrap(), Need::Content);
     let forged: Box<dyn tokio::io::AsyncRead + Unpin + Send> = Box::new(&b"evil content"[..]);
@@ -134,10 +134,17 @@ async fn content_that_does_not_match_its_hash_changes_nothing() {
 async fn entries_cannot_name_anything_outside_the_folder() {
     let (a, b) = (node().await, node().await);
     write(&a, "x.txt", b"x").await;
-    let (_, rows) = a.f.index_since(KEY, 0).await.unwrap();
+    let rows = a.f.index_since(KEY, 0).await.unwrap().entries;
     let good = RemoteEntry::from(&rows[0]);
     let outside = b.dir.parent().unwrap().join("escaped.txt");
-    for path in ["../escaped.txt", "a/../../escaped.txt", "..", ".", "a\\..\\x", &format!("{}x", fabric::path::TEMP_PREFIX)] {
+    for path in [
+        "../escaped.txt",
+        "a/../../escaped.txt",
+        "..",
+        ".",
+        "a\\..\\x",
+        &format!("{}x", fabric::path::TEMP_PREFIX),
+    ] {
         let e = RemoteEntry {
             path: path.into(),
             ..good.clone()
@@ -200,9 +207,15 @@ async fn a_deletion_lands_in_the_trash_and_a_rename_reuses_local_content() {
     write(&a, "gone.txt", b"to delete").await;
     sync(&a, &b).await;
     a.f.delete(&SYS, &addr("gone.txt"), "test").await.unwrap();
-    a.f.rename(&SYS, &addr("old name.txt"), &addr("new name.txt"), false, "test")
-        .await
-        .unwrap();
+    a.f.rename(
+        &SYS,
+        &addr("old name.txt"),
+        &addr("new name.txt"),
+        false,
+        "test",
+    )
+    .await
+    .unwrap();
     sync(&a, &b).await;
     assert_eq!(names(&b.dir), vec!["new name.txt"]);
     assert_eq!(
@@ -210,5 +223,33 @@ async fn a_deletion_lands_in_the_trash_and_a_rename_reuses_local_content() {
         b"some content"
     );
     let trash = b.f.trash(&SYS, "alice").await.unwrap();
-    assert!(trash.iter().any(|t| t.path.as_str() == "gone.txt"), "{trash:?}");
+    assert!(
+        trash.iter().any(|t| t.path.as_str() == "gone.txt"),
+        "{trash:?}"
+    );
+}
+
+#[tokio::test]
+async fn ignored_paths_are_neither_sent_nor_taken() {
+    let (a, b) = (node().await, node().await);
+    // a leaves out temp files and its build output; b will not take logs.
+    write(&a, ".glowignore", b"// a's rules\n*.tmp\n/build/\n").await;
+    write(&b, ".glowignore", b"*.log\n").await;
+    write(&a, "keep.txt", b"kept").await;
+    write(&a, "scratch.tmp", b"scratch").await;
+    a.f.mkdir(&SYS, &addr("build")).await.unwrap();
+    write(&a, "build/app", b"binary").await;
+    write(&a, "run.log", b"log").await;
+    write(&a, ".DS_Store", b"finder").await;
+    sync(&a, &b).await;
+    assert_eq!(names(&b.dir), vec![".glowignore", "keep.txt"]);
+    assert_eq!(
+        std::fs::read(b.dir.join(".glowignore")).unwrap(),
+        b"*.log\n",
+        "each replica keeps its own rules"
+    );
+    // The cursor moved past what was left out: later changes still come.
+    write(&a, "later.txt", b"later").await;
+    sync(&a, &b).await;
+    assert!(b.dir.join("later.txt").exists());
 }

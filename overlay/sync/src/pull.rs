@@ -7,7 +7,7 @@
 use crate::SYNC_ALPN;
 use crate::serve::short;
 use crate::wire::{self, SyncRequest, SyncResponse, WireEntry, WireError};
-use fabric::sync::{Applied, INDEX_BATCH, Need, RemoteEntry};
+use fabric::sync::{Applied, Need, RemoteEntry};
 use fabric::{ContentHash, EntryKind, Fabric, VersionVector};
 use peers::{Connection, Peers};
 use std::collections::HashMap;
@@ -55,7 +55,11 @@ pub(crate) async fn run(fabric: Fabric, peers: Peers) {
                 for r in &replicas {
                     let noted = match pull_folder(&fabric, &conn, &others, member, &r.key).await {
                         Ok((files, bytes)) => {
-                            let why = if files > 0 { "some changes could not be applied yet" } else { "" };
+                            let why = if files > 0 {
+                                "some changes could not be applied yet"
+                            } else {
+                                ""
+                            };
                             fabric.note_sync(&r.key, member, files, bytes, why).await
                         }
                         Err(e) => {
@@ -105,8 +109,18 @@ async fn pull_folder(
             },
         )
         .await?;
-        let (index_id, entries) = match asked {
-            SyncResponse::Index { index_id, entries } => (index_id, entries),
+        let (index_id, entries, until, more) = match asked {
+            SyncResponse::Index {
+                index_id,
+                entries,
+                until,
+                more,
+            } => (
+                index_id,
+                entries,
+                i64::try_from(until).unwrap_or(i64::MAX),
+                more,
+            ),
             SyncResponse::NotFound => return Ok((0, 0)),
             SyncResponse::Refused(why) => return Err(PullError::Refused(why)),
             other => {
@@ -121,7 +135,6 @@ async fn pull_folder(
             fabric.set_sync_cursor(key, member, &index_id, 0).await?;
             continue;
         }
-        let full = entries.len() as i64 >= INDEX_BATCH;
         if !entries.is_empty() {
             // What this batch may bring, for `glow folder status` while it
             // is applied.
@@ -132,10 +145,12 @@ async fn pull_folder(
                 .await?;
         }
         let (last, left) = apply_batch(fabric, conn, others, member, key, entries, since).await;
+        // Past what the member left out too, unless something failed.
+        let last = if left.0 == 0 { last.max(until) } else { last };
         fabric
             .set_sync_cursor(key, member, &index_id, last.max(since))
             .await?;
-        if !full || last <= since {
+        if !more || last <= since {
             return Ok(left);
         }
     }

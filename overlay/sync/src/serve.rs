@@ -46,9 +46,11 @@ async fn answer(
         SyncRequest::Index { folder, since } => {
             let since = i64::try_from(since).unwrap_or(i64::MAX);
             let response = match fabric.index_since(&folder, since).await {
-                Ok((index_id, rows)) => SyncResponse::Index {
-                    index_id,
-                    entries: rows.iter().map(to_wire).collect(),
+                Ok(batch) => SyncResponse::Index {
+                    index_id: batch.index_id,
+                    entries: batch.entries.iter().map(to_wire).collect(),
+                    until: u64::try_from(batch.until).unwrap_or(0),
+                    more: batch.more,
                 },
                 Err(fabric::FabricError::NotFound) => SyncResponse::NotFound,
                 Err(e) => SyncResponse::Refused(e.to_string()),

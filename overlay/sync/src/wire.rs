@@ -46,8 +46,14 @@ pub enum SyncResponse {
         /// The answering replica's index id: when it changes (the replica
         /// was made again), the asking side starts from 0.
         index_id: String,
-        /// At most one batch of entries.
+        /// At most one batch of entries (those the answering replica
+        /// ignores left out).
         entries: Vec<WireEntry>,
+        /// The last sequence looked at: the asking side's cursor moves
+        /// there once every entry is applied.
+        until: u64,
+        /// More entries follow: ask again from `until`.
+        more: bool,
     },
     /// The content follows: `size` bytes.
     Content {
