@@ -3,7 +3,8 @@
 -- node has read that peer's index: the peer's index id (its replica's
 -- folder id, new when a replica is made again) and the last sequence
 -- number applied; and how the last pull went (when, what was left to
--- take, why it failed), for `glow folder status`.
+-- take, why it failed, how many bytes came from it in all), for `glow
+-- folder status`.
 ALTER TABLE entries ADD COLUMN modified_by TEXT NOT NULL DEFAULT '';
 CREATE TABLE sync_cursors (
     folder_id TEXT NOT NULL REFERENCES folders(id) ON DELETE CASCADE,
@@ -13,6 +14,7 @@ CREATE TABLE sync_cursors (
     checked_at BIGINT NOT NULL DEFAULT 0,
     left_files BIGINT NOT NULL DEFAULT 0,
     left_bytes BIGINT NOT NULL DEFAULT 0,
+    received_bytes BIGINT NOT NULL DEFAULT 0,
     error     TEXT NOT NULL DEFAULT '',
     PRIMARY KEY (folder_id, peer)
 );

@@ -537,7 +537,10 @@ fn read_password_line() -> anyhow::Result<String> {
 /// One member's line of `glow folder status`.
 fn sync_line(s: &fabric::catalog::SyncStateRow, now: i64) -> String {
     let ago = (now - s.checked_at).max(0) / 1000;
-    let when = format!("checked {ago} s ago");
+    let when = format!(
+        "checked {ago} s ago, {} received",
+        human_bytes(u64::try_from(s.received_bytes).unwrap_or(0))
+    );
     if s.checked_at == 0 {
         "not reached yet".to_owned()
     } else if ago > 60 {

@@ -30,6 +30,10 @@ use crate::store::local;
 use std::sync::Arc;
 use tokio::io::AsyncRead;
 
+/// The name of a transfer's temp file, before the content's hash: a cut
+/// transfer resumes from what it holds (kept a day across restarts).
+pub const PARTIAL_PREFIX: &str = ".glow-tmp-sync-";
+
 /// Entries in one index answer at most.
 pub const INDEX_BATCH: i64 = 500;
 /// What the trash and versions name as the front of a synced change.
@@ -257,14 +261,15 @@ impl Fabric {
     }
 
     /// Notes how a pull of folder `key` from `peer` went: what is left of
-    /// the batch read, and why it failed (empty: it did not).
+    /// the batch read, why it failed (empty: it did not), and how many
+    /// content bytes it brought.
     pub async fn note_sync(
         &self,
         key: &str,
         peer: &str,
-        left_files: i64,
-        left_bytes: i64,
+        left: (i64, i64),
         error: &str,
+        received: u64,
     ) -> Result<()> {
         let folder = self.replica(key)?;
         let error: String = error.chars().take(300).collect();
@@ -274,8 +279,9 @@ impl Fabric {
                 &folder.id,
                 peer,
                 crate::resource::now_ms(),
-                (left_files, left_bytes),
+                left,
                 &error,
+                i64::try_from(received).unwrap_or(i64::MAX),
             )
             .await
     }
@@ -401,6 +407,93 @@ impl Fabric {
             && !s.used.load(std::sync::atomic::Ordering::Relaxed)
         {
             s.parent.remove_temp(&s.tmp);
+        }
+        result
+    }
+
+    /// Starts putting together remote file `e` of folder `key`: its temp
+    /// file beside the target, named after the content's hash, holds what
+    /// a cut transfer wrote before, or else a copy of the local file at
+    /// that path, and has the new length. The caller writes what is
+    /// missing and calls [`Fabric::finish_remote`]; dropped without it,
+    /// the temp file stays for the next try.
+    pub async fn begin_remote(&self, key: &str, e: &RemoteEntry) -> Result<Incoming> {
+        let folder = self.replica(key)?;
+        let rel = RelPath::parse(&e.path)?;
+        let hash = e
+            .hash
+            .ok_or_else(|| FabricError::Invalid(format!("{}: a file without a hash", e.path)))?;
+        if rel.is_root() || e.deleted || e.kind != EntryKind::File {
+            return Err(FabricError::Invalid(format!("{}: not a file", e.path)));
+        }
+        self.make_parents(&folder, &rel).await?;
+        let (path, size, min_free) = (folder.path.clone(), e.size, self.inner.min_free_space);
+        let name = format!("{PARTIAL_PREFIX}{hash}");
+        let (parent, file, base) = blocking(move || {
+            let parent = Root::open(&path)?.parent(&rel)?;
+            let (file, existed) = parent.open_temp_named(&name)?;
+            let mut base = if existed { Base::Resumed } else { Base::Empty };
+            if !existed && parent.standing()? == Standing::File {
+                let mut old = parent.open_file()?;
+                local::ensure_room(&path, size as u64, min_free)?;
+                std::io::copy(&mut old, &mut &file)?;
+                base = Base::Previous;
+            }
+            file.set_len(size as u64)?;
+            Ok((Arc::new(parent), Arc::new(file), base))
+        })
+        .await?;
+        Ok(Incoming {
+            parent,
+            tmp: format!("{PARTIAL_PREFIX}{hash}"),
+            file,
+            base,
+        })
+    }
+
+    /// Checks what [`Fabric::begin_remote`] put together against its hash
+    /// and applies the entry with it, as [`Fabric::apply_remote`] does. On
+    /// a mismatch the temp file goes (nothing in it can be trusted).
+    pub async fn finish_remote(
+        &self,
+        key: &str,
+        e: &RemoteEntry,
+        inc: Incoming,
+    ) -> Result<Applied> {
+        let folder = self.replica(key)?;
+        let rel = RelPath::parse(&e.path)?;
+        let (file, mtime) = (inc.file.clone(), e.mtime_ns);
+        let got = blocking(move || {
+            let mut hasher = blake3::Hasher::new();
+            // From the start: a copy of the previous content moved the
+            // file's position.
+            std::io::Seek::rewind(&mut &*file)?;
+            let mut reader = std::io::BufReader::with_capacity(256 * 1024, &*file);
+            std::io::copy(&mut reader, &mut hasher)?;
+            file.sync_all()?;
+            let when = std::time::UNIX_EPOCH
+                + std::time::Duration::from_nanos(u64::try_from(mtime).unwrap_or(0));
+            file.set_modified(when)?;
+            Ok(ContentHash::from(hasher.finalize()))
+        })
+        .await?;
+        if Some(got) != e.hash {
+            inc.parent.remove_temp(&inc.tmp);
+            return Err(FabricError::Invalid(format!(
+                "{}: the content received does not match its hash",
+                e.path
+            )));
+        }
+        let staged = Staged {
+            parent: inc.parent,
+            tmp: inc.tmp,
+            file: inc.file,
+            hash: got,
+            used: std::sync::atomic::AtomicBool::new(false),
+        };
+        let result = self.apply_staged(&folder, &rel, e, Some(&staged)).await;
+        if !staged.used.load(std::sync::atomic::Ordering::Relaxed) {
+            staged.parent.remove_temp(&staged.tmp);
         }
         result
     }
@@ -823,6 +916,36 @@ impl Fabric {
                 },
             )
             .await
+    }
+}
+
+/// A remote file's content being put together here, beside its target
+/// (see [`Fabric::begin_remote`]): write the blocks that arrive at their
+/// offsets in [`Incoming::file`], then [`Fabric::finish_remote`].
+pub struct Incoming {
+    parent: Arc<Parent>,
+    tmp: String,
+    file: Arc<std::fs::File>,
+    /// What the file held before any block arrived.
+    pub base: Base,
+}
+
+/// What an [`Incoming`] file starts with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Base {
+    /// Nothing: every block must come.
+    Empty,
+    /// The content this node has at that path (an edit elsewhere changed
+    /// some blocks; the others are here).
+    Previous,
+    /// What a transfer that was cut had written.
+    Resumed,
+}
+
+impl Incoming {
+    /// The file to write into (positioned writes).
+    pub fn file(&self) -> Arc<std::fs::File> {
+        self.file.clone()
     }
 }
 

@@ -253,3 +253,43 @@ async fn ignored_paths_are_neither_sent_nor_taken() {
     sync(&a, &b).await;
     assert!(b.dir.join("later.txt").exists());
 }
+
+#[tokio::test]
+async fn content_put_together_in_place_starts_from_the_previous_version() {
+    use std::os::unix::fs::FileExt;
+    let (a, b) = (node().await, node().await);
+    write(&a, "doc.txt", b"from the laptop").await;
+    sync(&a, &b).await;
+    write(&a, "doc.txt", b"edited, and longer").await;
+    let rows = a.f.index_since(KEY, 0).await.unwrap().entries;
+    let e = RemoteEntry::from(rows.iter().find(|r| r.path == "doc.txt").unwrap());
+    let inc = b.f.begin_remote(KEY, &e).await.unwrap();
+    assert_eq!(inc.base, fabric::sync::Base::Previous);
+    // Only the changed bytes are written, at their offsets.
+    inc.file().write_all_at(b"edited, and longer", 0).unwrap();
+    assert_eq!(
+        b.f.finish_remote(KEY, &e, inc).await.unwrap(),
+        Applied::Changed
+    );
+    assert_eq!(
+        std::fs::read(b.dir.join("doc.txt")).unwrap(),
+        b"edited, and longer"
+    );
+    // A transfer cut short resumes from what it wrote; wrong bytes are
+    // refused at the end and the partial file goes.
+    write(&a, "doc.txt", b"third version").await;
+    let rows = a.f.index_since(KEY, 0).await.unwrap().entries;
+    let e = RemoteEntry::from(rows.iter().find(|r| r.path == "doc.txt").unwrap());
+    let inc = b.f.begin_remote(KEY, &e).await.unwrap();
+    inc.file().write_all_at(b"third", 0).unwrap();
+    drop(inc);
+    let inc = b.f.begin_remote(KEY, &e).await.unwrap();
+    assert_eq!(inc.base, fabric::sync::Base::Resumed);
+    inc.file().write_all_at(b" wrong!!", 5).unwrap();
+    assert!(b.f.finish_remote(KEY, &e, inc).await.is_err());
+    assert_eq!(names(&b.dir), vec!["doc.txt"], "no partial file is left");
+    assert_eq!(
+        std::fs::read(b.dir.join("doc.txt")).unwrap(),
+        b"edited, and longer"
+    );
+}

@@ -19,9 +19,13 @@
 //! endpoint, members only (checked by `peers` on connection and by
 //! [`serve`] on every request); its messages are in [`wire`].
 //!
-//! Not yet: content in verified blocks from several members at once
-//! (bao-tree), resuming a cut transfer, ignore patterns, progress.
+//! Content travels in blocks checked against the content's hash as they
+//! arrive ([`blocks`]); a receiver that holds an older version of the file
+//! or part of it (a cut transfer) asks only for the blocks it lacks.
+//!
+//! Not yet: blocks of one file from several members at once.
 
+pub mod blocks;
 pub mod pull;
 pub mod serve;
 pub mod wire;
@@ -40,6 +44,7 @@ pub fn start(fabric: Fabric, peers: Peers) -> tokio::task::JoinHandle<()> {
         Arc::new(Server {
             fabric: fabric.clone(),
             peers: peers.clone(),
+            outboards: serve::Outboards::default(),
         }),
     );
     tokio::spawn(pull::run(fabric, peers))
@@ -49,6 +54,7 @@ pub fn start(fabric: Fabric, peers: Peers) -> tokio::task::JoinHandle<()> {
 struct Server {
     fabric: Fabric,
     peers: Peers,
+    outboards: serve::Outboards,
 }
 
 impl peers::Protocol for Server {
@@ -56,6 +62,7 @@ impl peers::Protocol for Server {
         Box::pin(serve::serve(
             self.fabric.clone(),
             self.peers.clone(),
+            self.outboards.clone(),
             conn,
             member,
         ))

@@ -5,14 +5,16 @@
 //! copied here; the rest is fetched from that member.
 
 use crate::SYNC_ALPN;
+use crate::blocks;
 use crate::serve::short;
 use crate::wire::{self, SyncRequest, SyncResponse, WireEntry, WireError};
-use fabric::sync::{Applied, Need, RemoteEntry};
+use fabric::sync::{Applied, Base, Need, RemoteEntry};
 use fabric::{ContentHash, EntryKind, Fabric, VersionVector};
 use peers::{Connection, Peers};
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
-use tokio::io::AsyncReadExt;
 
 /// How often each member's index of each folder is read.
 pub const PULL_EVERY: Duration = Duration::from_secs(2);
@@ -21,60 +23,98 @@ const MAX_PATH: usize = 4096;
 /// The most nodes a version vector may name.
 const MAX_VECTOR: usize = 256;
 
-/// Pulls from every linked member, for as long as the node runs.
+/// The connections to members, shared by their pulls (content a member
+/// no longer has is asked of the others).
+type Conns = Arc<std::sync::Mutex<HashMap<String, Connection>>>;
+
+/// Pulls from every linked member, each on its own (a member that went
+/// away without a word stalls only its own pulls), for as long as the
+/// node runs.
 pub(crate) async fn run(fabric: Fabric, peers: Peers) {
-    let mut conns: HashMap<String, Connection> = HashMap::new();
+    let conns: Conns = Arc::default();
+    let mut tasks: HashMap<String, tokio::task::JoinHandle<()>> = HashMap::new();
     loop {
-        let replicas = fabric.replicas();
         let members: Vec<String> = peers.links().into_iter().map(|l| l.id).collect();
-        conns.retain(|id, c| members.contains(id) && c.close_reason().is_none());
-        if !replicas.is_empty() {
-            for member in &members {
-                let conn = match conns.get(member) {
-                    Some(c) => c.clone(),
-                    None => match peers.connect(member, SYNC_ALPN).await {
-                        Ok(c) => {
-                            conns.insert(member.clone(), c.clone());
-                            c
-                        }
-                        Err(e) => {
-                            tracing::debug!(node = %short(member), "sync: cannot connect: {e}");
-                            for r in &replicas {
-                                let why = format!("cannot connect: {e}");
-                                let _ = fabric.note_sync(&r.key, member, 0, 0, &why).await;
-                            }
-                            continue;
-                        }
-                    },
-                };
-                let others: Vec<Connection> = conns
-                    .iter()
-                    .filter(|(id, _)| *id != member)
-                    .map(|(_, c)| c.clone())
-                    .collect();
-                for r in &replicas {
-                    let noted = match pull_folder(&fabric, &conn, &others, member, &r.key).await {
-                        Ok((files, bytes)) => {
-                            let why = if files > 0 {
-                                "some changes could not be applied yet"
-                            } else {
-                                ""
-                            };
-                            fabric.note_sync(&r.key, member, files, bytes, why).await
-                        }
-                        Err(e) => {
-                            tracing::info!(node = %short(member), folder = %r.key, "sync: {e}");
-                            fabric.note_sync(&r.key, member, 0, 0, &e.to_string()).await
-                        }
-                    };
-                    if let Err(e) = noted {
-                        tracing::debug!(folder = %r.key, "sync state not noted: {e}");
-                    }
-                }
+        tasks.retain(|id, t| {
+            let keep = members.contains(id) && !t.is_finished();
+            if !keep {
+                t.abort();
+                lock(&conns).remove(id);
+            }
+            keep
+        });
+        for m in members {
+            if !tasks.contains_key(&m) {
+                let task = tokio::spawn(pull_member(
+                    fabric.clone(),
+                    peers.clone(),
+                    conns.clone(),
+                    m.clone(),
+                ));
+                tasks.insert(m, task);
             }
         }
         tokio::time::sleep(PULL_EVERY).await;
     }
+}
+
+fn lock(conns: &Conns) -> std::sync::MutexGuard<'_, HashMap<String, Connection>> {
+    conns.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Pulls every folder from one member every [`PULL_EVERY`]; returns when
+/// its connection cannot be made or breaks (the next round starts again).
+async fn pull_member(fabric: Fabric, peers: Peers, conns: Conns, member: String) {
+    let conn = match peers.connect(&member, SYNC_ALPN).await {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::debug!(node = %short(&member), "sync: cannot connect: {e}");
+            for r in fabric.replicas() {
+                let why = format!("cannot connect: {e}");
+                let _ = fabric.note_sync(&r.key, &member, (0, 0), &why, 0).await;
+            }
+            return;
+        }
+    };
+    lock(&conns).insert(member.clone(), conn.clone());
+    while conn.close_reason().is_none() {
+        let others: Vec<Connection> = lock(&conns)
+            .iter()
+            .filter(|(id, c)| **id != member && c.close_reason().is_none())
+            .map(|(_, c)| c.clone())
+            .collect();
+        for r in fabric.replicas() {
+            let before = RECEIVED.load(Ordering::Relaxed);
+            let pulled = pull_folder(&fabric, &conn, &others, &member, &r.key).await;
+            let got = RECEIVED.load(Ordering::Relaxed).saturating_sub(before);
+            let noted = match pulled {
+                Ok((files, bytes)) => {
+                    let why = if files > 0 {
+                        "some changes could not be applied yet"
+                    } else {
+                        ""
+                    };
+                    fabric
+                        .note_sync(&r.key, &member, (files, bytes), why, got)
+                        .await
+                }
+                Err(e) => {
+                    tracing::info!(node = %short(&member), folder = %r.key, "sync: {e}");
+                    fabric
+                        .note_sync(&r.key, &member, (0, 0), &e.to_string(), got)
+                        .await
+                }
+            };
+            if let Err(e) = noted {
+                tracing::debug!(folder = %r.key, "sync state not noted: {e}");
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(PULL_EVERY) => {}
+            _ = conn.closed() => {}
+        }
+    }
+    lock(&conns).remove(&member);
 }
 
 /// Why a pull stopped.
@@ -141,7 +181,7 @@ async fn pull_folder(
             let files = entries.iter().filter(|e| !e.deleted && !e.dir);
             let bytes = files.clone().map(|e| e.size as i64).sum();
             fabric
-                .note_sync(key, member, files.count() as i64, bytes, "")
+                .note_sync(key, member, (files.count() as i64, bytes), "", 0)
                 .await?;
         }
         let (last, left) = apply_batch(fabric, conn, others, member, key, entries, since).await;
@@ -252,7 +292,9 @@ async fn apply_one(
     Ok(())
 }
 
-/// Fetches content from the member and applies the entry with it.
+/// Fetches content from the member, in verified blocks, and applies the
+/// entry with it. When this node holds an older version of the file, or
+/// part of it from a cut transfer, only the blocks it lacks are asked for.
 async fn fetch_and_apply(
     fabric: &Fabric,
     conn: &Connection,
@@ -260,30 +302,111 @@ async fn fetch_and_apply(
     e: &RemoteEntry,
     hash: &ContentHash,
 ) -> Result<Applied, PullError> {
+    let inc = fabric.begin_remote(key, e).await?;
+    let size = u64::try_from(e.size).unwrap_or(0);
+    let root = *hash.as_bytes();
+    let mut outboard = blocks::blank_outboard(root, size);
+    let mut ranges = blocks::all(size);
+    if inc.base != Base::Empty && size > blocks::BLOCK.bytes() as u64 {
+        if let Some(known) = fetch_outboard(conn, key, root, size).await? {
+            let (file, ob) = (inc.file(), known);
+            let (gaps, ob) = tokio::task::spawn_blocking(move || {
+                let gaps = blocks::missing(&ob, &file, size);
+                (gaps, ob)
+            })
+            .await
+            .map_err(|err| WireError::Connection(err.to_string()))?;
+            ranges = gaps.map_err(|err| PullError::Refused(err.to_string()))?;
+            outboard = ob;
+        }
+    }
+    if !ranges.is_empty() {
+        let (mut send, mut recv) = conn
+            .open_bi()
+            .await
+            .map_err(|err| WireError::Connection(err.to_string()))?;
+        wire::send_message(
+            &mut send,
+            &SyncRequest::Blocks {
+                folder: key.to_owned(),
+                hash: root,
+                ranges: ranges.clone(),
+            },
+        )
+        .await?;
+        match wire::read_header(&mut recv).await? {
+            SyncResponse::Blocks { size: s } if s == size => {}
+            SyncResponse::Blocks { size: s } => {
+                return Err(
+                    WireError::Malformed(format!("{s} bytes where {size} were announced")).into(),
+                );
+            }
+            SyncResponse::NotFound => {
+                return Err(PullError::Refused(format!(
+                    "{}: its content is no longer there",
+                    e.path
+                )));
+            }
+            SyncResponse::Refused(why) => return Err(PullError::Refused(why)),
+            other => {
+                return Err(WireError::Malformed(format!("{other:?} to a blocks request")).into());
+            }
+        }
+        let input = tokio_util::io::SyncIoBridge::new(recv);
+        let (file, received) = (inc.file(), Arc::new(AtomicU64::new(0)));
+        let counter = received.clone();
+        let decoded = tokio::task::spawn_blocking(move || {
+            blocks::decode(input, &ranges, &file, &mut outboard, counter)
+        })
+        .await
+        .map_err(|err| WireError::Connection(err.to_string()))?;
+        RECEIVED.fetch_add(received.load(Ordering::Relaxed), Ordering::Relaxed);
+        if let Err(err) = decoded {
+            return Err(PullError::Refused(format!("{}: {err}", e.path)));
+        }
+    }
+    Ok(fabric.finish_remote(key, e, inc).await?)
+}
+
+/// Content bytes received from members since the node started (blocks and
+/// the hashes that prove them).
+pub static RECEIVED: AtomicU64 = AtomicU64::new(0);
+
+/// Asks for the outboard of content `root`; `None` if the member has not
+/// got it or sends one of the wrong length.
+async fn fetch_outboard(
+    conn: &Connection,
+    key: &str,
+    root: [u8; 32],
+    size: u64,
+) -> Result<Option<blocks::Outboard>, PullError> {
     let (mut send, mut recv) = conn
         .open_bi()
         .await
         .map_err(|err| WireError::Connection(err.to_string()))?;
     wire::send_message(
         &mut send,
-        &SyncRequest::Content {
+        &SyncRequest::Outboard {
             folder: key.to_owned(),
-            hash: *hash.as_bytes(),
+            hash: root,
         },
     )
     .await?;
     match wire::read_header(&mut recv).await? {
-        SyncResponse::Content { size } => {
-            let body = Box::new(recv.take(size));
-            Ok(fabric.apply_remote(key, e, Some(body)).await?)
-        }
-        SyncResponse::NotFound => Err(PullError::Refused(format!(
-            "{}: its content is no longer there",
-            e.path
-        ))),
-        SyncResponse::Refused(why) => Err(PullError::Refused(why)),
-        other => Err(WireError::Malformed(format!("{other:?} to a content request")).into()),
+        SyncResponse::Outboard { size: s } if s == size => {}
+        _ => return Ok(None),
     }
+    let want = blocks::tree(size).outboard_size();
+    let data = recv
+        .read_to_end(
+            usize::try_from(want)
+                .unwrap_or(usize::MAX)
+                .saturating_add(1),
+        )
+        .await
+        .map_err(|err| WireError::Connection(err.to_string()))?;
+    RECEIVED.fetch_add(data.len() as u64, Ordering::Relaxed);
+    Ok(blocks::outboard_from(root, size, data))
 }
 
 /// Asks one question on a new stream and reads the whole answer.

@@ -1,26 +1,33 @@
 //! The answering side of `glow/sync/1`: a member asks for this node's
 //! index of a folder, or for content it lacks.
 
+use crate::blocks;
 use crate::wire::{self, SyncRequest, SyncResponse, WireEntry};
 use fabric::{ContentHash, EntryKind, Fabric};
 use peers::{Connection, Peers, RecvStream, SendStream};
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::io::AsyncReadExt;
 
 /// The longest a request may take to arrive.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
-/// Bytes read from disk per write to the stream.
-const CHUNK: usize = 256 * 1024;
 
 /// Serves one member's sync connection until it closes.
-pub(crate) async fn serve(fabric: Fabric, peers: Peers, conn: Connection, member: String) {
+pub(crate) async fn serve(
+    fabric: Fabric,
+    peers: Peers,
+    cache: Outboards,
+    conn: Connection,
+    member: String,
+) {
     loop {
         let Ok((send, recv)) = conn.accept_bi().await else {
             return;
         };
-        let (fabric, peers, member) = (fabric.clone(), peers.clone(), member.clone());
+        let (fabric, peers, member, cache) =
+            (fabric.clone(), peers.clone(), member.clone(), cache.clone());
         tokio::spawn(async move {
-            if let Err(e) = answer(&fabric, &peers, &member, send, recv).await {
+            if let Err(e) = answer(&fabric, &peers, &cache, &member, send, recv).await {
                 tracing::debug!(node = %short(&member), "sync request: {e}");
             }
         });
@@ -30,6 +37,7 @@ pub(crate) async fn serve(fabric: Fabric, peers: Peers, conn: Connection, member
 async fn answer(
     fabric: &Fabric,
     peers: &Peers,
+    cache: &Outboards,
     member: &str,
     mut send: SendStream,
     mut recv: RecvStream,
@@ -57,45 +65,101 @@ async fn answer(
             };
             wire::send_message(&mut send, &response).await
         }
-        SyncRequest::Content { folder, hash } => {
-            let hash = ContentHash::from_bytes(hash);
-            match fabric.local_content(&folder, &hash).await {
-                Ok(Some((file, size))) => {
-                    wire::send_header(&mut send, &SyncResponse::Content { size }).await?;
-                    let mut file = tokio::fs::File::from_std(file);
-                    let mut buf = vec![0u8; CHUNK];
-                    let mut left = size;
-                    while left > 0 {
-                        let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
-                        let n = file
-                            .read(&mut buf[..want])
-                            .await
-                            .map_err(|e| wire::WireError::Connection(e.to_string()))?;
-                        if n == 0 {
-                            break;
-                        }
-                        send.write_all(&buf[..n])
-                            .await
-                            .map_err(|e| wire::WireError::Connection(e.to_string()))?;
-                        left -= n as u64;
-                    }
-                    send.finish()
-                        .map_err(|e| wire::WireError::Connection(e.to_string()))?;
-                    Ok(())
-                }
-                Ok(None) | Err(fabric::FabricError::NotFound) => {
-                    wire::send_header(&mut send, &SyncResponse::NotFound).await?;
-                    send.finish()
-                        .map_err(|e| wire::WireError::Connection(e.to_string()))
-                }
-                Err(e) => {
-                    wire::send_header(&mut send, &SyncResponse::Refused(e.to_string())).await?;
-                    send.finish()
-                        .map_err(|e| wire::WireError::Connection(e.to_string()))
-                }
-            }
+        SyncRequest::Outboard { folder, hash } => {
+            let Some((file, size, outboard)) = content(fabric, cache, &folder, hash).await? else {
+                return not_found(&mut send).await;
+            };
+            drop(file);
+            wire::send_header(&mut send, &SyncResponse::Outboard { size }).await?;
+            send.write_all(&outboard.data).await.map_err(conn)?;
+            send.finish().map_err(conn)
+        }
+        SyncRequest::Blocks {
+            folder,
+            hash,
+            ranges,
+        } => {
+            let Some((file, size, outboard)) = content(fabric, cache, &folder, hash).await? else {
+                return not_found(&mut send).await;
+            };
+            wire::send_header(&mut send, &SyncResponse::Blocks { size }).await?;
+            let out = tokio_util::io::SyncIoBridge::new(send);
+            let sent = tokio::task::spawn_blocking(move || {
+                let mut out = out;
+                blocks::encode(&file, &outboard, &ranges, &mut out)?;
+                std::io::Write::flush(&mut out)?;
+                Ok::<_, std::io::Error>(out.into_inner())
+            })
+            .await
+            .map_err(conn)?
+            .map_err(conn)?;
+            let mut send = sent;
+            send.finish().map_err(conn)
         }
     }
+}
+
+fn conn(e: impl std::fmt::Display) -> wire::WireError {
+    wire::WireError::Connection(e.to_string())
+}
+
+async fn not_found(send: &mut SendStream) -> Result<(), wire::WireError> {
+    wire::send_header(send, &SyncResponse::NotFound).await?;
+    send.finish().map_err(conn)
+}
+
+/// Outboards made lately, by content hash (a receiver asks for the
+/// outboard, then for blocks: the file is hashed once).
+#[derive(Clone, Default)]
+pub(crate) struct Outboards(Arc<Mutex<VecDeque<([u8; 32], Arc<blocks::Outboard>)>>>);
+
+/// Outboards kept at most.
+const OUTBOARDS_KEPT: usize = 4;
+
+/// The content with hash `hash` of `folder` here, with its outboard
+/// (checked: its root is the hash, so the file did not change since the
+/// catalog looked).
+async fn content(
+    fabric: &Fabric,
+    cache: &Outboards,
+    folder: &str,
+    hash: [u8; 32],
+) -> Result<Option<(std::fs::File, u64, Arc<blocks::Outboard>)>, wire::WireError> {
+    let found = match fabric
+        .local_content(folder, &ContentHash::from_bytes(hash))
+        .await
+    {
+        Ok(Some(found)) => found,
+        Ok(None) | Err(fabric::FabricError::NotFound) => return Ok(None),
+        Err(e) => return Err(wire::WireError::Connection(e.to_string())),
+    };
+    let (file, size) = found;
+    let cached = {
+        let c = cache.0.lock().unwrap_or_else(|e| e.into_inner());
+        c.iter()
+            .find(|(h, o)| *h == hash && o.tree.size() == size)
+            .map(|(_, o)| o.clone())
+    };
+    let outboard = match cached {
+        Some(o) => o,
+        None => {
+            let f = file.try_clone().map_err(conn)?;
+            let o = tokio::task::spawn_blocking(move || blocks::outboard_of(&f, size))
+                .await
+                .map_err(conn)?
+                .map_err(conn)?;
+            if o.root.as_bytes() != &hash {
+                // The file changed since the catalog recorded it.
+                return Ok(None);
+            }
+            let o = Arc::new(o);
+            let mut c = cache.0.lock().unwrap_or_else(|e| e.into_inner());
+            c.push_front((hash, o.clone()));
+            c.truncate(OUTBOARDS_KEPT);
+            o
+        }
+    };
+    Ok(Some((file, size, outboard)))
 }
 
 /// An index entry as it travels.

@@ -4,9 +4,9 @@
 //! one [`SyncRequest`] (postcard) and finishes its half. An index request
 //! is answered with one [`SyncResponse`] and the stream's end. A content
 //! request is answered with a header (a 4-byte big-endian length, then a
-//! [`SyncResponse`]) and, after a [`SyncResponse::Content`], the content's
-//! bytes up to the stream's end; the receiving side checks their BLAKE3
-//! hash before anything is replaced. Postcard (serde's compact binary
+//! [`SyncResponse`]) and then the outboard, or the bao-encoded blocks
+//! ([`crate::blocks`]), to the stream's end; every block is checked
+//! against the content's BLAKE3 hash as it arrives. Postcard (serde's compact binary
 //! form, the one iroh itself uses) is also what `peers` speaks: one codec
 //! for the whole overlay.
 
@@ -29,12 +29,22 @@ pub enum SyncRequest {
         /// The last of the answering replica's sequence numbers applied.
         since: u64,
     },
-    /// "The content with BLAKE3 hash `hash`, of a file of `folder`."
-    Content {
+    /// "The bao tree's hashes (the outboard) of the content with BLAKE3
+    /// hash `hash`, of a file of `folder`."
+    Outboard {
         /// The folder, `owner/name`.
         folder: String,
         /// The content's hash.
         hash: [u8; 32],
+    },
+    /// "These chunk ranges of that content, bao-encoded."
+    Blocks {
+        /// The folder, `owner/name`.
+        folder: String,
+        /// The content's hash.
+        hash: [u8; 32],
+        /// Chunk ranges (1 KiB chunks), `[start, end)`.
+        ranges: Vec<(u64, u64)>,
     },
 }
 
@@ -55,9 +65,14 @@ pub enum SyncResponse {
         /// More entries follow: ask again from `until`.
         more: bool,
     },
-    /// The content follows: `size` bytes.
-    Content {
-        /// Its length.
+    /// The outboard follows (its length is the tree's outboard size).
+    Outboard {
+        /// The content's length.
+        size: u64,
+    },
+    /// The bao-encoded ranges follow, to the stream's end.
+    Blocks {
+        /// The content's length.
         size: u64,
     },
     /// This node has no replica of the folder, or no such content.

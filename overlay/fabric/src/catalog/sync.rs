@@ -22,6 +22,8 @@ pub struct SyncStateRow {
     pub left_bytes: i64,
     /// Why the last pull failed (empty: it did not).
     pub error: String,
+    /// Content bytes received from it in all.
+    pub received_bytes: i64,
 }
 
 impl Catalog {
@@ -97,12 +99,14 @@ impl Catalog {
         checked_at: i64,
         left: (i64, i64),
         error: &str,
+        received: i64,
     ) -> Result<()> {
         sqlx::query(
-            "INSERT INTO sync_cursors (folder_id, peer, index_id, sequence, checked_at, left_files, left_bytes, error) \
-             VALUES ($1, $2, '', 0, $3, $4, $5, $6) \
+            "INSERT INTO sync_cursors (folder_id, peer, index_id, sequence, checked_at, left_files, left_bytes, error, received_bytes) \
+             VALUES ($1, $2, '', 0, $3, $4, $5, $6, $7) \
              ON CONFLICT (folder_id, peer) DO UPDATE SET checked_at = excluded.checked_at, \
-             left_files = excluded.left_files, left_bytes = excluded.left_bytes, error = excluded.error",
+             left_files = excluded.left_files, left_bytes = excluded.left_bytes, error = excluded.error, \
+             received_bytes = sync_cursors.received_bytes + excluded.received_bytes",
         )
         .bind(folder_id)
         .bind(peer)
@@ -110,6 +114,7 @@ impl Catalog {
         .bind(left.0)
         .bind(left.1)
         .bind(error)
+        .bind(received)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -118,7 +123,7 @@ impl Catalog {
     /// How the pulls of a folder from each peer stand.
     pub async fn sync_states(&self, folder_id: &str) -> Result<Vec<SyncStateRow>> {
         Ok(sqlx::query_as(
-            "SELECT peer, sequence, checked_at, left_files, left_bytes, error FROM sync_cursors \
+            "SELECT peer, sequence, checked_at, left_files, left_bytes, error, received_bytes FROM sync_cursors \
              WHERE folder_id = $1 ORDER BY peer",
         )
         .bind(folder_id)

@@ -445,6 +445,30 @@ impl Parent {
         Ok((tmp, File::from(fd)))
     }
 
+    /// Opens (or makes) the temp file `name` beside the target: a
+    /// transfer that resumes finds what it wrote before. `true`: it
+    /// existed.
+    pub fn open_temp_named(&self, name: &str) -> Result<(File, bool)> {
+        if !crate::path::is_internal_name(name) {
+            return Err(FabricError::Forbidden);
+        }
+        let flags = OFlags::RDWR | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        match openat(&self.fd, name, flags, Mode::empty()) {
+            Ok(fd) => Ok((File::from(fd), true)),
+            Err(Errno::NOENT) => {
+                let fd = openat(
+                    &self.fd,
+                    name,
+                    flags | OFlags::CREATE | OFlags::EXCL,
+                    Mode::from_raw_mode(0o666),
+                )
+                .map_err(io)?;
+                Ok((File::from(fd), false))
+            }
+            Err(e) => Err(io(e)),
+        }
+    }
+
     /// Removes a temp file made by [`Parent::create_temp`].
     pub fn remove_temp(&self, tmp: &str) {
         let _ = rustix::fs::unlinkat(&self.fd, tmp, AtFlags::empty());

@@ -117,11 +117,22 @@ pub fn mark_start() {
 }
 
 /// Removes a temp file left by a write that a crash interrupted; a temp file
-/// newer than this process's start may be an upload in progress and stays.
+/// newer than this process's start may be an upload in progress and stays,
+/// and so does a transfer from another replica for a day (it resumes from
+/// what it holds: `.glow-tmp-sync-<hash>`).
 pub fn remove_stale_temp(path: &Path) {
+    let resumable = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.starts_with(crate::sync::PARTIAL_PREFIX));
+    let keep_until = if resumable {
+        STARTED.checked_sub(std::time::Duration::from_secs(24 * 3600))
+    } else {
+        Some(*STARTED)
+    };
     let stale = fs::symlink_metadata(path)
         .and_then(|m| m.modified())
-        .is_ok_and(|t| t < *STARTED);
+        .is_ok_and(|t| keep_until.is_some_and(|k| t < k));
     if stale
         && path
             .file_name()
