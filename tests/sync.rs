@@ -38,6 +38,30 @@ fn names_with(dir: &Path, part: &str) -> Vec<String> {
     v
 }
 
+/// Content bytes `env` (in `ns`) received from member `from` for its
+/// folder, as `glow folder status` says (`… 2.9 MiB received)`).
+fn received(env: &Env, ns: &str, from: &str) -> f64 {
+    let out = glow_in(env, ns, &["folder", "status", "admin/share"]).1;
+    let line = out
+        .lines()
+        .find(|l| l.trim_start().starts_with(from))
+        .unwrap_or_else(|| panic!("no {from} in:\n{out}"));
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let at = words
+        .iter()
+        .position(|w| w.starts_with("received"))
+        .unwrap_or_else(|| panic!("{line}"));
+    let n: f64 = words[at - 2].parse().unwrap_or_else(|_| panic!("{line}"));
+    let unit = match words[at - 1] {
+        "B" => 1.0,
+        "KiB" => 1024.0,
+        "MiB" => 1024.0 * 1024.0,
+        "GiB" => 1024.0 * 1024.0 * 1024.0,
+        other => panic!("unit {other} in {line}"),
+    };
+    n * unit
+}
+
 /// Starts the two nodes, each serving its `share`, and joins them.
 async fn two_replicas(lan: &Lan, a: &Env, b: &Env) -> (Server, Server) {
     let on = ["--overlay", "0.0.0.0:0"];
