@@ -317,6 +317,8 @@ impl NatLab {
         } else {
             "miniupnpd"
         };
+        // Runs until the lab's drop kills what runs in its namespaces.
+        #[allow(clippy::zombie_processes)]
         Command::new("ip")
             .args(["netns", "exec", &site.router_ns, daemon, "-d", "-f"])
             .arg(&conf)

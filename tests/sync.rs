@@ -149,7 +149,15 @@ async fn two_replicas_keep_the_same_files_both_ways() {
         "the replaced content is a version on the laptop too: {versions}"
     );
 
-    // A rename moves the file on the other side too.
+    // A rename moves the file on the other side too, and moves no data:
+    // b has the content already. (The count is noted once a pull round
+    // ends, just after the file.)
+    eventually(10, "b notes the upload's bytes", || {
+        let ok = received(&b, &lan.client_ns, "laptop") >= 3_000_000.0;
+        async move { ok }
+    })
+    .await;
+    let before = received(&b, &lan.client_ns, "laptop");
     std::fs::rename(
         da.join("docs/été 2026/Ünïcode & co #1.bin"),
         da.join("docs/renamed.bin"),
@@ -161,6 +169,45 @@ async fn two_replicas_keep_the_same_files_both_ways() {
         "the old name goes",
     )
     .await;
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    let after = received(&b, &lan.client_ns, "laptop");
+    assert!(
+        after - before < 1024.0,
+        "a rename sent {} bytes",
+        after - before
+    );
+
+    // 100 KB changed in the middle of the 3 MB file: about that much
+    // travels (the blocks that changed, and the tree's hashes).
+    let mut edited = big.clone();
+    for x in &mut edited[1_500_000..1_600_000] {
+        *x ^= 0xa5;
+    }
+    {
+        use std::os::unix::fs::FileExt;
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(da.join("docs/renamed.bin"))
+            .unwrap();
+        f.write_all_at(&edited[1_500_000..1_600_000], 1_500_000)
+            .unwrap();
+    }
+    until_file(
+        &db.join("docs/renamed.bin"),
+        &edited,
+        "the edit in place reaches b",
+    )
+    .await;
+    eventually(10, "b notes the edit's bytes", || {
+        let ok = received(&b, &lan.client_ns, "laptop") - after >= 100_000.0;
+        async move { ok }
+    })
+    .await;
+    let sent = received(&b, &lan.client_ns, "laptop") - after;
+    assert!(
+        (100_000.0..300_000.0).contains(&sent),
+        "a 100 KB change in a 3 MB file sent {sent} bytes"
+    );
 
     // Deleted on the laptop: gone on the NAS, and in its trash.
     let url = srv_a.file("only-b.txt");

@@ -150,8 +150,11 @@ pub struct Peers {
     /// Devices being added from a page, or offered to join.
     pairings: pair::Pairings,
     /// The protocols the layer above serves to members, by ALPN.
-    protocols: Arc<Mutex<HashMap<Vec<u8>, Arc<dyn Protocol>>>>,
+    protocols: Arc<Mutex<Protocols>>,
 }
+
+/// The protocols of the layer above, by ALPN.
+type Protocols = HashMap<Vec<u8>, Arc<dyn Protocol>>;
 
 /// A protocol the layer above serves to members on an ALPN of its own
 /// (folder sync): this crate admits members only, then hands the

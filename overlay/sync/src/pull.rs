@@ -44,14 +44,13 @@ pub(crate) async fn run(fabric: Fabric, peers: Peers) {
             keep
         });
         for m in members {
-            if !tasks.contains_key(&m) {
-                let task = tokio::spawn(pull_member(
+            if let std::collections::hash_map::Entry::Vacant(slot) = tasks.entry(m.clone()) {
+                slot.insert(tokio::spawn(pull_member(
                     fabric.clone(),
                     peers.clone(),
                     conns.clone(),
-                    m.clone(),
-                ));
-                tasks.insert(m, task);
+                    m,
+                )));
             }
         }
         tokio::time::sleep(PULL_EVERY).await;
@@ -307,18 +306,19 @@ async fn fetch_and_apply(
     let root = *hash.as_bytes();
     let mut outboard = blocks::blank_outboard(root, size);
     let mut ranges = blocks::all(size);
-    if inc.base != Base::Empty && size > blocks::BLOCK.bytes() as u64 {
-        if let Some(known) = fetch_outboard(conn, key, root, size).await? {
-            let (file, ob) = (inc.file(), known);
-            let (gaps, ob) = tokio::task::spawn_blocking(move || {
-                let gaps = blocks::missing(&ob, &file, size);
-                (gaps, ob)
-            })
-            .await
-            .map_err(|err| WireError::Connection(err.to_string()))?;
-            ranges = gaps.map_err(|err| PullError::Refused(err.to_string()))?;
-            outboard = ob;
-        }
+    if inc.base != Base::Empty
+        && size > blocks::BLOCK.bytes() as u64
+        && let Some(known) = fetch_outboard(conn, key, root, size).await?
+    {
+        let file = inc.file();
+        let (gaps, ob) = tokio::task::spawn_blocking(move || {
+            let gaps = blocks::missing(&known, &file, size);
+            (gaps, known)
+        })
+        .await
+        .map_err(|err| WireError::Connection(err.to_string()))?;
+        ranges = gaps.map_err(|err| PullError::Refused(err.to_string()))?;
+        outboard = ob;
     }
     if !ranges.is_empty() {
         let (mut send, mut recv) = conn

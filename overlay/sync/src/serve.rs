@@ -111,7 +111,10 @@ async fn not_found(send: &mut SendStream) -> Result<(), wire::WireError> {
 /// Outboards made lately, by content hash (a receiver asks for the
 /// outboard, then for blocks: the file is hashed once).
 #[derive(Clone, Default)]
-pub(crate) struct Outboards(Arc<Mutex<VecDeque<([u8; 32], Arc<blocks::Outboard>)>>>);
+pub(crate) struct Outboards(Arc<Mutex<VecDeque<Recent>>>);
+
+/// An outboard and the hash of its content.
+type Recent = ([u8; 32], Arc<blocks::Outboard>);
 
 /// Outboards kept at most.
 const OUTBOARDS_KEPT: usize = 4;
