@@ -214,6 +214,9 @@ pub(crate) struct Inner {
     /// Each folder's sync ignore rules, with the stamp of the file they
     /// were read from (see `ignore`).
     pub ignores: Mutex<HashMap<String, crate::ignore::Cached>>,
+    /// The transfers from other replicas under way, by temp file (two
+    /// members' pulls of one change never share it).
+    pub partials: Mutex<std::collections::HashSet<std::path::PathBuf>>,
 }
 
 /// Glow's fabric on this node. Cloning is cheap (an `Arc`).
@@ -273,6 +276,7 @@ impl Fabric {
                 folders: RwLock::default(),
                 folder_locks: Mutex::default(),
                 ignores: Mutex::default(),
+                partials: Mutex::default(),
                 limiter: RateLimiter::default(),
                 cache: CredentialCache::default(),
                 media: Default::default(),

@@ -426,28 +426,52 @@ impl Fabric {
         if rel.is_root() || e.deleted || e.kind != EntryKind::File {
             return Err(FabricError::Invalid(format!("{}: not a file", e.path)));
         }
+        let size = u64::try_from(e.size)
+            .map_err(|_| FabricError::Invalid(format!("{}: a negative size", e.path)))?;
+        // Room for all of it before anything is written (a member that
+        // claims a huge size gets "no space", not a huge sparse file).
+        let (dir, min_free) = (folder.path.clone(), self.inner.min_free_space);
+        blocking(move || local::ensure_room(&dir, size, min_free)).await?;
         self.make_parents(&folder, &rel).await?;
-        let (path, size, min_free) = (folder.path.clone(), e.size, self.inner.min_free_space);
         let name = format!("{PARTIAL_PREFIX}{hash}");
+        let claim = {
+            let path = rel.parent().to_disk(&folder.path).join(&name);
+            let mut partials = self
+                .inner
+                .partials
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            if !partials.insert(path.clone()) {
+                return Err(FabricError::Invalid(format!(
+                    "{}: being fetched from another member already",
+                    e.path
+                )));
+            }
+            Claim {
+                fabric: self.clone(),
+                path,
+            }
+        };
+        let (path, tmp) = (folder.path.clone(), name.clone());
         let (parent, file, base) = blocking(move || {
             let parent = Root::open(&path)?.parent(&rel)?;
-            let (file, existed) = parent.open_temp_named(&name)?;
+            let (file, existed) = parent.open_temp_named(&tmp)?;
             let mut base = if existed { Base::Resumed } else { Base::Empty };
             if !existed && parent.standing()? == Standing::File {
-                let mut old = parent.open_file()?;
-                local::ensure_room(&path, size as u64, min_free)?;
-                std::io::copy(&mut old, &mut &file)?;
+                let old = parent.open_file()?;
+                std::io::copy(&mut std::io::Read::take(old, size), &mut &file)?;
                 base = Base::Previous;
             }
-            file.set_len(size as u64)?;
+            file.set_len(size)?;
             Ok((Arc::new(parent), Arc::new(file), base))
         })
         .await?;
         Ok(Incoming {
             parent,
-            tmp: format!("{PARTIAL_PREFIX}{hash}"),
+            tmp: name,
             file,
             base,
+            _claim: claim,
         })
     }
 
@@ -484,10 +508,17 @@ impl Fabric {
                 e.path
             )));
         }
+        let Incoming {
+            parent,
+            tmp,
+            file,
+            _claim,
+            ..
+        } = inc;
         let staged = Staged {
-            parent: inc.parent,
-            tmp: inc.tmp,
-            file: inc.file,
+            parent,
+            tmp,
+            file,
             hash: got,
             used: std::sync::atomic::AtomicBool::new(false),
         };
@@ -495,6 +526,7 @@ impl Fabric {
         if !staged.used.load(std::sync::atomic::Ordering::Relaxed) {
             staged.parent.remove_temp(&staged.tmp);
         }
+        drop(_claim);
         result
     }
 
@@ -591,6 +623,17 @@ impl Fabric {
         let cat = &self.inner.catalog;
         let local = cat.entry(&folder.id, rel.as_str()).await?;
         let decision = decide(local.as_ref(), e);
+        // A file whose content is needed now, when none came (a change made
+        // here since `remote_need` looked): tried again with content.
+        let needs_content = !e.deleted
+            && e.kind == EntryKind::File
+            && matches!(decision, Decision::Take | Decision::Conflict { .. });
+        if needs_content && staged.is_none() {
+            return Err(FabricError::Invalid(format!(
+                "{}: changed here meanwhile; its content is needed",
+                e.path
+            )));
+        }
         let merged = {
             let mut v = e.version.clone();
             if let Some(l) = &local {
@@ -928,6 +971,24 @@ pub struct Incoming {
     file: Arc<std::fs::File>,
     /// What the file held before any block arrived.
     pub base: Base,
+    _claim: Claim,
+}
+
+/// A temp file claimed by one transfer; released on drop.
+struct Claim {
+    fabric: Fabric,
+    path: std::path::PathBuf,
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        self.fabric
+            .inner
+            .partials
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.path);
+    }
 }
 
 /// What an [`Incoming`] file starts with.

@@ -293,3 +293,21 @@ async fn content_put_together_in_place_starts_from_the_previous_version() {
         b"edited, and longer"
     );
 }
+
+#[tokio::test]
+async fn a_member_claiming_a_huge_file_gets_no_space_not_a_huge_file() {
+    let (a, b) = (node().await, node().await);
+    write(&a, "small.bin", b"tiny").await;
+    let rows = a.f.index_since(KEY, 0).await.unwrap().entries;
+    let mut e = RemoteEntry::from(&rows[0]);
+    e.size = 1 << 50;
+    let err = b.f.begin_remote(KEY, &e).await.err().expect("refused");
+    assert!(matches!(err, fabric::FabricError::NoSpace), "{err}");
+    assert!(names(&b.dir).is_empty(), "nothing was made");
+    // Two pulls of one change at once do not share a temp file.
+    let e = RemoteEntry::from(&rows[0]);
+    let first = b.f.begin_remote(KEY, &e).await.unwrap();
+    assert!(b.f.begin_remote(KEY, &e).await.is_err());
+    drop(first);
+    assert!(b.f.begin_remote(KEY, &e).await.is_ok());
+}

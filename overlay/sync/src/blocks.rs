@@ -12,7 +12,7 @@
 //! per 16 KiB), finds which of its blocks already match, and asks only for
 //! the rest.
 
-use bao_tree::io::outboard::PreOrderOutboard;
+use bao_tree::io::outboard::{EmptyOutboard, PreOrderOutboard};
 use bao_tree::io::sync::{CreateOutboard, decode_ranges, encode_ranges_validated, valid_ranges};
 use bao_tree::{BaoTree, BlockSize, ChunkNum, ChunkRanges};
 use std::io::{self, Read};
@@ -48,16 +48,9 @@ pub fn outboard_from(root: [u8; 32], size: u64, data: Vec<u8>) -> Option<Outboar
     })
 }
 
-/// An outboard that knows only the root (the blocks' hashes arrive with
-/// them).
-pub fn blank_outboard(root: [u8; 32], size: u64) -> Outboard {
-    let tree = tree(size);
-    Outboard {
-        root: blake3::Hash::from_bytes(root),
-        tree,
-        data: vec![0; tree.outboard_size() as usize],
-    }
-}
+/// The most ranges one request names (a request of many tiny ranges would
+/// cost the sender time for nothing).
+pub const MAX_RANGES: usize = 4096;
 
 /// Chunk ranges `[start, end)` as they travel.
 pub type Ranges = Vec<(u64, u64)>;
@@ -68,29 +61,43 @@ pub fn all(size: u64) -> Ranges {
     if n == 0 { Vec::new() } else { vec![(0, n)] }
 }
 
-/// The travelling form as a range set (empty or inverted ranges dropped).
-pub fn to_set(ranges: &[(u64, u64)]) -> ChunkRanges {
-    let mut set = ChunkRanges::empty();
-    for &(a, b) in ranges {
-        if a < b {
-            set |= ChunkRanges::from(ChunkNum(a)..ChunkNum(b));
-        }
+/// The travelling form as a range set: at most [`MAX_RANGES`], in order,
+/// not overlapping.
+pub fn to_set(ranges: &[(u64, u64)]) -> io::Result<ChunkRanges> {
+    let bad = |why: &str| Err(io::Error::new(io::ErrorKind::InvalidInput, why.to_owned()));
+    if ranges.len() > MAX_RANGES {
+        return bad("too many ranges");
     }
-    set
+    let mut set = ChunkRanges::empty();
+    let mut end = 0;
+    for &(a, b) in ranges {
+        if a >= b || a < end {
+            return bad("ranges out of order");
+        }
+        end = b;
+        set |= ChunkRanges::from(ChunkNum(a)..ChunkNum(b));
+    }
+    Ok(set)
 }
 
 /// The chunks of `file` (already `size` bytes long) that do not yet hold
 /// the content `outboard` describes (blocking: it hashes the file).
 pub fn missing(outboard: &Outboard, file: &std::fs::File, size: u64) -> io::Result<Ranges> {
-    let mut want = to_set(&all(size));
+    let mut want = to_set(&all(size))?;
     for valid in valid_ranges(outboard, file, &ChunkRanges::all()) {
         let valid = valid?;
         want -= ChunkRanges::from(valid);
     }
     let b = want.boundaries();
-    Ok(b.chunks(2)
+    let gaps: Ranges = b
+        .chunks(2)
         .map(|p| (p[0].0, p.get(1).map_or(u64::MAX, |e| e.0)))
-        .collect())
+        .collect();
+    if gaps.len() > MAX_RANGES {
+        // Changes everywhere: one range over all of them.
+        return Ok(vec![(gaps[0].0, gaps[gaps.len() - 1].1)]);
+    }
+    Ok(gaps)
 }
 
 /// Streams the blocks of `ranges` of `file` (content of `outboard`) to
@@ -102,25 +109,30 @@ pub fn encode(
     ranges: &[(u64, u64)],
     out: impl io::Write,
 ) -> io::Result<()> {
-    encode_ranges_validated(file, outboard, &to_set(ranges), out)
+    encode_ranges_validated(file, outboard, &to_set(ranges)?, out)
         .map_err(|e| io::Error::other(e.to_string()))
 }
 
-/// Reads an encoded stream of `ranges` from `input`, checks each block
-/// against the root and writes it into `file` at its offset (blocking).
-/// `received` counts the bytes read.
+/// Reads an encoded stream of `ranges` of content `root` (`size` bytes)
+/// from `input`, checks each block against the root and writes it into
+/// `file` at its offset (blocking). `received` counts the bytes read.
 pub fn decode(
     input: impl Read,
     ranges: &[(u64, u64)],
     file: &std::fs::File,
-    outboard: &mut Outboard,
+    (root, size): ([u8; 32], u64),
     received: Arc<AtomicU64>,
 ) -> io::Result<()> {
     let counted = Counted {
         inner: input,
         n: received,
     };
-    decode_ranges(counted, &to_set(ranges), file.try_clone()?, outboard)
+    // The parent hashes arrive with the blocks; none need keeping here.
+    let outboard = EmptyOutboard {
+        tree: tree(size),
+        root: blake3::Hash::from_bytes(root),
+    };
+    decode_ranges(counted, &to_set(ranges)?, file.try_clone()?, outboard)
         .map_err(|e| io::Error::other(e.to_string()))
 }
 
@@ -185,8 +197,7 @@ mod tests {
         encode(&sender, &ob, &gaps, &mut stream).unwrap();
         assert!(stream.len() < 64 * 1024, "sent {} bytes", stream.len());
         let n = Arc::new(AtomicU64::new(0));
-        let mut recv_ob = blank_outboard(root, size as u64);
-        decode(&stream[..], &gaps, &target, &mut recv_ob, n.clone()).unwrap();
+        decode(&stream[..], &gaps, &target, (root, size as u64), n.clone()).unwrap();
         let mut got = Vec::new();
         (&target).rewind().unwrap();
         (&target).read_to_end(&mut got).unwrap();
@@ -199,9 +210,22 @@ mod tests {
         encode(&sender, &ob, &everything, &mut full).unwrap();
         full[300_000] ^= 1;
         let fresh = file_with(&vec![0; size]);
-        let mut ob2 = blank_outboard(root, size as u64);
-        assert!(decode(&full[..], &everything, &fresh, &mut ob2, Arc::default()).is_err());
-        // And an outboard of the wrong length is not taken.
+        assert!(
+            decode(
+                &full[..],
+                &everything,
+                &fresh,
+                (root, size as u64),
+                Arc::default()
+            )
+            .is_err()
+        );
+        // And an outboard of the wrong length is not taken, nor ranges out
+        // of order or too many.
         assert!(outboard_from(root, size as u64, vec![0; 10]).is_none());
+        assert!(to_set(&[(5, 9), (1, 2)]).is_err());
+        assert!(to_set(&[(5, 5)]).is_err());
+        let many: Ranges = (0..5000).map(|i| (2 * i, 2 * i + 1)).collect();
+        assert!(to_set(&many).is_err());
     }
 }

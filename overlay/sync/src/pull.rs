@@ -22,6 +22,9 @@ pub const PULL_EVERY: Duration = Duration::from_secs(2);
 const MAX_PATH: usize = 4096;
 /// The most nodes a version vector may name.
 const MAX_VECTOR: usize = 256;
+/// The highest change counter taken (2^48: a node changing an entry a
+/// million times a second for nine years; a forged `u64::MAX` would wrap).
+const MAX_COUNTER: u64 = 1 << 48;
 
 /// The connections to members, shared by their pulls (content a member
 /// no longer has is asked of the others).
@@ -178,7 +181,9 @@ async fn pull_folder(
             // What this batch may bring, for `glow folder status` while it
             // is applied.
             let files = entries.iter().filter(|e| !e.deleted && !e.dir);
-            let bytes = files.clone().map(|e| e.size as i64).sum();
+            let bytes = files.clone().fold(0i64, |t, e| {
+                t.saturating_add(i64::try_from(e.size).unwrap_or(i64::MAX))
+            });
             fabric
                 .note_sync(key, member, (files.count() as i64, bytes), "", 0)
                 .await?;
@@ -231,7 +236,7 @@ async fn apply_batch(
         if let Err(err) = apply_one(fabric, conn, others, key, &e).await {
             tracing::info!(node = %short(member), folder = %key, path = %e.path, "sync: not applied: {err}");
             failed = Some(failed.map_or(seq, |f| f.min(seq)));
-            left = (left.0 + 1, left.1 + e.size);
+            left = (left.0 + 1, left.1.saturating_add(e.size));
         }
     }
     let last = match failed {
@@ -304,21 +309,20 @@ async fn fetch_and_apply(
     let inc = fabric.begin_remote(key, e).await?;
     let size = u64::try_from(e.size).unwrap_or(0);
     let root = *hash.as_bytes();
-    let mut outboard = blocks::blank_outboard(root, size);
     let mut ranges = blocks::all(size);
+    // The tree's hashes are worth asking for when some blocks may be here
+    // already, and kept in memory up to 64 MiB (files up to 16 GiB; a
+    // bigger one comes whole).
     if inc.base != Base::Empty
         && size > blocks::BLOCK.bytes() as u64
+        && blocks::tree(size).outboard_size() <= MAX_OUTBOARD
         && let Some(known) = fetch_outboard(conn, key, root, size).await?
     {
         let file = inc.file();
-        let (gaps, ob) = tokio::task::spawn_blocking(move || {
-            let gaps = blocks::missing(&known, &file, size);
-            (gaps, known)
-        })
-        .await
-        .map_err(|err| WireError::Connection(err.to_string()))?;
+        let gaps = tokio::task::spawn_blocking(move || blocks::missing(&known, &file, size))
+            .await
+            .map_err(|err| WireError::Connection(err.to_string()))?;
         ranges = gaps.map_err(|err| PullError::Refused(err.to_string()))?;
-        outboard = ob;
     }
     if !ranges.is_empty() {
         let (mut send, mut recv) = conn
@@ -334,7 +338,10 @@ async fn fetch_and_apply(
             },
         )
         .await?;
-        match wire::read_header(&mut recv).await? {
+        let header = tokio::time::timeout(Duration::from_secs(120), wire::read_header(&mut recv))
+            .await
+            .map_err(|_| WireError::Connection("no answer within 120 s".into()))??;
+        match header {
             SyncResponse::Blocks { size: s } if s == size => {}
             SyncResponse::Blocks { size: s } => {
                 return Err(
@@ -355,11 +362,16 @@ async fn fetch_and_apply(
         let input = tokio_util::io::SyncIoBridge::new(recv);
         let (file, received) = (inc.file(), Arc::new(AtomicU64::new(0)));
         let counter = received.clone();
-        let decoded = tokio::task::spawn_blocking(move || {
-            blocks::decode(input, &ranges, &file, &mut outboard, counter)
-        })
-        .await
-        .map_err(|err| WireError::Connection(err.to_string()))?;
+        let decoding = tokio::task::spawn_blocking(move || {
+            blocks::decode(input, &ranges, &file, (root, size), counter)
+        });
+        // A member that stops sending does not hold this pull for ever: a
+        // minute, plus a second per 256 KiB.
+        let limit = Duration::from_secs(60 + size / (256 * 1024));
+        let decoded = tokio::time::timeout(limit, decoding)
+            .await
+            .map_err(|_| WireError::Connection(format!("{}: no content within {limit:?}", e.path)))?
+            .map_err(|err| WireError::Connection(err.to_string()))?;
         RECEIVED.fetch_add(received.load(Ordering::Relaxed), Ordering::Relaxed);
         if let Err(err) = decoded {
             return Err(PullError::Refused(format!("{}: {err}", e.path)));
@@ -368,6 +380,9 @@ async fn fetch_and_apply(
     Ok(fabric.finish_remote(key, e, inc).await?)
 }
 
+/// The largest outboard asked for (64 MiB: files up to 16 GiB).
+const MAX_OUTBOARD: u64 = 64 << 20;
+
 /// Content bytes received from members since the node started (blocks and
 /// the hashes that prove them).
 pub static RECEIVED: AtomicU64 = AtomicU64::new(0);
@@ -375,6 +390,20 @@ pub static RECEIVED: AtomicU64 = AtomicU64::new(0);
 /// Asks for the outboard of content `root`; `None` if the member has not
 /// got it or sends one of the wrong length.
 async fn fetch_outboard(
+    conn: &Connection,
+    key: &str,
+    root: [u8; 32],
+    size: u64,
+) -> Result<Option<blocks::Outboard>, PullError> {
+    tokio::time::timeout(
+        Duration::from_secs(120),
+        fetch_outboard_now(conn, key, root, size),
+    )
+    .await
+    .map_err(|_| WireError::Connection("no outboard within 120 s".into()))?
+}
+
+async fn fetch_outboard_now(
     conn: &Connection,
     key: &str,
     root: [u8; 32],
@@ -433,6 +462,9 @@ fn from_wire(w: &WireEntry) -> Result<RemoteEntry, String> {
     if w.version.is_empty() || w.version.len() > MAX_VECTOR {
         return Err(format!("a version vector of {} nodes", w.version.len()));
     }
+    if w.version.iter().any(|(_, c)| *c > MAX_COUNTER) {
+        return Err("a version counter beyond any real count".to_owned());
+    }
     if !w.dir && !w.deleted && w.hash.is_none() {
         return Err(format!("{}: a file without a hash", w.path));
     }
@@ -490,6 +522,9 @@ mod tests {
         assert!(from_wire(&e).is_err());
         let mut e = entry("a");
         e.version = (0..300).map(|i| (format!("n{i}"), 1)).collect();
+        assert!(from_wire(&e).is_err());
+        let mut e = entry("a");
+        e.version = vec![("a".into(), u64::MAX)];
         assert!(from_wire(&e).is_err());
     }
 }

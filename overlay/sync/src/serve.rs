@@ -48,7 +48,14 @@ async fn answer(
     // Checked on every request: a removed member is cut off.
     if !peers.is_member(member).await {
         tracing::warn!(node = %short(member), "sync request refused: not a member");
-        return wire::send_message(&mut send, &SyncResponse::Refused("not a member".into())).await;
+        let no = SyncResponse::Refused("not a member".into());
+        return match request {
+            SyncRequest::Index { .. } => wire::send_message(&mut send, &no).await,
+            _ => {
+                wire::send_header(&mut send, &no).await?;
+                send.finish().map_err(conn)
+            }
+        };
     }
     match request {
         SyncRequest::Index { folder, since } => {
@@ -66,8 +73,10 @@ async fn answer(
             wire::send_message(&mut send, &response).await
         }
         SyncRequest::Outboard { folder, hash } => {
-            let Some((file, size, outboard)) = content(fabric, cache, &folder, hash).await? else {
-                return not_found(&mut send).await;
+            let Some((file, size, outboard)) =
+                content_or_answer(fabric, cache, &folder, hash, &mut send).await?
+            else {
+                return Ok(());
             };
             drop(file);
             wire::send_header(&mut send, &SyncResponse::Outboard { size }).await?;
@@ -79,9 +88,15 @@ async fn answer(
             hash,
             ranges,
         } => {
-            let Some((file, size, outboard)) = content(fabric, cache, &folder, hash).await? else {
-                return not_found(&mut send).await;
+            let Some((file, size, outboard)) =
+                content_or_answer(fabric, cache, &folder, hash, &mut send).await?
+            else {
+                return Ok(());
             };
+            if let Err(e) = blocks::to_set(&ranges) {
+                wire::send_header(&mut send, &SyncResponse::Refused(e.to_string())).await?;
+                return send.finish().map_err(conn);
+            }
             wire::send_header(&mut send, &SyncResponse::Blocks { size }).await?;
             let out = tokio_util::io::SyncIoBridge::new(send);
             let sent = tokio::task::spawn_blocking(move || {
@@ -103,9 +118,22 @@ fn conn(e: impl std::fmt::Display) -> wire::WireError {
     wire::WireError::Connection(e.to_string())
 }
 
-async fn not_found(send: &mut SendStream) -> Result<(), wire::WireError> {
-    wire::send_header(send, &SyncResponse::NotFound).await?;
-    send.finish().map_err(conn)
+/// [`content`], or the answer that says why there is none (sent here).
+async fn content_or_answer(
+    fabric: &Fabric,
+    cache: &Outboards,
+    folder: &str,
+    hash: [u8; 32],
+    send: &mut SendStream,
+) -> Result<Option<(std::fs::File, u64, Arc<blocks::Outboard>)>, wire::WireError> {
+    let answer = match content(fabric, cache, folder, hash).await {
+        Ok(Some(found)) => return Ok(Some(found)),
+        Ok(None) => SyncResponse::NotFound,
+        Err(e) => SyncResponse::Refused(e.to_string()),
+    };
+    wire::send_header(send, &answer).await?;
+    send.finish().map_err(conn)?;
+    Ok(None)
 }
 
 /// Outboards made lately, by content hash (a receiver asks for the
