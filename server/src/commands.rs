@@ -533,7 +533,6 @@ fn read_password_line() -> anyhow::Result<String> {
     Ok(p)
 }
 
-/// A UTC timestamp for listings.
 /// One member's line of `glow folder status`.
 fn sync_line(s: &fabric::catalog::SyncStateRow, now: i64) -> String {
     let ago = (now - s.checked_at).max(0) / 1000;
@@ -545,6 +544,8 @@ fn sync_line(s: &fabric::catalog::SyncStateRow, now: i64) -> String {
         "not reached yet".to_owned()
     } else if ago > 60 {
         format!("not reached since {}", format_ms(s.checked_at))
+    } else if s.error == sync::pull::NO_REPLICA {
+        format!("keeps no replica of this folder ({when})")
     } else if !s.error.is_empty() && s.left_files == 0 {
         format!("failing: {} ({when})", s.error)
     } else if s.left_files > 0 {
@@ -558,6 +559,7 @@ fn sync_line(s: &fabric::catalog::SyncStateRow, now: i64) -> String {
     }
 }
 
+/// A UTC timestamp for listings.
 fn format_ms(ms: i64) -> String {
     // Civil-from-days (Howard Hinnant's algorithm): no date crate for one line.
     let secs = ms.div_euclid(1000);

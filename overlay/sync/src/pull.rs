@@ -86,9 +86,14 @@ async fn pull_member(fabric: Fabric, peers: Peers, conns: Conns, member: String)
             .map(|(_, c)| c.clone())
             .collect();
         for r in fabric.replicas() {
-            let before = RECEIVED.load(Ordering::Relaxed);
-            let pulled = pull_folder(&fabric, &conn, &others, &member, &r.key).await;
-            let got = RECEIVED.load(Ordering::Relaxed).saturating_sub(before);
+            let counted = Arc::new(AtomicU64::new(0));
+            let pulled = RECEIVED
+                .scope(
+                    counted.clone(),
+                    pull_folder(&fabric, &conn, &others, &member, &r.key),
+                )
+                .await;
+            let got = counted.load(Ordering::Relaxed);
             let noted = match pulled {
                 Ok((files, bytes)) => {
                     let why = if files > 0 {
@@ -101,7 +106,9 @@ async fn pull_member(fabric: Fabric, peers: Peers, conns: Conns, member: String)
                         .await
                 }
                 Err(e) => {
-                    tracing::info!(node = %short(&member), folder = %r.key, "sync: {e}");
+                    if !matches!(e, PullError::NoReplica) {
+                        tracing::info!(node = %short(&member), folder = %r.key, "sync: {e}");
+                    }
                     fabric
                         .note_sync(&r.key, &member, (0, 0), &e.to_string(), got)
                         .await
@@ -128,7 +135,13 @@ enum PullError {
     Fabric(#[from] fabric::FabricError),
     #[error("refused: {0}")]
     Refused(String),
+    /// The member has no replica of the folder (nothing to pull).
+    #[error("{NO_REPLICA}")]
+    NoReplica,
 }
+
+/// What `glow folder status` shows for a member with no replica.
+pub const NO_REPLICA: &str = "no replica there";
 
 /// Reads `member`'s index of folder `key` after the cursor, batch after
 /// batch, and applies it. Returns what could not be applied (entries,
@@ -163,7 +176,7 @@ async fn pull_folder(
                 i64::try_from(until).unwrap_or(i64::MAX),
                 more,
             ),
-            SyncResponse::NotFound => return Ok((0, 0)),
+            SyncResponse::NotFound => return Err(PullError::NoReplica),
             SyncResponse::Refused(why) => return Err(PullError::Refused(why)),
             other => {
                 return Err(WireError::Malformed(format!("{other:?} to an index request")).into());
@@ -372,7 +385,7 @@ async fn fetch_and_apply(
             .await
             .map_err(|_| WireError::Connection(format!("{}: no content within {limit:?}", e.path)))?
             .map_err(|err| WireError::Connection(err.to_string()))?;
-        RECEIVED.fetch_add(received.load(Ordering::Relaxed), Ordering::Relaxed);
+        count(received.load(Ordering::Relaxed));
         if let Err(err) = decoded {
             return Err(PullError::Refused(format!("{}: {err}", e.path)));
         }
@@ -383,9 +396,16 @@ async fn fetch_and_apply(
 /// The largest outboard asked for (64 MiB: files up to 16 GiB).
 const MAX_OUTBOARD: u64 = 64 << 20;
 
-/// Content bytes received from members since the node started (blocks and
-/// the hashes that prove them).
-pub static RECEIVED: AtomicU64 = AtomicU64::new(0);
+tokio::task_local! {
+    /// Content bytes received (blocks and the hashes that prove them) in
+    /// the pull under way, for `glow folder status`.
+    static RECEIVED: Arc<AtomicU64>;
+}
+
+/// Counts `n` bytes received in the pull under way.
+fn count(n: u64) {
+    let _ = RECEIVED.try_with(|c| c.fetch_add(n, Ordering::Relaxed));
+}
 
 /// Asks for the outboard of content `root`; `None` if the member has not
 /// got it or sends one of the wrong length.
@@ -434,7 +454,7 @@ async fn fetch_outboard_now(
         )
         .await
         .map_err(|err| WireError::Connection(err.to_string()))?;
-    RECEIVED.fetch_add(data.len() as u64, Ordering::Relaxed);
+    count(data.len() as u64);
     Ok(blocks::outboard_from(root, size, data))
 }
 
