@@ -83,3 +83,6 @@ echo "median time from join to linked both ways: $(printf '%s\n' "${joins[@]}" |
 echo
 echo "== NAT pairs (tests/nat.rs: bench_direct_path_matrix)"
 cargo test --test integration -- --ignored bench_direct_path_matrix --nocapture 2>/dev/null | sed -n '/^NAT pair/,/^$/p'
+echo
+echo "== relayed against direct (tests/nat.rs: bench_relayed_against_direct_sync)"
+cargo test --test integration -- --ignored bench_relayed_against_direct_sync --nocapture 2>/dev/null | sed -n '/^64 MiB/,/^relayed/p'

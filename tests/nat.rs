@@ -392,3 +392,59 @@ async fn three_nodes_on_one_lan_share_users_and_links() {
     .await;
     drop((a, b, c));
 }
+
+/// The benchmark behind `benches/overlay.sh` (relayed against direct): a
+/// 64 MiB file synced between two members behind NATs, once over a direct
+/// path (two masquerading routers) and once through the public member's
+/// relay (two symmetric NATs). Prints the times and their ratio (run with
+/// `--ignored --nocapture`).
+#[tokio::test]
+#[ignore = "a benchmark: benches/overlay.sh runs it"]
+async fn bench_relayed_against_direct_sync() {
+    let mut rows = Vec::new();
+    for (nats, path) in [
+        ([Nat::Masquerade, Nat::Masquerade], "wan direct"),
+        ([Nat::RandomFully, Nat::RandomFully], "wan relayed"),
+    ] {
+        let lab = NatLab::new(&nats);
+        let envs = [
+            Env::new(Backend::Sqlite),
+            Env::new(Backend::Sqlite),
+            Env::new(Backend::Sqlite),
+        ];
+        let p = serve_in(&envs[0], &lab.public_ns, PUBLIC_IP, "vps");
+        let (s1, s2) = (&lab.sites[0], &lab.sites[1]);
+        let x1 = serve_share_in(&envs[1], &s1.host_ns, &s1.host_ip, "laptop");
+        let x2 = serve_share_in(&envs[2], &s2.host_ns, &s2.host_ip, "phone");
+        for (i, site) in lab.sites.iter().enumerate() {
+            let full = invite_with_relay(&envs[0], &lab.public_ns).await;
+            join(&envs[i + 1], &site.host_ns, &full);
+        }
+        let id1 = banner_id(&x1);
+        eventually(90, &format!("the phone's link is {path}"), || {
+            let ok = link_to(&envs[2], &s2.host_ns, &id1).as_deref() == Some(path);
+            async move { ok }
+        })
+        .await;
+        let data: Vec<u8> = (0..64u32 << 20)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect();
+        let started = std::time::Instant::now();
+        std::fs::write(envs[1].share().join("big.bin"), &data).unwrap();
+        let target = envs[2].share().join("big.bin");
+        eventually(600, "the file reaches the phone", || {
+            let ok = std::fs::metadata(&target).is_ok_and(|m| m.len() == data.len() as u64)
+                && std::fs::read(&target).is_ok_and(|got| got == data);
+            async move { ok }
+        })
+        .await;
+        let took = started.elapsed().as_secs_f64();
+        rows.push((path, took));
+        drop((p, x1, x2, envs, lab));
+    }
+    println!("\n64 MiB synced between two members behind NATs");
+    for (path, took) in &rows {
+        println!("{path:<12} {took:>6.1} s  {:>6.1} MiB/s", 64.0 / took);
+    }
+    println!("relayed / direct time: {:.2}x", rows[1].1 / rows[0].1);
+}
