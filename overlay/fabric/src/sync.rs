@@ -395,6 +395,9 @@ impl Fabric {
         {
             return Ok(Applied::Skipped);
         }
+        if !e.deleted && e.kind == EntryKind::Dir {
+            self.make_parents(&folder, &rel).await?;
+        }
         // The content first, outside the lock: it may take long.
         let staged = match body {
             Some(body) if !e.deleted && e.kind == EntryKind::File => {
@@ -772,6 +775,21 @@ impl Fabric {
                 .await;
         }
         let p = parent.expect("a live entry's parent was made");
+        // A file where a folder now is, or the other way round: what is in
+        // the way goes to the trash (a folder only if nothing in it
+        // changed here).
+        let p2 = p.clone();
+        let standing = blocking(move || p2.standing()).await?;
+        let in_the_way = matches!(
+            (e.kind, standing),
+            (EntryKind::Dir, Standing::File) | (EntryKind::File, Standing::Dir)
+        );
+        if in_the_way && !self.delete_here(folder, rel, &p).await? {
+            return Err(FabricError::Invalid(format!(
+                "{}: a folder holding files changed here is in the way",
+                e.path
+            )));
+        }
         let entry = if e.kind == EntryKind::Dir {
             let (p2, r2) = (p.clone(), rel.clone());
             blocking(move || {

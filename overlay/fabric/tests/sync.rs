@@ -311,3 +311,24 @@ async fn a_member_claiming_a_huge_file_gets_no_space_not_a_huge_file() {
     drop(first);
     assert!(b.f.begin_remote(KEY, &e).await.is_ok());
 }
+
+#[tokio::test]
+async fn a_file_that_became_a_folder_elsewhere_goes_to_the_trash_here() {
+    let (a, b) = (node().await, node().await);
+    write(&a, "notes", b"a file at first").await;
+    sync(&a, &b).await;
+    a.f.delete(&SYS, &addr("notes"), "test").await.unwrap();
+    a.f.mkdir(&SYS, &addr("notes")).await.unwrap();
+    write(&a, "notes/today.txt", b"now a folder").await;
+    sync(&a, &b).await;
+    assert!(b.dir.join("notes").is_dir());
+    assert_eq!(
+        std::fs::read(b.dir.join("notes/today.txt")).unwrap(),
+        b"now a folder"
+    );
+    let trash = b.f.trash(&SYS, "alice").await.unwrap();
+    assert!(
+        trash.iter().any(|t| t.path.as_str() == "notes"),
+        "{trash:?}"
+    );
+}
