@@ -131,6 +131,16 @@ async fn two_replicas_keep_the_same_files_both_ways() {
     )
     .await;
 
+    // The NAS's JSON API says it is in sync with the laptop.
+    let url = format!("{}/api/v1/folders", srv_b.base);
+    eventually(30, "b's API shows the laptop in sync", || {
+        let url = url.clone();
+        let body = lan.client(move || async move { get_admin(&url).await.text().await.unwrap() });
+        let ok = body.contains("\"name\":\"laptop\"") && body.contains("\"state\":\"in-sync\"");
+        async move { ok }
+    })
+    .await;
+
     // Edited on the NAS's disk behind Glow's back: the laptop has it, and
     // keeps the content it replaced as a version.
     std::fs::write(db.join("only-a.txt"), b"edited on the nas").unwrap();

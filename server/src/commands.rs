@@ -540,22 +540,17 @@ fn sync_line(s: &fabric::catalog::SyncStateRow, now: i64) -> String {
         "checked {ago} s ago, {} received",
         human_bytes(u64::try_from(s.received_bytes).unwrap_or(0))
     );
-    if s.checked_at == 0 {
-        "not reached yet".to_owned()
-    } else if ago > 60 {
-        format!("not reached since {}", format_ms(s.checked_at))
-    } else if s.error == sync::pull::NO_REPLICA {
-        format!("keeps no replica of this folder ({when})")
-    } else if !s.error.is_empty() && s.left_files == 0 {
-        format!("failing: {} ({when})", s.error)
-    } else if s.left_files > 0 {
-        format!(
+    match s.state(now) {
+        "not-reached" if s.checked_at == 0 => "not reached yet".to_owned(),
+        "not-reached" => format!("not reached since {}", format_ms(s.checked_at)),
+        "no-replica" => format!("keeps no replica of this folder ({when})"),
+        "failing" => format!("failing: {} ({when})", s.error),
+        "syncing" => format!(
             "syncing: {} files, {} left ({when})",
             s.left_files,
             human_bytes(u64::try_from(s.left_bytes).unwrap_or(0))
-        )
-    } else {
-        format!("in sync ({when})")
+        ),
+        _ => format!("in sync ({when})"),
     }
 }
 

@@ -125,6 +125,28 @@ pub struct FolderInfo {
     /// Which files keep copies of their current content: `off`, `small`, `all`.
     copies: &'static str,
     media: bool,
+    /// How this replica stands with each member it syncs with.
+    sync: Vec<SyncInfo>,
+}
+
+/// One member a folder syncs with, as `/api/v1/folders` shows it.
+#[derive(Serialize)]
+pub struct SyncInfo {
+    /// The member's node id.
+    node: String,
+    /// Its name.
+    name: String,
+    /// `in-sync`, `syncing`, `failing`, `no-replica` or `not-reached`.
+    state: &'static str,
+    /// Files of the last batch not applied yet, and their bytes.
+    left_files: i64,
+    left_bytes: i64,
+    /// Content bytes received from it in all.
+    received_bytes: i64,
+    /// When it was last asked, ms since the epoch (0: never).
+    checked_ms: i64,
+    /// Why the last pull failed (empty: it did not).
+    error: String,
 }
 
 /// `GET /api/v1/folders`: the caller's folders.
@@ -135,16 +157,47 @@ pub async fn folders(
 ) -> ApiResult<Vec<FolderInfo>> {
     let c = signed_in(&state, &headers, peer).await?;
     let list = state.fabric.folders(&c.who, Some(c.who.actor())).await?;
-    Ok(Json(
-        list.iter()
-            .map(|f| FolderInfo {
-                name: f.name.clone(),
-                address: format!("{}/{}", f.owner, f.name),
-                copies: f.copies.as_str(),
-                media: f.media,
+    // Member names, read as the node (they name devices, not files).
+    let members = state
+        .fabric
+        .members(&fabric::Principal::System)
+        .await
+        .unwrap_or_default();
+    let now = fabric::resource::now_ms();
+    let mut out = Vec::with_capacity(list.len());
+    for f in list.iter() {
+        let address = format!("{}/{}", f.owner, f.name);
+        let rows = state
+            .fabric
+            .sync_status(&c.who, &address)
+            .await
+            .unwrap_or_default();
+        let sync = rows
+            .into_iter()
+            .map(|r| SyncInfo {
+                name: members
+                    .iter()
+                    .find(|m| m.id.to_string() == r.peer)
+                    .map(|m| m.name.clone())
+                    .unwrap_or_default(),
+                state: r.state(now),
+                node: r.peer,
+                left_files: r.left_files,
+                left_bytes: r.left_bytes,
+                received_bytes: r.received_bytes,
+                checked_ms: r.checked_at,
+                error: r.error,
             })
-            .collect(),
-    ))
+            .collect();
+        out.push(FolderInfo {
+            name: f.name.clone(),
+            address,
+            copies: f.copies.as_str(),
+            media: f.media,
+            sync,
+        });
+    }
+    Ok(Json(out))
 }
 
 /// A node, as `GET /api/v1/nodes` lists it.

@@ -140,8 +140,7 @@ enum PullError {
     NoReplica,
 }
 
-/// What `glow folder status` shows for a member with no replica.
-pub const NO_REPLICA: &str = "no replica there";
+use fabric::catalog::NO_REPLICA;
 
 /// Reads `member`'s index of folder `key` after the cursor, batch after
 /// batch, and applies it. Returns what could not be applied (entries,

@@ -26,7 +26,7 @@ pub use nodes::NodeRow;
 pub use properties::PropertyRow;
 pub use records::RecordRow;
 pub use shares::ShareRow;
-pub use sync::SyncStateRow;
+pub use sync::{NO_REPLICA, SyncStateRow};
 pub use users::{AppPasswordRow, UserRow};
 
 use crate::error::Result;

@@ -26,6 +26,28 @@ pub struct SyncStateRow {
     pub received_bytes: i64,
 }
 
+/// What a pull notes when the member keeps no replica of the folder.
+pub const NO_REPLICA: &str = "no replica there";
+
+impl SyncStateRow {
+    /// How the folder stands with this member at `now` (ms):
+    /// `not-reached` (never, or not in the last minute), `no-replica`,
+    /// `failing`, `syncing` or `in-sync`.
+    pub fn state(&self, now: i64) -> &'static str {
+        if self.checked_at == 0 || now - self.checked_at > 60_000 {
+            "not-reached"
+        } else if self.error == NO_REPLICA {
+            "no-replica"
+        } else if !self.error.is_empty() && self.left_files == 0 {
+            "failing"
+        } else if self.left_files > 0 {
+            "syncing"
+        } else {
+            "in-sync"
+        }
+    }
+}
+
 impl Catalog {
     /// Entries of a folder changed after sequence `since`, in order, at
     /// most `limit`.
