@@ -253,7 +253,12 @@ async fn dispatch(fabric: &Fabric, cmd: Command) -> anyhow::Result<()> {
                 println!("no folder on this node");
             }
             for key in keys {
-                let states = fabric.sync_status(&system, &key).await?;
+                let states = match fabric.sync_status(&system, &key).await {
+                    Err(fabric::FabricError::NotFound | fabric::FabricError::Invalid(_)) => {
+                        bail!("no folder {key} on this node; `glow folder list` shows them")
+                    }
+                    other => other?,
+                };
                 println!("{key}");
                 let others: Vec<_> = members
                     .iter()
