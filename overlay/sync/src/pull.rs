@@ -79,6 +79,9 @@ async fn pull_member(fabric: Fabric, peers: Peers, conns: Conns, member: String)
         }
     };
     lock(&conns).insert(member.clone(), conn.clone());
+    // A folder whose changes keep failing is asked less often: after n
+    // failing rounds in a row, it waits 2^n rounds (at most 64).
+    let mut backoff: HashMap<String, (u32, u32)> = HashMap::new();
     while conn.close_reason().is_none() {
         let others: Vec<Connection> = lock(&conns)
             .iter()
@@ -86,6 +89,11 @@ async fn pull_member(fabric: Fabric, peers: Peers, conns: Conns, member: String)
             .map(|(_, c)| c.clone())
             .collect();
         for r in fabric.replicas() {
+            let (_, wait) = backoff.entry(r.key.clone()).or_default();
+            if *wait > 0 {
+                *wait -= 1;
+                continue;
+            }
             let counted = Arc::new(AtomicU64::new(0));
             let pulled = RECEIVED
                 .scope(
@@ -94,6 +102,14 @@ async fn pull_member(fabric: Fabric, peers: Peers, conns: Conns, member: String)
                 )
                 .await;
             let got = counted.load(Ordering::Relaxed);
+            let failing = !matches!(pulled, Ok((0, _)) | Err(PullError::NoReplica));
+            let (fails, wait) = backoff.entry(r.key.clone()).or_default();
+            if failing {
+                *fails = (*fails + 1).min(6);
+                *wait = (1 << *fails) - 1;
+            } else {
+                (*fails, *wait) = (0, 0);
+            }
             let noted = match pulled {
                 Ok((files, bytes)) => {
                     let why = if files > 0 {
@@ -152,9 +168,13 @@ async fn pull_folder(
     member: &str,
     key: &str,
 ) -> Result<(i64, i64), PullError> {
+    let cursor = fabric.sync_cursor(key, member).await?;
+    let mut since = cursor.as_ref().map_or(0, |c| c.1);
+    // Once an entry fails, the cursor stays before it (it is tried again
+    // next round) but reading goes on: what follows is not held up.
+    let mut held = false;
+    let mut left_all = (0i64, 0i64);
     loop {
-        let cursor = fabric.sync_cursor(key, member).await?;
-        let since = cursor.as_ref().map_or(0, |c| c.1);
         let asked = ask(
             conn,
             &SyncRequest::Index {
@@ -184,9 +204,11 @@ async fn pull_folder(
         if let Some((known, seq)) = &cursor
             && *known != index_id
             && *seq > 0
+            && since == *seq
         {
             // The member made its replica again: read it from the start.
             fabric.set_sync_cursor(key, member, &index_id, 0).await?;
+            since = 0;
             continue;
         }
         if !entries.is_empty() {
@@ -201,14 +223,22 @@ async fn pull_folder(
                 .await?;
         }
         let (last, left) = apply_batch(fabric, conn, others, member, key, entries, since).await;
-        // Past what the member left out too, unless something failed.
-        let last = if left.0 == 0 { last.max(until) } else { last };
-        fabric
-            .set_sync_cursor(key, member, &index_id, last.max(since))
-            .await?;
-        if !more || last <= since {
-            return Ok(left);
+        left_all = (
+            left_all.0.saturating_add(left.0),
+            left_all.1.saturating_add(left.1),
+        );
+        if !held {
+            // Past what the member left out too, unless something failed.
+            let to = if left.0 == 0 { last.max(until) } else { last };
+            fabric
+                .set_sync_cursor(key, member, &index_id, to.max(since))
+                .await?;
+            held = left.0 > 0;
         }
+        if !more || until <= since {
+            return Ok(left_all);
+        }
+        since = until;
     }
 }
 
