@@ -167,6 +167,14 @@ fn decide(local: Option<&EntryRow>, r: &RemoteEntry) -> Decision {
     }
 }
 
+/// Gives `file` the other replica's modification time (ns since the
+/// epoch; none before it).
+fn set_mtime(file: &std::fs::File, mtime_ns: i64) -> Result<()> {
+    let ns = u64::try_from(mtime_ns).unwrap_or(0);
+    file.set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_nanos(ns))?;
+    Ok(())
+}
+
 /// `dir/name.sync-conflict-YYYYMMDD-HHMMSS-<node>.ext` for a content of
 /// `path` made at `mtime_ns` by `node`.
 pub fn conflict_name(path: &RelPath, mtime_ns: i64, node: &str) -> Result<RelPath> {
@@ -498,9 +506,7 @@ impl Fabric {
             let mut reader = std::io::BufReader::with_capacity(256 * 1024, &*file);
             std::io::copy(&mut reader, &mut hasher)?;
             file.sync_all()?;
-            let when = std::time::UNIX_EPOCH
-                + std::time::Duration::from_nanos(u64::try_from(mtime).unwrap_or(0));
-            file.set_modified(when)?;
+            set_mtime(&file, mtime)?;
             Ok(ContentHash::from(hasher.finalize()))
         })
         .await?;
@@ -569,13 +575,7 @@ impl Fabric {
             )));
         }
         let (f, mtime) = (file.clone(), e.mtime_ns);
-        blocking(move || {
-            let when = std::time::UNIX_EPOCH
-                + std::time::Duration::from_nanos(u64::try_from(mtime).unwrap_or(0));
-            f.set_modified(when)?;
-            Ok(())
-        })
-        .await?;
+        blocking(move || set_mtime(&f, mtime)).await?;
         Ok(Staged {
             parent,
             tmp,
@@ -841,7 +841,7 @@ impl Fabric {
         };
         let _lease = self.inner.blobs.lease().await?;
         if let Some(old) = old {
-            self.keep_version(folder, rel, old, "sync", FRONT, FRONT, None)
+            self.keep_version(folder, rel, old, FRONT, FRONT, FRONT, None)
                 .await?;
         }
         let f = s.file.clone();
