@@ -367,12 +367,8 @@ async fn fetch_and_apply(
         ranges = gaps.map_err(|err| PullError::Refused(err.to_string()))?;
     }
     if !ranges.is_empty() {
-        let (mut send, mut recv) = conn
-            .open_bi()
-            .await
-            .map_err(|err| WireError::Connection(err.to_string()))?;
-        wire::send_message(
-            &mut send,
+        let mut recv = request(
+            conn,
             &SyncRequest::Blocks {
                 folder: key.to_owned(),
                 hash: root,
@@ -458,12 +454,8 @@ async fn fetch_outboard_now(
     root: [u8; 32],
     size: u64,
 ) -> Result<Option<blocks::Outboard>, PullError> {
-    let (mut send, mut recv) = conn
-        .open_bi()
-        .await
-        .map_err(|err| WireError::Connection(err.to_string()))?;
-    wire::send_message(
-        &mut send,
+    let mut recv = request(
+        conn,
         &SyncRequest::Outboard {
             folder: key.to_owned(),
             hash: root,
@@ -487,14 +479,21 @@ async fn fetch_outboard_now(
     Ok(blocks::outboard_from(root, size, data))
 }
 
+/// Sends one request on a new stream; the answer comes on the stream
+/// returned.
+async fn request(conn: &Connection, q: &SyncRequest) -> Result<peers::RecvStream, WireError> {
+    let (mut send, recv) = conn
+        .open_bi()
+        .await
+        .map_err(|e| WireError::Connection(e.to_string()))?;
+    wire::send_message(&mut send, q).await?;
+    Ok(recv)
+}
+
 /// Asks one question on a new stream and reads the whole answer.
 async fn ask(conn: &Connection, q: &SyncRequest) -> Result<SyncResponse, WireError> {
     let exchange = async {
-        let (mut send, mut recv) = conn
-            .open_bi()
-            .await
-            .map_err(|e| WireError::Connection(e.to_string()))?;
-        wire::send_message(&mut send, q).await?;
+        let mut recv = request(conn, q).await?;
         wire::read_message(&mut recv).await
     };
     tokio::time::timeout(Duration::from_secs(60), exchange)

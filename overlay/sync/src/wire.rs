@@ -7,15 +7,13 @@
 //! [`SyncResponse`]) and then the outboard, or the bao-encoded blocks
 //! ([`crate::blocks`]), to the stream's end; every block is checked
 //! against the content's BLAKE3 hash as it arrives. Postcard (serde's compact binary
-//! form, the one iroh itself uses) is also what `peers` speaks: one codec
-//! for the whole overlay.
+//! form, the one iroh itself uses) is also what `peers` speaks: one codec,
+//! and one pair of message helpers (`peers::wire`), for the whole overlay.
 
 use peers::{RecvStream, SendStream};
 use serde::{Deserialize, Serialize};
 use tokio::io::AsyncReadExt;
 
-/// The largest request, or index answer, either side reads.
-pub const MAX_MESSAGE: usize = 8 << 20;
 /// The largest content header.
 const MAX_HEADER: usize = 4096;
 
@@ -104,38 +102,10 @@ pub struct WireEntry {
     pub sequence: u64,
 }
 
-/// Why an exchange failed.
-#[derive(Debug, thiserror::Error)]
-pub enum WireError {
-    /// The connection or stream broke.
-    #[error("connection: {0}")]
-    Connection(String),
-    /// The other side sent something that is not a message.
-    #[error("malformed message: {0}")]
-    Malformed(String),
-}
+pub use peers::wire::{WireError, read_message, send_message};
 
 fn conn_err(e: impl std::fmt::Display) -> WireError {
     WireError::Connection(e.to_string())
-}
-
-/// Reads one whole message (the rest of the stream).
-pub async fn read_message<T: serde::de::DeserializeOwned>(
-    recv: &mut RecvStream,
-) -> Result<T, WireError> {
-    let bytes = recv.read_to_end(MAX_MESSAGE).await.map_err(conn_err)?;
-    postcard::from_bytes(&bytes).map_err(|e| WireError::Malformed(e.to_string()))
-}
-
-/// Writes `message` and finishes the stream.
-pub async fn send_message<T: Serialize>(
-    send: &mut SendStream,
-    message: &T,
-) -> Result<(), WireError> {
-    let bytes = postcard::to_allocvec(message).map_err(|e| WireError::Malformed(e.to_string()))?;
-    send.write_all(&bytes).await.map_err(conn_err)?;
-    send.finish().map_err(conn_err)?;
-    Ok(())
 }
 
 /// Writes a length-prefixed header (the stream stays open for content).

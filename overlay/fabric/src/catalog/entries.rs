@@ -79,13 +79,19 @@ pub struct NewEntry<'a> {
     pub deleted: bool,
 }
 
-/// Writes `e` as the entry of its path with sequence `seq`.
+/// Writes `e` as the entry of its path, with the folder's next sequence
+/// number.
 pub(crate) async fn upsert_entry(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     folder_id: &str,
     e: &NewEntry<'_>,
-    seq: i64,
 ) -> FabricResult<()> {
+    let seq: i64 = sqlx::query_scalar(
+        "UPDATE folders SET sequence = sequence + 1 WHERE id = $1 RETURNING sequence",
+    )
+    .bind(folder_id)
+    .fetch_one(&mut **tx)
+    .await?;
     sqlx::query(
         "INSERT INTO entries (folder_id, path, kind, size, mtime_ns, hash, version_vector, sequence, deleted, modified_by) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
@@ -177,12 +183,6 @@ impl Catalog {
         deleted: bool,
     ) -> FabricResult<()> {
         let mut tx = self.pool.begin().await?;
-        let seq: i64 = sqlx::query_scalar(
-            "UPDATE folders SET sequence = sequence + 1 WHERE id = $1 RETURNING sequence",
-        )
-        .bind(folder_id)
-        .fetch_one(&mut *tx)
-        .await?;
         let old: Option<String> = sqlx::query_scalar(
             "SELECT version_vector FROM entries WHERE folder_id = $1 AND path = $2",
         )
@@ -202,7 +202,7 @@ impl Catalog {
             modified_by: &node.to_string(),
             deleted,
         };
-        upsert_entry(&mut tx, folder_id, &row, seq).await?;
+        upsert_entry(&mut tx, folder_id, &row).await?;
         tx.commit().await?;
         Ok(())
     }

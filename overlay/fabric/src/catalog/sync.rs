@@ -90,13 +90,7 @@ impl Catalog {
     /// bumped here) with the folder's next sequence number.
     pub async fn put_entry(&self, folder_id: &str, e: &NewEntry<'_>) -> Result<()> {
         let mut tx = self.pool.begin().await?;
-        let seq: i64 = sqlx::query_scalar(
-            "UPDATE folders SET sequence = sequence + 1 WHERE id = $1 RETURNING sequence",
-        )
-        .bind(folder_id)
-        .fetch_one(&mut *tx)
-        .await?;
-        upsert_entry(&mut tx, folder_id, e, seq).await?;
+        upsert_entry(&mut tx, folder_id, e).await?;
         tx.commit().await?;
         Ok(())
     }
